@@ -1,0 +1,179 @@
+//! The API's one error shape, `{"error":{"code","message","details"}}`, and the table from
+//! each stable code to its HTTP status. Every failure a client can meet, from a bad key to a
+//! body that is not JSON or a route that does not exist, is answered in this shape.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::auth::AuthError;
+use crate::domain::Invalid;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("no route matches {method} {path}")]
+    RouteNotFound { method: String, path: String },
+    #[error("{method} is not allowed on this resource")]
+    MethodNotAllowed { method: String },
+    #[error("{0}")]
+    InvalidJson(String),
+    #[error("{0}")]
+    InvalidBody(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("the body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("the request is not valid: {0}")]
+    Validation(Invalid),
+    #[error("{0}")]
+    InvalidPath(String),
+    #[error("{0}")]
+    InvalidQuery(String),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("the request took longer than {0} ms")]
+    Timeout(u64),
+    #[error("the service cannot reach its database")]
+    Unavailable,
+    #[error("internal error")]
+    Internal,
+}
+
+/// The wire form.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable, snake_case.
+    pub code: &'static str,
+    /// For people; may change between versions.
+    pub message: String,
+    /// Structured help where there is some (e.g. the fields that failed validation).
+    #[schema(value_type = Object)]
+    pub details: Value,
+}
+
+impl ApiError {
+    /// The code table: each code, its status.
+    pub fn code_and_status(&self) -> (&'static str, StatusCode) {
+        match self {
+            ApiError::Unauthorized(_) => ("unauthorized", StatusCode::UNAUTHORIZED),
+            ApiError::Forbidden(_) => ("forbidden", StatusCode::FORBIDDEN),
+            ApiError::NotFound(_) => ("not_found", StatusCode::NOT_FOUND),
+            ApiError::RouteNotFound { .. } => ("route_not_found", StatusCode::NOT_FOUND),
+            ApiError::MethodNotAllowed { .. } => ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED),
+            ApiError::InvalidJson(_) => ("invalid_json", StatusCode::BAD_REQUEST),
+            ApiError::InvalidBody(_) => ("invalid_body", StatusCode::BAD_REQUEST),
+            ApiError::UnsupportedMediaType(_) => ("unsupported_media_type", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            ApiError::PayloadTooLarge { .. } => ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE),
+            ApiError::Validation(_) => ("validation_failed", StatusCode::UNPROCESSABLE_ENTITY),
+            ApiError::InvalidPath(_) => ("invalid_path", StatusCode::BAD_REQUEST),
+            ApiError::InvalidQuery(_) => ("invalid_query", StatusCode::BAD_REQUEST),
+            ApiError::Conflict { code, .. } => (code, StatusCode::CONFLICT),
+            ApiError::Timeout(_) => ("timeout", StatusCode::SERVICE_UNAVAILABLE),
+            ApiError::Unavailable => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
+            ApiError::Internal => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
+        }
+    }
+
+    fn details(&self) -> Value {
+        match self {
+            ApiError::Validation(invalid) => json!({ "fields": invalid.errors() }),
+            ApiError::PayloadTooLarge { limit } => json!({ "limit_bytes": limit }),
+            _ => Value::Null,
+        }
+    }
+
+    pub fn not_found(what: impl std::fmt::Display) -> Self {
+        ApiError::NotFound(format!("{what} was not found"))
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code_and_status().1
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (code, status) = self.code_and_status();
+        let mut response = HttpResponse::build(status);
+        if status == StatusCode::UNAUTHORIZED {
+            response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        response.json(ErrorBody { error: ErrorDetail { code, message: self.to_string(), details: self.details() } })
+    }
+}
+
+impl From<Invalid> for ApiError {
+    fn from(invalid: Invalid) -> Self {
+        ApiError::Validation(invalid)
+    }
+}
+
+impl From<validator::ValidationErrors> for ApiError {
+    fn from(errors: validator::ValidationErrors) -> Self {
+        let mut invalid = Invalid::new();
+        collect_validation(&errors, "", &mut invalid);
+        ApiError::Validation(invalid)
+    }
+}
+
+fn collect_validation(errors: &validator::ValidationErrors, prefix: &str, invalid: &mut Invalid) {
+    use validator::ValidationErrorsKind;
+    for (field, kind) in errors.errors() {
+        let path = if prefix.is_empty() { field.to_string() } else { format!("{prefix}.{field}") };
+        match kind {
+            ValidationErrorsKind::Field(list) => {
+                for e in list {
+                    let message = e.message.as_ref().map(|m| m.to_string()).unwrap_or_else(|| e.code.to_string());
+                    invalid.push(path.clone(), message);
+                }
+            }
+            ValidationErrorsKind::Struct(inner) => collect_validation(inner, &path, invalid),
+            ValidationErrorsKind::List(items) => {
+                for (index, inner) in items {
+                    collect_validation(inner, &format!("{path}[{index}]"), invalid);
+                }
+            }
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Missing | AuthError::Invalid | AuthError::Revoked => ApiError::Unauthorized(e.to_string()),
+            AuthError::Forbidden(_) => ApiError::Forbidden(e.to_string()),
+            AuthError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => {
+                tracing::warn!(error = %e, "store unavailable");
+                ApiError::Unavailable
+            }
+            StoreError::CurrencyMismatch { .. } => {
+                ApiError::Conflict { code: "currency_mismatch", message: e.to_string() }
+            }
+            other => {
+                tracing::error!(error = %other, "store failure");
+                ApiError::Internal
+            }
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! Operational endpoints, open without a key: liveness, readiness, metrics, the API schema.
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use super::extract::resource;
+use super::{ApiError, openapi};
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/healthz").route(web::get().to(healthz)))
+        .service(resource("/readyz").route(web::get().to(readyz)))
+        .service(resource("/metrics").route(web::get().to(metrics)))
+        .service(resource("/openapi.json").route(web::get().to(openapi_json)));
+}
+
+/// The process is up.
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// The process can serve: its store answers.
+async fn readyz(store: web::Data<dyn Store>) -> Result<HttpResponse, ApiError> {
+    store.ping().await.map_err(|e| {
+        tracing::warn!(error = %e, "readiness check failed");
+        ApiError::Unavailable
+    })?;
+    Ok(HttpResponse::Ok().json(json!({ "status": "ready", "store": store.backend() })))
+}
+
+async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(metrics.render())
+}
+
+async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(openapi::document())
+}

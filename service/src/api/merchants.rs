@@ -1,0 +1,194 @@
+//! `/v1/merchants`: the operator (`admin`) creates merchants and issues, lists and revokes
+//! their keys. A key's secret is in the response to its creation and nowhere else, ever.
+//! Admin keys themselves come from configuration or the first start (see the README).
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use validator::{Validate, ValidationError};
+
+use super::extract::resource;
+use super::{ApiError, ErrorBody};
+use crate::auth::{self, Authenticator, Principal, Role, Roles};
+use crate::domain::{Invalid, KeyId, MerchantId};
+use crate::store::{Merchant, Store, StoredKey};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/v1/merchants").route(web::post().to(create_merchant)))
+        .service(resource("/v1/merchants/{merchant_id}").route(web::get().to(get_merchant)))
+        .service(
+            resource("/v1/merchants/{merchant_id}/keys")
+                .route(web::post().to(create_key))
+                .route(web::get().to(list_keys)),
+        )
+        .service(resource("/v1/merchants/{merchant_id}/keys/{key_id}").route(web::delete().to(revoke_key)));
+}
+
+fn not_blank(value: &str) -> Result<(), ValidationError> {
+    if value.trim().is_empty() {
+        return Err(ValidationError::new("blank").with_message("must not be blank".into()));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMerchant {
+    #[validate(length(min = 1, max = 200, message = "must be 1 to 200 characters"), custom(function = "not_blank"))]
+    pub name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MerchantView {
+    pub id: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Merchant> for MerchantView {
+    fn from(m: Merchant) -> Self {
+        Self { id: m.id.to_string(), name: m.name, created_at: m.created_at }
+    }
+}
+
+#[derive(Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    /// One or more of `merchant`, `feed`, `checkout`, `auditor`.
+    #[validate(length(min = 1, max = 4, message = "give 1 to 4 roles"))]
+    pub roles: Vec<Role>,
+    /// A note for people, e.g. "checkout eu-west".
+    #[validate(length(max = 100, message = "at most 100 characters"))]
+    pub label: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KeyView {
+    pub id: String,
+    pub merchant_id: Option<String>,
+    pub roles: Vec<Role>,
+    pub label: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<&StoredKey> for KeyView {
+    fn from(k: &StoredKey) -> Self {
+        Self {
+            id: k.id.to_string(),
+            merchant_id: k.merchant.map(|m| m.to_string()),
+            roles: k.roles.iter().collect(),
+            label: k.label.clone(),
+            created_at: k.created_at,
+            revoked_at: k.revoked_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct IssuedKeyView {
+    #[serde(flatten)]
+    pub key: KeyView,
+    /// The bearer token. Shown once: only its hash is kept.
+    #[serde(rename = "key")]
+    pub token: String,
+}
+
+fn merchant_id(text: &str) -> Result<MerchantId, ApiError> {
+    MerchantId::parse(text).map_err(|e| ApiError::InvalidPath(e.to_string()))
+}
+
+async fn existing_merchant(store: &dyn Store, text: &str) -> Result<Merchant, ApiError> {
+    let id = merchant_id(text)?;
+    store.merchant(id).await?.ok_or_else(|| ApiError::not_found(format!("merchant {id}")))
+}
+
+/// Create a merchant.
+#[utoipa::path(post, path = "/v1/merchants", tag = "merchants", request_body = NewMerchant,
+    security(("bearer" = [])),
+    responses((status = 201, body = MerchantView), (status = "4XX", body = ErrorBody)))]
+pub async fn create_merchant(
+    principal: Principal,
+    store: web::Data<dyn Store>,
+    body: web::Json<NewMerchant>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(&[Role::Admin])?;
+    body.validate()?;
+    let merchant = store.create_merchant(body.name.trim()).await?;
+    tracing::info!(merchant_id = %merchant.id, "merchant created");
+    Ok(HttpResponse::Created().json(MerchantView::from(merchant)))
+}
+
+/// Read a merchant.
+#[utoipa::path(get, path = "/v1/merchants/{merchant_id}", tag = "merchants", security(("bearer" = [])),
+    responses((status = 200, body = MerchantView), (status = "4XX", body = ErrorBody)))]
+pub async fn get_merchant(
+    principal: Principal,
+    store: web::Data<dyn Store>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(&[Role::Admin])?;
+    let merchant = existing_merchant(store.as_ref(), &path).await?;
+    Ok(HttpResponse::Ok().json(MerchantView::from(merchant)))
+}
+
+/// Issue a key for a merchant. The response holds the secret, once.
+#[utoipa::path(post, path = "/v1/merchants/{merchant_id}/keys", tag = "merchants", request_body = NewKey,
+    security(("bearer" = [])),
+    responses((status = 201, body = IssuedKeyView), (status = "4XX", body = ErrorBody)))]
+pub async fn create_key(
+    principal: Principal,
+    store: web::Data<dyn Store>,
+    path: web::Path<String>,
+    body: web::Json<NewKey>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(&[Role::Admin])?;
+    let merchant = existing_merchant(store.as_ref(), &path).await?;
+    body.validate()?;
+    if body.roles.contains(&Role::Admin) {
+        return Err(Invalid::one("roles", "a merchant's key cannot hold the admin role").into());
+    }
+    let issued = auth::issue(Some(merchant.id), Roles::of(&body.roles), body.label.clone());
+    store.insert_key(&issued.stored).await?;
+    tracing::info!(merchant_id = %merchant.id, key_id = %issued.stored.id, "key issued");
+    Ok(HttpResponse::Created().json(IssuedKeyView { key: KeyView::from(&issued.stored), token: issued.token }))
+}
+
+/// List a merchant's keys (never their secrets), newest first.
+#[utoipa::path(get, path = "/v1/merchants/{merchant_id}/keys", tag = "merchants", security(("bearer" = [])),
+    responses((status = 200, body = [KeyView]), (status = "4XX", body = ErrorBody)))]
+pub async fn list_keys(
+    principal: Principal,
+    store: web::Data<dyn Store>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(&[Role::Admin])?;
+    let merchant = existing_merchant(store.as_ref(), &path).await?;
+    let keys = store.keys(Some(merchant.id)).await?;
+    Ok(HttpResponse::Ok().json(keys.iter().map(KeyView::from).collect::<Vec<_>>()))
+}
+
+/// Revoke a key. It stops working at once on this replica, and within the key cache's
+/// lifetime on the others. Revoking twice is harmless.
+#[utoipa::path(delete, path = "/v1/merchants/{merchant_id}/keys/{key_id}", tag = "merchants",
+    security(("bearer" = [])),
+    responses((status = 200, body = KeyView), (status = "4XX", body = ErrorBody)))]
+pub async fn revoke_key(
+    principal: Principal,
+    store: web::Data<dyn Store>,
+    authenticator: web::Data<Authenticator>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(&[Role::Admin])?;
+    let (merchant_text, key_text) = path.into_inner();
+    let merchant = existing_merchant(store.as_ref(), &merchant_text).await?;
+    let key_id = KeyId::parse(&key_text).map_err(|e| ApiError::InvalidPath(e.to_string()))?;
+    let key = store
+        .revoke_key(Some(merchant.id), key_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("key {key_id}")))?;
+    authenticator.forget(key_id);
+    tracing::info!(merchant_id = %merchant.id, key_id = %key_id, "key revoked");
+    Ok(HttpResponse::Ok().json(KeyView::from(&key)))
+}

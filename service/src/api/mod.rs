@@ -1,0 +1,26 @@
+//! The HTTP API, v1: one file per resource, each with its `configure`.
+
+mod error;
+mod extract;
+mod health;
+mod merchants;
+mod middleware;
+pub mod openapi;
+mod products;
+
+use actix_web::web;
+
+pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use middleware::observe;
+
+/// Registers every route, the extractor settings, and the fallback for unknown routes.
+pub fn configure(json_limit: usize) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(extract::json_config(json_limit))
+            .app_data(extract::query_config())
+            .configure(health::configure)
+            .configure(merchants::configure)
+            .configure(products::configure)
+            .default_service(web::to(extract::route_not_found));
+    }
+}

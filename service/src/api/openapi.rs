@@ -1,0 +1,41 @@
+//! The OpenAPI document, generated from the handlers and types themselves.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{merchants, products};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Pricing API", description = "Dynamic pricing with merchant rules in a WebAssembly sandbox."),
+    paths(
+        merchants::create_merchant,
+        merchants::get_merchant,
+        merchants::create_key,
+        merchants::list_keys,
+        merchants::revoke_key,
+        products::put_product,
+        products::get_product,
+        products::delete_product,
+        products::list_products,
+    ),
+    components(schemas(super::ErrorBody, crate::domain::Rounding)),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}

@@ -1,0 +1,216 @@
+//! `/v1/products`: a merchant's catalogue. `merchant` keys write; `merchant` and `auditor`
+//! keys read. Another merchant's product answers 404, exactly like one that does not exist.
+
+use actix_web::{HttpResponse, web};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+use validator::Validate;
+
+use super::extract::resource;
+use super::{ApiError, ErrorBody};
+use crate::auth::{Principal, Role};
+use crate::domain::{GuardrailsInput, Product, ProductDraft, Sku};
+use crate::store::{CurrentPrice, Store, Upserted};
+
+pub const DEFAULT_PAGE: u32 = 100;
+pub const MAX_PAGE: u32 = 1000;
+
+const WRITE: &[Role] = &[Role::Merchant];
+const READ: &[Role] = &[Role::Merchant, Role::Auditor];
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/v1/products").route(web::get().to(list_products))).service(
+        resource("/v1/products/{sku}")
+            .route(web::put().to(put_product))
+            .route(web::get().to(get_product))
+            .route(web::delete().to(delete_product)),
+    );
+}
+
+#[derive(Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProductBody {
+    /// ISO 4217 code; fixed once the product exists.
+    #[validate(length(equal = 3, message = "an ISO 4217 code has 3 letters"))]
+    pub currency: String,
+    /// What the product costs the merchant, in minor units.
+    pub cost_minor: i64,
+    /// The price in force until a rule sets another, in minor units.
+    pub base_price_minor: i64,
+    #[serde(default)]
+    pub guardrails: GuardrailsInput,
+    /// Flat object of strings, numbers and booleans.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub attributes: Map<String, Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PriceView {
+    pub price_minor: i64,
+    pub currency: String,
+    pub version: i64,
+    pub effective_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProductView {
+    pub sku: String,
+    pub currency: String,
+    pub cost_minor: i64,
+    pub base_price_minor: i64,
+    pub guardrails: GuardrailsInput,
+    #[schema(value_type = Object)]
+    pub attributes: Map<String, Value>,
+    /// Incremented on every change of the product.
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The price in force now (its base price until a rule sets another); left out of lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price: Option<PriceView>,
+}
+
+impl ProductView {
+    fn new(product: Product, price: Option<CurrentPrice>) -> Self {
+        Self {
+            sku: product.sku.to_string(),
+            currency: product.currency().to_string(),
+            cost_minor: product.cost.minor(),
+            base_price_minor: product.base_price.minor(),
+            guardrails: product.guardrails.as_input().clone(),
+            attributes: product.attributes.as_map().clone(),
+            version: product.version,
+            created_at: product.created_at,
+            updated_at: product.updated_at,
+            price: price.map(|p| PriceView {
+                price_minor: p.price.minor(),
+                currency: p.price.currency().to_string(),
+                version: p.version,
+                effective_at: p.effective_at,
+            }),
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    pub limit: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProductPage {
+    pub items: Vec<ProductView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+fn sku_from_path(text: &str) -> Result<Sku, ApiError> {
+    Sku::parse(text).map_err(|e| ApiError::InvalidPath(e.to_string()))
+}
+
+/// Create or replace a product. 201 when created, 200 when replaced or unchanged.
+#[utoipa::path(put, path = "/v1/products/{sku}", tag = "products", request_body = ProductBody,
+    security(("bearer" = [])),
+    responses((status = 200, body = ProductView), (status = 201, body = ProductView), (status = "4XX", body = ErrorBody)))]
+pub async fn put_product(
+    principal: Principal,
+    store: web::Data<dyn Store>,
+    path: web::Path<String>,
+    body: web::Json<ProductBody>,
+) -> Result<HttpResponse, ApiError> {
+    let merchant = principal.merchant_with(WRITE)?;
+    let sku = sku_from_path(&path)?;
+    body.validate()?;
+    let body = body.into_inner();
+    let draft = ProductDraft::parse(
+        sku,
+        &body.currency,
+        body.cost_minor,
+        body.base_price_minor,
+        body.guardrails,
+        body.attributes,
+    )?;
+    let (product, outcome) = store.upsert_product(merchant, &draft).await?;
+    let price = store.current_price(merchant, &product.sku).await?;
+    let view = ProductView::new(product, price);
+    Ok(match outcome {
+        Upserted::Created => HttpResponse::Created().json(view),
+        Upserted::Updated | Upserted::Unchanged => HttpResponse::Ok().json(view),
+    })
+}
+
+/// Read a product with the price in force.
+#[utoipa::path(get, path = "/v1/products/{sku}", tag = "products", security(("bearer" = [])),
+    responses((status = 200, body = ProductView), (status = "4XX", body = ErrorBody)))]
+pub async fn get_product(
+    principal: Principal,
+    store: web::Data<dyn Store>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let merchant = principal.merchant_with(READ)?;
+    let sku = sku_from_path(&path)?;
+    let product = store.product(merchant, &sku).await?.ok_or_else(|| ApiError::not_found(format!("product {sku}")))?;
+    let price = store.current_price(merchant, &sku).await?;
+    Ok(HttpResponse::Ok().json(ProductView::new(product, price)))
+}
+
+/// Delete a product. Its decision history is kept.
+#[utoipa::path(delete, path = "/v1/products/{sku}", tag = "products", security(("bearer" = [])),
+    responses((status = 204), (status = "4XX", body = ErrorBody)))]
+pub async fn delete_product(
+    principal: Principal,
+    store: web::Data<dyn Store>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let merchant = principal.merchant_with(WRITE)?;
+    let sku = sku_from_path(&path)?;
+    if store.delete_product(merchant, &sku).await? {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::not_found(format!("product {sku}")))
+    }
+}
+
+/// List products in SKU order, a page at a time.
+#[utoipa::path(get, path = "/v1/products", tag = "products", params(ListQuery), security(("bearer" = [])),
+    responses((status = 200, body = ProductPage), (status = "4XX", body = ErrorBody)))]
+pub async fn list_products(
+    principal: Principal,
+    store: web::Data<dyn Store>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let merchant = principal.merchant_with(READ)?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::InvalidQuery(format!("limit must be between 1 and {MAX_PAGE}")));
+    }
+    let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    // One extra row tells whether another page follows.
+    let mut products = store.products(merchant, after.as_ref(), limit + 1).await?;
+    let next_cursor = (products.len() > limit as usize).then(|| {
+        products.truncate(limit as usize);
+        encode_cursor(&products[products.len() - 1].sku)
+    });
+    let items = products.into_iter().map(|p| ProductView::new(p, None)).collect();
+    Ok(HttpResponse::Ok().json(ProductPage { items, next_cursor }))
+}
+
+fn encode_cursor(sku: &Sku) -> String {
+    URL_SAFE_NO_PAD.encode(sku.as_str())
+}
+
+fn decode_cursor(cursor: &str) -> Result<Sku, ApiError> {
+    let bad = || ApiError::InvalidQuery("cursor is not one this service issued".into());
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    Sku::parse(&text).map_err(|_| bad())
+}

@@ -1,0 +1,200 @@
+//! Settings: built-in defaults, then an optional TOML file, then `PRICING_*` variables.
+//!
+//! Nested keys use `__` in variables: `[http] request_timeout_ms` is
+//! `PRICING_HTTP__REQUEST_TIMEOUT_MS`. The README lists every setting.
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A secret from configuration. It never appears in `Debug` output, so in no log either.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// `PRICING_LISTEN`: address the HTTP server binds (port 0 picks a free port).
+    pub listen: String,
+    /// `PRICING_DATABASE_URL`: `sqlite://path` (created if missing) or `postgres://...`.
+    pub database_url: String,
+    /// `PRICING_ADMIN_KEY`: accepted as the bootstrap `admin` key (at least 16 characters).
+    pub admin_key: Option<Secret>,
+    pub log: LogSettings,
+    pub http: HttpSettings,
+    pub store: StoreSettings,
+    pub auth: AuthSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    /// `pretty` for people, `json` for log pipelines.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `pricing=debug,info`; `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    /// Longest time a handler may run before the caller gets a `timeout` error.
+    pub request_timeout_ms: u64,
+    /// Longest time a client may take to send its request head.
+    pub client_request_timeout_ms: u64,
+    /// Largest JSON body accepted, in bytes.
+    pub json_limit_bytes: usize,
+    /// How long in-flight requests may finish after SIGTERM.
+    pub shutdown_timeout_secs: u64,
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StoreSettings {
+    pub max_connections: u32,
+    /// How long to wait for a connection (or, on SQLite, a write lock) before failing.
+    pub acquire_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    /// How long a verified key stays cached. A key revoked on this replica stops at once;
+    /// on other replicas it stops within this time.
+    pub key_cache_ttl_secs: u64,
+}
+
+impl HttpSettings {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Settings {
+    /// Defaults, overlaid with `file` (when given) and then with `PRICING_*` variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut builder =
+            config::Config::builder().add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::from(path).required(true));
+        }
+        let settings: Settings = builder
+            .add_source(
+                config::Environment::with_prefix("PRICING").prefix_separator("_").separator("__").try_parsing(true),
+            )
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| ConfigError(e.to_string()))?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// The built-in defaults alone: what `cargo run` uses and what tests start from.
+    pub fn defaults() -> Self {
+        config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .expect("the built-in defaults deserialize")
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if let Some(key) = &self.admin_key
+            && key.expose().chars().count() < 16
+        {
+            return Err(ConfigError("PRICING_ADMIN_KEY must be at least 16 characters".into()));
+        }
+        if self.http.json_limit_bytes == 0 || self.http.request_timeout_ms == 0 {
+            return Err(ConfigError("http limits must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
+const DEFAULTS: &str = r#"
+listen = "127.0.0.1:8080"
+database_url = "sqlite://data/pricing.db"
+
+[log]
+format = "pretty"
+filter = "info"
+
+[http]
+request_timeout_ms = 10000
+client_request_timeout_ms = 5000
+json_limit_bytes = 262144
+shutdown_timeout_secs = 30
+workers = 0
+
+[store]
+max_connections = 16
+acquire_timeout_ms = 5000
+
+[auth]
+key_cache_ttl_secs = 10
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_operating_contract() {
+        let s = Settings::defaults();
+        assert_eq!(s.listen, "127.0.0.1:8080");
+        assert_eq!(s.database_url, "sqlite://data/pricing.db");
+        assert!(s.admin_key.is_none());
+    }
+
+    #[test]
+    fn a_file_overrides_defaults_and_secrets_stay_out_of_debug_output() {
+        let dir = std::env::temp_dir().join(format!("pricing-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pricing.toml");
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:9000\"\nadmin_key = \"a-very-secret-admin-key\"\n[http]\nworkers = 3\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&path)).unwrap();
+        assert_eq!(s.listen, "0.0.0.0:9000");
+        assert_eq!(s.http.workers, 3);
+        assert_eq!(s.http.request_timeout_ms, 10000);
+        assert!(!format!("{s:?}").contains("a-very-secret"));
+    }
+
+    #[test]
+    fn a_short_admin_key_is_refused() {
+        let dir = std::env::temp_dir().join(format!("pricing-config-short-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pricing.toml");
+        std::fs::write(&path, "admin_key = \"short\"\n").unwrap();
+        assert!(Settings::load(Some(&path)).is_err());
+    }
+}

@@ -1,0 +1,12 @@
+//! The dynamic pricing service as a library: the `pricing` binary is a thin shell around it,
+//! and the black-box tests start it in-process with [`startup::Application`].
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod metrics;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,81 @@
+//! Service metrics, recorded through the OpenTelemetry metrics API and read two ways: as
+//! Prometheus text on `/metrics` (always) and over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is
+//! set. Each `Application` has its own registry, so tests running several apps in one process
+//! see only their own numbers.
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Histogram, MeterProvider as _};
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use prometheus::{Encoder, Registry, TextEncoder};
+
+use crate::telemetry;
+
+pub struct Metrics {
+    registry: Registry,
+    provider: SdkMeterProvider,
+    http_requests: Counter<u64>,
+    http_duration: Histogram<f64>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let prometheus = opentelemetry_prometheus::exporter()
+            .with_registry(registry.clone())
+            .without_target_info()
+            .build()
+            .expect("a fresh registry accepts the exporter");
+        let mut builder = SdkMeterProvider::builder().with_resource(telemetry::resource()).with_reader(prometheus);
+        if telemetry::otlp_enabled() {
+            match opentelemetry_otlp::MetricExporter::builder().with_http().build() {
+                Ok(exporter) => builder = builder.with_periodic_exporter(exporter),
+                Err(e) => tracing::warn!(error = %e, "OTLP metric export disabled"),
+            }
+        }
+        let provider = builder.build();
+        let meter = provider.meter(telemetry::SERVICE_NAME);
+        let http_requests = meter
+            .u64_counter("http.server.requests")
+            .with_description("HTTP requests answered, by route and status")
+            .build();
+        let http_duration = meter
+            .f64_histogram("http.server.request.duration")
+            .with_unit("s")
+            .with_description("Time to answer an HTTP request")
+            .with_boundaries(vec![
+                0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                2.5, 5.0, 10.0,
+            ])
+            .build();
+        Self { registry, provider, http_requests, http_duration }
+    }
+
+    pub fn record_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let attributes = [
+            KeyValue::new("http.request.method", method.to_owned()),
+            KeyValue::new("http.route", route.to_owned()),
+            KeyValue::new("http.response.status_code", i64::from(status)),
+        ];
+        self.http_requests.add(1, &attributes);
+        self.http_duration.record(seconds, &attributes);
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("text encoding into memory does not fail");
+        String::from_utf8(out).expect("the text exposition is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Metrics {
+    fn drop(&mut self) {
+        let _ = self.provider.shutdown();
+    }
+}

@@ -1,0 +1,107 @@
+//! Building and running the service: open the store, make sure an operator can get in, bind
+//! the listener, serve until SIGTERM or SIGINT (actix-web's graceful shutdown finishes the
+//! requests in flight), then close the store.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpServer, web};
+
+use crate::api;
+use crate::auth::{self, Authenticator, Role, Roles};
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::store::{self, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {address}: {source}")]
+    Listen { address: String, source: std::io::Error },
+}
+
+pub struct Application {
+    server: Server,
+    port: u16,
+    store: Arc<dyn Store>,
+    generated_admin_key: Option<String>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let store = store::connect(&settings.database_url, &settings.store).await?;
+        let generated_admin_key = bootstrap_admin_key(store.as_ref(), &settings).await?;
+        let listen_error = |source| StartupError::Listen { address: settings.listen.clone(), source };
+        let listener = TcpListener::bind(&settings.listen).map_err(listen_error)?;
+        let port = listener.local_addr().map_err(listen_error)?.port();
+        let server = serve(listener, store.clone(), &settings).map_err(listen_error)?;
+        tracing::info!(port, backend = store.backend(), "pricing service listening");
+        Ok(Self { server, port, store, generated_admin_key })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    /// The admin key made on a first start with none configured; to be shown once.
+    pub fn generated_admin_key(&self) -> Option<&str> {
+        self.generated_admin_key.as_deref()
+    }
+
+    /// Stops the server from another task (tests use it to simulate a restart).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let served = self.server.await;
+        self.store.close().await;
+        tracing::info!("pricing service stopped");
+        served
+    }
+}
+
+/// With no admin key configured and none stored, makes one: only its hash is kept.
+async fn bootstrap_admin_key(store: &dyn Store, settings: &Settings) -> Result<Option<String>, StoreError> {
+    if settings.admin_key.is_some() || store.count_active_admin_keys().await? > 0 {
+        return Ok(None);
+    }
+    let issued = auth::issue(None, Roles::of(&[Role::Admin]), Some("bootstrap".into()));
+    store.insert_key(&issued.stored).await?;
+    Ok(Some(issued.token))
+}
+
+fn serve(listener: TcpListener, store: Arc<dyn Store>, settings: &Settings) -> std::io::Result<Server> {
+    let authenticator = web::Data::new(Authenticator::new(
+        store.clone(),
+        settings.admin_key.as_ref().map(|k| k.expose()),
+        Duration::from_secs(settings.auth.key_cache_ttl_secs),
+    ));
+    let store: web::Data<dyn Store> = web::Data::from(store);
+    let metrics = web::Data::new(Metrics::new());
+    let http = web::Data::new(settings.http.clone());
+    let json_limit = settings.http.json_limit_bytes;
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .wrap(actix_web::middleware::from_fn(api::observe))
+            .app_data(store.clone())
+            .app_data(authenticator.clone())
+            .app_data(metrics.clone())
+            .app_data(http.clone())
+            .configure(api::configure(json_limit))
+    })
+    .listen(listener)?
+    .client_request_timeout(Duration::from_millis(settings.http.client_request_timeout_ms))
+    .shutdown_timeout(settings.http.shutdown_timeout_secs);
+    if settings.http.workers > 0 {
+        server = server.workers(settings.http.workers);
+    }
+    Ok(server.run())
+}

@@ -1,0 +1,35 @@
+//! PostgreSQL, for production and for several replicas sharing one truth.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use super::rows::{KeyRow, MerchantRow, PriceRow, ProductRow, convert_all};
+use super::sql::impl_store_with_shared_sql;
+use super::{CurrentPrice, Merchant, StoreError, StoredKey, Upserted, now};
+use crate::config::StoreSettings;
+use crate::domain::{KeyId, MerchantId, Product, ProductDraft, Sku};
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    pub async fn connect(url: &str, settings: &StoreSettings) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)?.application_name("pricing");
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+impl_store_with_shared_sql!(PostgresStore, "postgres");

@@ -1,0 +1,125 @@
+//! Rows as the databases return them, and their conversion into domain values. Stored data
+//! is parsed again on the way out: a row that no longer parses is reported, never served.
+
+use crate::auth::Roles;
+use crate::domain::{Attributes, Currency, Guardrails, KeyId, MerchantId, Money, Product, Sku};
+
+use super::{CurrentPrice, Merchant, StoreError, StoredKey, from_micros};
+
+fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {detail}"))
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct MerchantRow {
+    id: String,
+    name: String,
+    created_at: i64,
+}
+
+impl TryFrom<MerchantRow> for Merchant {
+    type Error = StoreError;
+    fn try_from(row: MerchantRow) -> Result<Self, StoreError> {
+        Ok(Merchant {
+            id: MerchantId::parse(&row.id).map_err(|e| corrupt("merchant id", e))?,
+            name: row.name,
+            created_at: from_micros(row.created_at),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct KeyRow {
+    id: String,
+    merchant_id: Option<String>,
+    roles: String,
+    secret_sha256: String,
+    label: Option<String>,
+    created_at: i64,
+    revoked_at: Option<i64>,
+}
+
+impl TryFrom<KeyRow> for StoredKey {
+    type Error = StoreError;
+    fn try_from(row: KeyRow) -> Result<Self, StoreError> {
+        let mut secret_sha256 = [0u8; 32];
+        hex::decode_to_slice(&row.secret_sha256, &mut secret_sha256).map_err(|e| corrupt("key hash", e))?;
+        Ok(StoredKey {
+            id: KeyId::parse(&row.id).map_err(|e| corrupt("key id", e))?,
+            merchant: row
+                .merchant_id
+                .as_deref()
+                .map(MerchantId::parse)
+                .transpose()
+                .map_err(|e| corrupt("key merchant", e))?,
+            roles: Roles::from_text(&row.roles).ok_or_else(|| corrupt("key roles", &row.roles))?,
+            secret_sha256,
+            label: row.label,
+            created_at: from_micros(row.created_at),
+            revoked_at: row.revoked_at.map(from_micros),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ProductRow {
+    sku: String,
+    currency: String,
+    cost_minor: i64,
+    base_price_minor: i64,
+    guardrails: String,
+    attributes: String,
+    version: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<ProductRow> for Product {
+    type Error = StoreError;
+    fn try_from(row: ProductRow) -> Result<Self, StoreError> {
+        let currency = Currency::parse(&row.currency).map_err(|e| corrupt("product currency", e))?;
+        let guardrails = serde_json::from_str(&row.guardrails)
+            .map_err(|e| corrupt("guardrails", e))
+            .and_then(|input| Guardrails::parse(input).map_err(|e| corrupt("guardrails", e)))?;
+        let attributes = serde_json::from_str(&row.attributes)
+            .map_err(|e| corrupt("attributes", e))
+            .and_then(|map| Attributes::parse(map).map_err(|e| corrupt("attributes", e)))?;
+        Ok(Product {
+            sku: Sku::parse(&row.sku).map_err(|e| corrupt("sku", e))?,
+            cost: Money::new(row.cost_minor, currency),
+            base_price: Money::new(row.base_price_minor, currency),
+            guardrails,
+            attributes,
+            version: row.version,
+            created_at: from_micros(row.created_at),
+            updated_at: from_micros(row.updated_at),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct PriceRow {
+    sku: String,
+    price_minor: i64,
+    currency: String,
+    version: i64,
+    effective_at: i64,
+}
+
+impl TryFrom<PriceRow> for CurrentPrice {
+    type Error = StoreError;
+    fn try_from(row: PriceRow) -> Result<Self, StoreError> {
+        let currency = Currency::parse(&row.currency).map_err(|e| corrupt("price currency", e))?;
+        Ok(CurrentPrice {
+            sku: Sku::parse(&row.sku).map_err(|e| corrupt("sku", e))?,
+            price: Money::new(row.price_minor, currency),
+            version: row.version,
+            effective_at: from_micros(row.effective_at),
+        })
+    }
+}
+
+/// Converts every row, failing on the first that does not parse.
+pub(super) fn convert_all<R, T: TryFrom<R, Error = StoreError>>(rows: Vec<R>) -> Result<Vec<T>, StoreError> {
+    rows.into_iter().map(T::try_from).collect()
+}
