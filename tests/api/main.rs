@@ -1,1 +1,14 @@
+//! Black-box tests of the HTTP API: the service bound to port 0, real HTTP over a socket, a
+//! fresh database per test (SQLite file or PostgreSQL database).
 
+#[path = "../common/mod.rs"]
+mod common;
+
+mod errors;
+mod health;
+mod helpers;
+mod isolation;
+mod merchants;
+mod process;
+mod products;
+mod restart;

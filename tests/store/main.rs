@@ -1,1 +1,218 @@
+//! The store test suite: one set of tests, generic over the `Store` trait, run against both
+//! backends (an SQLite file and a PostgreSQL database, fresh for each test).
 
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::sync::Arc;
+
+use common::{Backend, fresh_database};
+use pricing::auth::{self, Role, Roles};
+use pricing::config::Settings;
+use pricing::domain::{GuardrailsInput, MerchantId, ProductDraft, Sku};
+use pricing::store::{self, Store, StoreError, Upserted};
+use serde_json::{Map, Value, json};
+
+async fn open(backend: Backend) -> Arc<dyn Store> {
+    let db = fresh_database(backend).await;
+    store::connect(&db.url, &Settings::defaults().store).await.expect("a fresh database opens and migrates")
+}
+
+fn draft(sku: &str, currency: &str, cost: i64, base: i64) -> ProductDraft {
+    draft_with(sku, currency, cost, base, json!({}), json!({}))
+}
+
+fn draft_with(sku: &str, currency: &str, cost: i64, base: i64, guardrails: Value, attributes: Value) -> ProductDraft {
+    let guardrails: GuardrailsInput = serde_json::from_value(guardrails).unwrap();
+    let attributes: Map<String, Value> = serde_json::from_value(attributes).unwrap();
+    ProductDraft::parse(Sku::parse(sku).unwrap(), currency, cost, base, guardrails, attributes).unwrap()
+}
+
+fn sku(s: &str) -> Sku {
+    Sku::parse(s).unwrap()
+}
+
+async fn a_store_reports_its_backend_and_answers_pings(backend: Backend) {
+    let store = open(backend).await;
+    store.ping().await.unwrap();
+    assert_eq!(store.backend(), if backend == Backend::Sqlite { "sqlite" } else { "postgres" });
+}
+
+async fn opening_an_already_migrated_database_again_works(backend: Backend) {
+    let db = fresh_database(backend).await;
+    let settings = Settings::defaults().store;
+    let first = store::connect(&db.url, &settings).await.unwrap();
+    let merchant = first.create_merchant("Acme").await.unwrap();
+    first.close().await;
+    let second = store::connect(&db.url, &settings).await.unwrap();
+    assert_eq!(second.merchant(merchant.id).await.unwrap(), Some(merchant));
+}
+
+async fn merchants_round_trip(backend: Backend) {
+    let store = open(backend).await;
+    let created = store.create_merchant("Acme GmbH").await.unwrap();
+    assert_eq!(store.merchant(created.id).await.unwrap(), Some(created));
+    assert_eq!(store.merchant(MerchantId::generate()).await.unwrap(), None);
+}
+
+async fn keys_round_trip_and_revoke_idempotently(backend: Backend) {
+    let store = open(backend).await;
+    let merchant = store.create_merchant("Acme").await.unwrap();
+    let issued = auth::issue(Some(merchant.id), Roles::of(&[Role::Merchant, Role::Checkout]), Some("pos".into()));
+    store.insert_key(&issued.stored).await.unwrap();
+    assert_eq!(store.key(issued.stored.id).await.unwrap(), Some(issued.stored.clone()));
+
+    let revoked = store.revoke_key(Some(merchant.id), issued.stored.id).await.unwrap().unwrap();
+    let first_revocation = revoked.revoked_at.expect("revoked");
+    let again = store.revoke_key(Some(merchant.id), issued.stored.id).await.unwrap().unwrap();
+    assert_eq!(again.revoked_at, Some(first_revocation), "a second revocation keeps the first time");
+
+    let other = store.create_merchant("Other").await.unwrap();
+    assert_eq!(store.revoke_key(Some(other.id), issued.stored.id).await.unwrap(), None);
+    assert_eq!(store.revoke_key(None, issued.stored.id).await.unwrap(), None);
+}
+
+async fn keys_are_listed_per_merchant_and_admin_keys_are_counted(backend: Backend) {
+    let store = open(backend).await;
+    let a = store.create_merchant("A").await.unwrap();
+    let b = store.create_merchant("B").await.unwrap();
+    for _ in 0..3 {
+        store.insert_key(&auth::issue(Some(a.id), Roles::of(&[Role::Feed]), None).stored).await.unwrap();
+    }
+    store.insert_key(&auth::issue(Some(b.id), Roles::of(&[Role::Feed]), None).stored).await.unwrap();
+    assert_eq!(store.count_active_admin_keys().await.unwrap(), 0);
+    let admin = auth::issue(None, Roles::of(&[Role::Admin]), None);
+    store.insert_key(&admin.stored).await.unwrap();
+
+    assert_eq!(store.keys(Some(a.id)).await.unwrap().len(), 3);
+    assert_eq!(store.keys(Some(b.id)).await.unwrap().len(), 1);
+    assert_eq!(store.keys(None).await.unwrap(), vec![admin.stored.clone()]);
+    assert_eq!(store.count_active_admin_keys().await.unwrap(), 1);
+    store.revoke_key(None, admin.stored.id).await.unwrap();
+    assert_eq!(store.count_active_admin_keys().await.unwrap(), 0);
+}
+
+async fn an_upsert_creates_then_updates_then_changes_nothing(backend: Backend) {
+    let store = open(backend).await;
+    let m = store.create_merchant("Acme").await.unwrap().id;
+    let first = draft_with("tee-1", "EUR", 1200, 1999, json!({"floor_minor": 1300}), json!({"brand": "acme"}));
+    let (created, outcome) = store.upsert_product(m, &first).await.unwrap();
+    assert_eq!(outcome, Upserted::Created);
+    assert_eq!((created.version, created.cost.minor(), created.base_price.minor()), (1, 1200, 1999));
+    assert_eq!(created.guardrails.floor_minor(), Some(1300));
+    assert_eq!(store.product(m, &sku("tee-1")).await.unwrap(), Some(created.clone()));
+
+    let (same, outcome) = store.upsert_product(m, &first).await.unwrap();
+    assert_eq!(outcome, Upserted::Unchanged);
+    assert_eq!(same, created);
+
+    let (updated, outcome) = store.upsert_product(m, &draft("tee-1", "EUR", 1250, 1999)).await.unwrap();
+    assert_eq!(outcome, Upserted::Updated);
+    assert_eq!((updated.version, updated.cost.minor()), (2, 1250));
+    assert_eq!(updated.created_at, created.created_at);
+    assert!(updated.guardrails.floor_minor().is_none(), "a PUT replaces the guardrails");
+}
+
+async fn a_products_currency_cannot_change_and_nothing_is_written(backend: Backend) {
+    let store = open(backend).await;
+    let m = store.create_merchant("Acme").await.unwrap().id;
+    let (original, _) = store.upsert_product(m, &draft("tee-1", "EUR", 1200, 1999)).await.unwrap();
+    let err = store.upsert_product(m, &draft("tee-1", "JPY", 120, 1980)).await.unwrap_err();
+    assert!(matches!(err, StoreError::CurrencyMismatch { existing, .. } if existing.code() == "EUR"), "{err}");
+    assert_eq!(store.product(m, &sku("tee-1")).await.unwrap(), Some(original));
+    assert_eq!(store.current_price(m, &sku("tee-1")).await.unwrap().unwrap().price.minor(), 1999);
+}
+
+async fn the_base_price_stays_in_force_and_follows_changes(backend: Backend) {
+    let store = open(backend).await;
+    let m = store.create_merchant("Acme").await.unwrap().id;
+    store.upsert_product(m, &draft("tee-1", "JPY", 1000, 1980)).await.unwrap();
+    let price = store.current_price(m, &sku("tee-1")).await.unwrap().unwrap();
+    assert_eq!((price.price.minor(), price.price.currency().code(), price.version), (1980, "JPY", 1));
+
+    // A cost change leaves the price alone.
+    store.upsert_product(m, &draft("tee-1", "JPY", 1100, 1980)).await.unwrap();
+    assert_eq!(store.current_price(m, &sku("tee-1")).await.unwrap().unwrap().version, 1);
+
+    store.upsert_product(m, &draft("tee-1", "JPY", 1100, 2480)).await.unwrap();
+    let moved = store.current_price(m, &sku("tee-1")).await.unwrap().unwrap();
+    assert_eq!((moved.price.minor(), moved.version), (2480, 2));
+    assert!(moved.effective_at >= price.effective_at);
+}
+
+async fn products_page_in_byte_order_without_gaps_or_repeats(backend: Backend) {
+    let store = open(backend).await;
+    let m = store.create_merchant("Acme").await.unwrap().id;
+    let skus = ["b", "A", "a", "B", "a-1", "a.1", "a:1", "a_1", "Z9", "0"];
+    for s in skus {
+        store.upsert_product(m, &draft(s, "EUR", 1, 2)).await.unwrap();
+    }
+    let mut expected: Vec<&str> = skus.to_vec();
+    expected.sort_unstable(); // byte order, on both backends
+    let mut seen = Vec::new();
+    let mut after: Option<Sku> = None;
+    loop {
+        let page = store.products(m, after.as_ref(), 3).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = Some(page.last().unwrap().sku.clone());
+        seen.extend(page.into_iter().map(|p| p.sku.to_string()));
+    }
+    assert_eq!(seen, expected);
+}
+
+async fn products_belong_to_their_merchant_only(backend: Backend) {
+    let store = open(backend).await;
+    let a = store.create_merchant("A").await.unwrap().id;
+    let b = store.create_merchant("B").await.unwrap().id;
+    store.upsert_product(a, &draft("shared-sku", "EUR", 1, 100)).await.unwrap();
+    store.upsert_product(b, &draft("shared-sku", "USD", 1, 200)).await.unwrap();
+    assert_eq!(store.product(a, &sku("shared-sku")).await.unwrap().unwrap().base_price.minor(), 100);
+    assert_eq!(store.product(b, &sku("shared-sku")).await.unwrap().unwrap().base_price.minor(), 200);
+    assert_eq!(store.products(a, None, 10).await.unwrap().len(), 1);
+    assert!(store.delete_product(a, &sku("shared-sku")).await.unwrap());
+    assert!(store.product(b, &sku("shared-sku")).await.unwrap().is_some());
+}
+
+async fn a_deleted_product_and_its_price_are_gone(backend: Backend) {
+    let store = open(backend).await;
+    let m = store.create_merchant("Acme").await.unwrap().id;
+    store.upsert_product(m, &draft("tee-1", "EUR", 1, 2)).await.unwrap();
+    assert!(store.delete_product(m, &sku("tee-1")).await.unwrap());
+    assert_eq!(store.product(m, &sku("tee-1")).await.unwrap(), None);
+    assert_eq!(store.current_price(m, &sku("tee-1")).await.unwrap(), None);
+    assert!(!store.delete_product(m, &sku("tee-1")).await.unwrap(), "deleting twice finds nothing");
+    // The SKU can be created again, from version 1.
+    let (again, outcome) = store.upsert_product(m, &draft("tee-1", "USD", 1, 3)).await.unwrap();
+    assert_eq!((outcome, again.version), (Upserted::Created, 1));
+}
+
+async fn concurrent_writers_to_one_product_lose_no_update(backend: Backend) {
+    let store = open(backend).await;
+    let m = store.create_merchant("Acme").await.unwrap().id;
+    store.upsert_product(m, &draft("hot", "EUR", 0, 1)).await.unwrap();
+    let writers = (1..=20).map(|cost| {
+        let store = store.clone();
+        tokio::spawn(async move { store.upsert_product(m, &draft("hot", "EUR", cost, 1)).await })
+    });
+    for writer in writers {
+        writer.await.unwrap().expect("every concurrent write succeeds");
+    }
+    assert_eq!(store.product(m, &sku("hot")).await.unwrap().unwrap().version, 21, "each write bumped the version once");
+}
+
+both_backends! {
+    a_store_reports_its_backend => a_store_reports_its_backend_and_answers_pings;
+    reopening_a_migrated_database => opening_an_already_migrated_database_again_works;
+    merchants_round_trip => merchants_round_trip;
+    keys_round_trip => keys_round_trip_and_revoke_idempotently;
+    keys_are_listed_per_merchant => keys_are_listed_per_merchant_and_admin_keys_are_counted;
+    upsert_outcomes => an_upsert_creates_then_updates_then_changes_nothing;
+    currency_is_fixed => a_products_currency_cannot_change_and_nothing_is_written;
+    base_price_in_force => the_base_price_stays_in_force_and_follows_changes;
+    pagination_order => products_page_in_byte_order_without_gaps_or_repeats;
+    merchant_scoping => products_belong_to_their_merchant_only;
+    deletion => a_deleted_product_and_its_price_are_gone;
+    concurrent_writers => concurrent_writers_to_one_product_lose_no_update;
+}

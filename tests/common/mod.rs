@@ -1,0 +1,90 @@
+//! Test support shared by the test binaries: a fresh database per test, on either backend.
+//!
+//! PostgreSQL is required, not optional: when it cannot be reached the tests fail and say
+//! so, they never skip. `PRICING_TEST_POSTGRES_URL` points at a server where the tests may
+//! create databases (default: the local server with trust auth).
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use sqlx::Connection;
+
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database made for one test: an SQLite file in its own folder, or a PostgreSQL database
+/// named `pricing_test_<id>`.
+#[derive(Debug, Clone)]
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    /// The test's own folder (for SQLite, the database lives in it).
+    pub dir: PathBuf,
+}
+
+pub fn postgres_server_url() -> String {
+    std::env::var("PRICING_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned())
+}
+
+pub async fn fresh_database(backend: Backend) -> TestDb {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let dir = std::env::temp_dir().join("pricing-tests").join(&id);
+    std::fs::create_dir_all(&dir).expect("the temp folder is writable");
+    let url = match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.join("pricing.db").display()),
+        Backend::Postgres => {
+            let server = postgres_server_url();
+            let mut conn = sqlx::PgConnection::connect(&server).await.unwrap_or_else(|e| {
+                panic!(
+                    "PostgreSQL is not reachable at {server}: {e}\n\
+                     The test suite runs every store test on PostgreSQL too. Start the server \
+                     or set PRICING_TEST_POSTGRES_URL."
+                )
+            });
+            let name = format!("pricing_test_{id}");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .expect("the test user may create databases");
+            conn.close().await.ok();
+            replace_database(&server, &name)
+        }
+    };
+    TestDb { backend, url, dir }
+}
+
+/// The server URL with its database name replaced.
+fn replace_database(server: &str, name: &str) -> String {
+    let (base, query) = server.split_once('?').map_or((server, None), |(b, q)| (b, Some(q)));
+    let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// Runs a test body once per backend: `both_backends!(name, body_fn)` makes `name::sqlite`
+/// and `name::postgres`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident => $body:ident;)+) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$body($crate::common::Backend::Sqlite).await
+                }
+                #[tokio::test]
+                async fn postgres() {
+                    super::$body($crate::common::Backend::Postgres).await
+                }
+            }
+        )+
+    };
+}
