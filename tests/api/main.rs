@@ -11,4 +11,5 @@ mod isolation;
 mod merchants;
 mod process;
 mod products;
+mod readme;
 mod restart;

@@ -276,3 +276,45 @@ async fn traces_and_metrics_reach_an_otlp_collector_when_one_is_configured() {
     service.sigterm();
     assert!(service.wait_exit().await.0);
 }
+
+#[tokio::test]
+async fn the_migrate_command_prepares_a_database_and_exits() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let db = fresh_database(backend).await;
+        let output = Command::new(env!("CARGO_BIN_EXE_pricing"))
+            .arg("migrate")
+            .env_clear()
+            .env("PRICING_DATABASE_URL", &db.url)
+            .current_dir(&db.dir)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+        let name = if backend == Backend::Sqlite { "sqlite" } else { "postgres" };
+        assert!(stdout.contains(&format!("{name} database is migrated")), "{stdout}");
+        // The schema is in place: the store opens without migrating anything further.
+        let store = pricing::store::connect(&db.url, &pricing::config::Settings::defaults().store).await.unwrap();
+        assert!(store.create_merchant("After migrate").await.is_ok());
+    }
+}
+
+#[tokio::test]
+async fn a_bad_setting_stops_the_binary_with_a_clear_message() {
+    let output = Command::new(env!("CARGO_BIN_EXE_pricing"))
+        .arg("serve")
+        .env_clear()
+        .env("PRICING_ADMIN_KEY", "short")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("PRICING_ADMIN_KEY must be at least 16 characters"));
+    let output = Command::new(env!("CARGO_BIN_EXE_pricing"))
+        .arg("serve")
+        .env_clear()
+        .env("PRICING_DATABASE_URL", "mysql://nope")
+        .env("PRICING_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unsupported database URL `mysql`"));
+}
