@@ -48,6 +48,7 @@ pub struct Settings {
     pub http: HttpSettings,
     pub store: StoreSettings,
     pub auth: AuthSettings,
+    pub sandbox: SandboxSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -84,6 +85,29 @@ pub struct AuthSettings {
     /// How long a verified key stays cached. A key revoked on this replica stops at once;
     /// on other replicas it stops within this time.
     pub key_cache_ttl_secs: u64,
+}
+
+/// Limits on merchants' rules (see DESIGN.md, "Sandbox limits").
+#[derive(Debug, Clone, Deserialize)]
+pub struct SandboxSettings {
+    /// Largest rule upload, in bytes.
+    pub max_module_bytes: usize,
+    /// Fuel (roughly, wasm instructions) one evaluation may burn: a deterministic stop.
+    pub fuel_per_evaluation: u64,
+    /// Wall-clock limit of one evaluation, in milliseconds (epoch interruption).
+    pub deadline_ms: u64,
+    /// Largest linear memory of a rule instance, in bytes.
+    pub memory_bytes: usize,
+    /// Largest table of a rule instance, in elements.
+    pub table_elements: usize,
+    /// Wasm stack a rule may use, in bytes.
+    pub stack_bytes: usize,
+    /// Bytes of log a rule may write per evaluation.
+    pub log_bytes: usize,
+    /// Bytes of explanation a decision may carry.
+    pub explanation_bytes: usize,
+    /// Rule instances that may exist at once (the pooling allocator's slots).
+    pub instance_pool: u32,
 }
 
 impl HttpSettings {
@@ -158,6 +182,17 @@ acquire_timeout_ms = 5000
 
 [auth]
 key_cache_ttl_secs = 10
+
+[sandbox]
+max_module_bytes = 1048576
+fuel_per_evaluation = 10000000
+deadline_ms = 10
+memory_bytes = 16777216
+table_elements = 10000
+stack_bytes = 524288
+log_bytes = 1024
+explanation_bytes = 512
+instance_pool = 128
 "#;
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod metrics;
+pub mod sandbox;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -18,9 +18,14 @@ pub struct Attributes(Map<String, Value>);
 
 impl Attributes {
     pub fn parse(object: Map<String, Value>) -> Result<Self, Invalid> {
+        Self::parse_named("attributes", object)
+    }
+
+    /// Parses any flat object of this shape (rule parameters too), naming problems after `field`.
+    pub fn parse_named(field: &str, object: Map<String, Value>) -> Result<Self, Invalid> {
         let mut invalid = Invalid::new();
         if object.len() > MAX_ATTRIBUTES {
-            invalid.push("attributes", format!("at most {MAX_ATTRIBUTES} attributes, got {}", object.len()));
+            invalid.push(field, format!("at most {MAX_ATTRIBUTES} entries, got {}", object.len()));
         }
         for (key, value) in &object {
             let key_ok = !key.is_empty()
@@ -28,17 +33,17 @@ impl Attributes {
                 && key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-'));
             if !key_ok {
                 invalid.push(
-                    format!("attributes.{key}"),
+                    format!("{field}.{key}"),
                     format!("keys are 1 to {MAX_ATTRIBUTE_KEY_LEN} of a-z, 0-9, `_`, `.`, `-`"),
                 );
             }
             match value {
                 Value::String(s) if s.chars().count() > MAX_ATTRIBUTE_TEXT_LEN => invalid.push(
-                    format!("attributes.{key}"),
+                    format!("{field}.{key}"),
                     format!("text values are at most {MAX_ATTRIBUTE_TEXT_LEN} characters"),
                 ),
                 Value::String(_) | Value::Number(_) | Value::Bool(_) => {}
-                _ => invalid.push(format!("attributes.{key}"), "values are strings, numbers or booleans"),
+                _ => invalid.push(format!("{field}.{key}"), "values are strings, numbers or booleans"),
             }
         }
         invalid.or_ok(|| Self(object))

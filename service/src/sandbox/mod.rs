@@ -1,0 +1,112 @@
+//! The sandbox that runs merchants' pricing rules: wasmtime with the component model.
+//!
+//! One [`Engine`] per process with the pooling allocator; a rule is compiled once, at upload
+//! ([`Sandbox::compile`]), into an `InstancePre` ([`PreparedRule`]) and a serialized artifact
+//! that a restart loads without recompiling ([`Sandbox::load`]). Each evaluation gets a fresh
+//! `Store` with fuel (a deterministic stop), an epoch deadline (a wall-clock stop, ticked every
+//! millisecond by a background thread), memory and table limits, and a bounded log. A trap
+//! never escapes: it becomes an [`EvalError`] of its own kind.
+
+mod bindings;
+mod context;
+mod run;
+mod upload;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+pub use context::{CompetitorOffer, Demand, OutputError, OutputLimits, RuleContext, RuleDecision, check_decision};
+pub use run::{EvalError, EvalStats, Evaluation};
+pub use upload::{CompiledRule, PreparedRule, UploadError};
+
+use crate::config::SandboxSettings;
+use run::HostState;
+
+/// Tags a decision may carry, and their size.
+pub const MAX_TAGS: usize = 16;
+pub const MAX_TAG_BYTES: usize = 64;
+
+/// Epoch ticks per millisecond of deadline: the ticker advances the epoch once a millisecond.
+const TICK: Duration = Duration::from_millis(1);
+
+#[derive(Debug, thiserror::Error)]
+#[error("the rule sandbox cannot start: {0}")]
+pub struct SandboxError(String);
+
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<HostState>,
+    settings: SandboxSettings,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Sandbox {
+    pub fn new(settings: &SandboxSettings) -> Result<Self, SandboxError> {
+        let slots = settings.instance_pool.max(1);
+        let mut pool = PoolingAllocationConfig::default();
+        // A component made from a wit-bindgen module holds up to three core instances (the
+        // module and the shims that lower `log`), one memory and two tables.
+        pool.total_component_instances(slots)
+            .total_core_instances(slots * 4)
+            .total_memories(slots)
+            .total_tables(slots * 3)
+            .max_core_instances_per_component(4)
+            .max_memories_per_component(1)
+            .max_tables_per_component(3)
+            .max_memories_per_module(1)
+            .max_memory_size(settings.memory_bytes)
+            .table_elements(settings.table_elements);
+        let mut config = Config::new();
+        config
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(settings.stack_bytes)
+            .wasm_multi_memory(false)
+            .memory_reservation(settings.memory_bytes as u64)
+            .memory_reservation_for_growth(0)
+            .memory_guard_size(64 * 1024)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(|e| SandboxError(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        bindings::Policy::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+            .map_err(|e| SandboxError(format!("{e:#}")))?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        start_epoch_ticker(engine.clone(), ticker_stop.clone());
+        Ok(Self { engine, linker, settings: settings.clone(), ticker_stop })
+    }
+
+    pub fn settings(&self) -> &SandboxSettings {
+        &self.settings
+    }
+
+    fn output_limits(&self) -> OutputLimits {
+        OutputLimits {
+            explanation_bytes: self.settings.explanation_bytes,
+            max_tags: MAX_TAGS,
+            tag_bytes: MAX_TAG_BYTES,
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Advances the engine's epoch every millisecond, so a deadline of N ms is N ticks.
+fn start_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) {
+    std::thread::Builder::new()
+        .name("rule-epoch-ticker".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(TICK);
+                engine.increment_epoch();
+            }
+        })
+        .expect("a thread for the epoch ticker starts");
+}

@@ -1,0 +1,123 @@
+//! Accepting a rule: size and format checks, refusal of any import but the interface's own
+//! `log`, conversion of a wit-bindgen core module into a component, compilation, and the
+//! check that it exports the rule interface. All of this happens at upload, never on the
+//! request path.
+
+use std::time::{Duration, Instant};
+
+use wasmparser::Parser;
+use wasmtime::component::Component;
+
+use super::Sandbox;
+use super::bindings::PolicyPre;
+use super::run::HostState;
+
+/// The interface's log function: the one function a rule may import.
+const LOG_IMPORT: &str = "log";
+/// The interface's own type definitions, which a component imports as an (empty) instance.
+const TYPES_IMPORT: &str = "pricing:policy/types@1.0.0";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UploadError {
+    #[error("the module is {size} bytes; the limit is {limit}")]
+    TooLarge { size: usize, limit: usize },
+    #[error("the upload is not a WebAssembly module or component")]
+    NotWasm,
+    #[error("the module imports `{0}`; rules may import only the interface's `log` (no WASI, clock, network or files)")]
+    ForbiddenImport(String),
+    #[error("the module does not implement the pricing:policy@1.0.0 interface: {0}")]
+    NoInterface(String),
+    #[error("the module is not valid WebAssembly: {0}")]
+    Invalid(String),
+}
+
+/// A compiled rule ready to instantiate (cheap to clone).
+#[derive(Clone)]
+pub struct PreparedRule {
+    pub(super) pre: PolicyPre<HostState>,
+}
+
+/// The result of accepting an upload.
+pub struct CompiledRule {
+    /// The rule as a component (what is stored, and recompiled from if ever needed).
+    pub component: Vec<u8>,
+    /// Native code for this engine, so a restart loads the rule without compiling it again.
+    pub artifact: Vec<u8>,
+    pub compile_time: Duration,
+    pub rule: PreparedRule,
+}
+
+impl Sandbox {
+    pub fn compile(&self, upload: &[u8]) -> Result<CompiledRule, UploadError> {
+        let limit = self.settings.max_module_bytes;
+        if upload.len() > limit {
+            return Err(UploadError::TooLarge { size: upload.len(), limit });
+        }
+        let started = Instant::now();
+        let component_bytes = if Parser::is_component(upload) {
+            upload.to_vec()
+        } else if Parser::is_core_wasm(upload) {
+            check_core_imports(upload)?;
+            wit_component::ComponentEncoder::default()
+                .module(upload)
+                .and_then(|encoder| encoder.validate(true).encode())
+                .map_err(|e| UploadError::NoInterface(format!("{e:#}")))?
+        } else {
+            return Err(UploadError::NotWasm);
+        };
+        let component =
+            Component::new(&self.engine, &component_bytes).map_err(|e| UploadError::Invalid(format!("{e:#}")))?;
+        let rule = self.prepare(&component)?;
+        let artifact = component.serialize().map_err(|e| UploadError::Invalid(format!("{e:#}")))?;
+        Ok(CompiledRule { component: component_bytes, artifact, compile_time: started.elapsed(), rule })
+    }
+
+    /// Loads a stored rule: from its artifact when this engine can run it, else by compiling
+    /// its component again (after an upgrade of the service, say).
+    pub fn load(&self, artifact: &[u8], component: &[u8]) -> Result<PreparedRule, UploadError> {
+        // SAFETY: artifacts are produced by `Component::serialize` in `compile` and kept in the
+        // service's own store, which the service trusts as it trusts its own binary; wasmtime
+        // checks that the artifact was made by this version and configuration of the engine.
+        let loaded = unsafe { Component::deserialize(&self.engine, artifact) };
+        let component = match loaded {
+            Ok(component) => component,
+            Err(e) => {
+                tracing::info!(error = %e, "stored rule artifact not usable by this engine; recompiling");
+                Component::new(&self.engine, component).map_err(|e| UploadError::Invalid(format!("{e:#}")))?
+            }
+        };
+        self.prepare(&component)
+    }
+
+    fn prepare(&self, component: &Component) -> Result<PreparedRule, UploadError> {
+        let imports: Vec<String> = component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_owned())
+            .filter(|name| name != LOG_IMPORT && name != TYPES_IMPORT)
+            .collect();
+        if let Some(name) = imports.into_iter().next() {
+            return Err(UploadError::ForbiddenImport(name));
+        }
+        let instance_pre =
+            self.linker.instantiate_pre(component).map_err(|e| UploadError::NoInterface(format!("{e:#}")))?;
+        let pre = PolicyPre::new(instance_pre).map_err(|e| UploadError::NoInterface(format!("{e:#}")))?;
+        Ok(PreparedRule { pre })
+    }
+}
+
+/// A core module may import only the world's `log` (which wit-bindgen puts under `$root`).
+fn check_core_imports(module: &[u8]) -> Result<(), UploadError> {
+    for payload in Parser::new(0).parse_all(module) {
+        let payload = payload.map_err(|e| UploadError::Invalid(e.to_string()))?;
+        if let wasmparser::Payload::ImportSection(reader) = payload {
+            for import in reader.into_imports() {
+                let import = import.map_err(|e| UploadError::Invalid(e.to_string()))?;
+                if !(import.module == "$root" && import.name == LOG_IMPORT) {
+                    return Err(UploadError::ForbiddenImport(format!("{}::{}", import.module, import.name)));
+                }
+            }
+        }
+    }
+    Ok(())
+}
