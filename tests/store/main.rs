@@ -10,7 +10,7 @@ use common::{Backend, fresh_database};
 use pricing::auth::{self, Role, Roles};
 use pricing::config::Settings;
 use pricing::domain::{GuardrailsInput, MerchantId, ProductDraft, Sku};
-use pricing::store::{self, Store, StoreError, Upserted};
+use pricing::store::{self, NewRuleVersion, Store, StoreError, Upserted};
 use serde_json::{Map, Value, json};
 
 async fn open(backend: Backend) -> Arc<dyn Store> {
@@ -202,7 +202,93 @@ async fn concurrent_writers_to_one_product_lose_no_update(backend: Backend) {
     assert_eq!(store.product(m, &sku("hot")).await.unwrap().unwrap().version, 21, "each write bumped the version once");
 }
 
+fn code<'a>(sha: &'a str, wasm: &'a [u8]) -> NewRuleVersion<'a> {
+    NewRuleVersion { sha256: sha, wasm, component: b"component", artifact: b"artifact", compile_ms: 12 }
+}
+
+async fn rule_versions_number_from_one_and_the_same_bytes_are_one_version(backend: Backend) {
+    let store = open(backend).await;
+    let m = store.create_merchant("Acme").await.unwrap().id;
+    let (v1, created) = store.insert_rule_version(m, &code("aa", b"one")).await.unwrap();
+    assert!(created);
+    assert_eq!((v1.version, v1.size_bytes, v1.compile_ms), (1, 3, 12));
+    assert!(v1.params.is_empty());
+    let (v2, _) = store.insert_rule_version(m, &code("bb", b"two!")).await.unwrap();
+    assert_eq!(v2.version, 2);
+    let (again, created) = store.insert_rule_version(m, &code("aa", b"one")).await.unwrap();
+    assert!(!created);
+    assert_eq!(again, v1);
+    assert_eq!(store.rule_versions(m).await.unwrap(), vec![v1.clone(), v2]);
+    let stored = store.rule_code(m, 1).await.unwrap().unwrap();
+    assert_eq!((stored.component.as_slice(), stored.artifact.as_slice()), (&b"component"[..], &b"artifact"[..]));
+    // Another merchant numbers its own versions and sees none of these.
+    let other = store.create_merchant("Other").await.unwrap().id;
+    assert_eq!(store.rule_version(other, 1).await.unwrap(), None);
+    assert_eq!(store.insert_rule_version(other, &code("aa", b"one")).await.unwrap().0.version, 1);
+}
+
+async fn concurrent_uploads_get_distinct_versions(backend: Backend) {
+    let store = open(backend).await;
+    let m = store.create_merchant("Acme").await.unwrap().id;
+    let uploads = (0..8).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let sha = format!("sha-{i}");
+            store.insert_rule_version(m, &code(&sha, b"x")).await.map(|(v, _)| v.version)
+        })
+    });
+    let mut versions = Vec::new();
+    for upload in uploads {
+        versions.push(upload.await.unwrap().unwrap());
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=8).collect::<Vec<_>>());
+}
+
+async fn parameters_are_set_per_version(backend: Backend) {
+    let store = open(backend).await;
+    let m = store.create_merchant("Acme").await.unwrap().id;
+    store.insert_rule_version(m, &code("aa", b"one")).await.unwrap();
+    let params: Map<String, Value> = serde_json::from_value(json!({"margin_bps": 2500, "label": "x"})).unwrap();
+    let updated = store.set_rule_params(m, 1, &params).await.unwrap().unwrap();
+    assert_eq!(updated.params, params);
+    assert_eq!(store.rule_version(m, 1).await.unwrap().unwrap().params, params);
+    assert_eq!(store.set_rule_params(m, 9, &params).await.unwrap(), None);
+}
+
+async fn activation_and_rollback_walk_the_history(backend: Backend) {
+    let store = open(backend).await;
+    let m = store.create_merchant("Acme").await.unwrap().id;
+    for sha in ["a", "b", "c"] {
+        store.insert_rule_version(m, &code(sha, b"x")).await.unwrap();
+    }
+    assert_eq!(store.active_rule(m).await.unwrap(), None);
+    assert!(matches!(store.roll_back_rule(m).await, Err(StoreError::NothingToRollBack)));
+    assert!(matches!(store.activate_rule(m, 4).await, Err(StoreError::UnknownRuleVersion(4))));
+
+    for version in [1, 2, 3] {
+        assert_eq!(store.activate_rule(m, version).await.unwrap().version, version);
+    }
+    let again = store.activate_rule(m, 3).await.unwrap();
+    assert_eq!((again.version, again.seq), (3, 3), "activating the active version changes nothing");
+
+    let back = store.roll_back_rule(m).await.unwrap();
+    assert_eq!((back.version, back.kind.as_str()), (2, "rollback"));
+    assert_eq!(store.roll_back_rule(m).await.unwrap().version, 1);
+    assert!(matches!(store.roll_back_rule(m).await, Err(StoreError::NothingToRollBack)));
+    assert_eq!(store.active_rule(m).await.unwrap().unwrap().version, 1);
+
+    // A new activation after rollbacks can itself be rolled back.
+    store.activate_rule(m, 3).await.unwrap();
+    assert_eq!(store.roll_back_rule(m).await.unwrap().version, 1);
+}
+
 both_backends! {
+    rule_versions => rule_versions_number_from_one_and_the_same_bytes_are_one_version;
+    concurrent_uploads => concurrent_uploads_get_distinct_versions;
+    rule_parameters => parameters_are_set_per_version;
+    activation_history => activation_and_rollback_walk_the_history;
+
     a_store_reports_its_backend => a_store_reports_its_backend_and_answers_pings;
     reopening_a_migrated_database => opening_an_already_migrated_database_again_works;
     merchants_round_trip => merchants_round_trip;

@@ -1,23 +1,30 @@
 //! Persistence behind one trait, [`Store`], with one implementation per backend: an embedded
-//! SQLite file (the default) and PostgreSQL. Both share their SQL text (see `sql.rs`); the
-//! migrations under `migrations/<backend>/` run when a store is opened.
+//! SQLite file (the default) and PostgreSQL. Both share their SQL text (`$n` parameters,
+//! `ON CONFLICT ... RETURNING`, `IS NOT DISTINCT FROM` work on both); the
+//! migrations under `migrations/<backend>/` run when a store is opened. The trait is the sum
+//! of one trait per concern (`tenants`, `catalog`, `rules`), each in its own file beside the
+//! SQL that implements it for both backends.
 
+mod catalog;
 mod postgres;
 mod rows;
-mod sql;
+mod rules;
 mod sqlite;
+mod tenants;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::auth::Roles;
 use crate::config::StoreSettings;
-use crate::domain::{Currency, KeyId, MerchantId, Money, Product, ProductDraft, Sku};
+use crate::domain::{Currency, Sku};
 
+pub use catalog::{CatalogStore, CurrentPrice, Upserted};
 pub use postgres::PostgresStore;
+pub use rules::{Activation, NewRuleVersion, RuleCode, RuleStore, RuleVersion};
 pub use sqlite::SqliteStore;
+pub use tenants::{Merchant, StoredKey, TenantStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -31,6 +38,10 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("database error: {0}")]
     Database(sqlx::Error),
+    #[error("rule version {0} does not exist")]
+    UnknownRuleVersion(i64),
+    #[error("there is no earlier activation to roll back to")]
+    NothingToRollBack,
     #[error("migrating the database failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
@@ -46,80 +57,42 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Merchant {
-    pub id: MerchantId,
-    pub name: String,
-    pub created_at: DateTime<Utc>,
-}
-
-/// An API key as stored: its public id, what it may do, and the hash of its secret.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredKey {
-    pub id: KeyId,
-    /// `None` for operator (admin) keys.
-    pub merchant: Option<MerchantId>,
-    pub roles: Roles,
-    pub secret_sha256: [u8; 32],
-    pub label: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub revoked_at: Option<DateTime<Utc>>,
-}
-
-/// What an upsert did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Upserted {
-    Created,
-    Updated,
-    /// The stored product already had exactly these values; nothing was written.
-    Unchanged,
-}
-
-/// The price in force for a product.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CurrentPrice {
-    pub sku: Sku,
-    pub price: Money,
-    /// Incremented on every change of the price; starts at 1.
-    pub version: i64,
-    pub effective_at: DateTime<Utc>,
-}
-
+/// Everything the service keeps, behind one trait with one implementation per backend.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: TenantStore + CatalogStore + RuleStore + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Succeeds when the database answers a query.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Waits for in-flight work and closes every connection.
     async fn close(&self);
-
-    async fn create_merchant(&self, name: &str) -> Result<Merchant, StoreError>;
-    async fn merchant(&self, id: MerchantId) -> Result<Option<Merchant>, StoreError>;
-
-    async fn insert_key(&self, key: &StoredKey) -> Result<(), StoreError>;
-    async fn key(&self, id: KeyId) -> Result<Option<StoredKey>, StoreError>;
-    /// Keys of one merchant, `None` for the operator's own keys; newest first.
-    async fn keys(&self, merchant: Option<MerchantId>) -> Result<Vec<StoredKey>, StoreError>;
-    /// Marks a key revoked (idempotently) and returns it; `None` when the merchant has no such key.
-    async fn revoke_key(&self, merchant: Option<MerchantId>, id: KeyId) -> Result<Option<StoredKey>, StoreError>;
-    async fn count_active_admin_keys(&self) -> Result<i64, StoreError>;
-
-    /// Creates or replaces a product, and keeps its base price in force until a rule sets one.
-    async fn upsert_product(
-        &self,
-        merchant: MerchantId,
-        draft: &ProductDraft,
-    ) -> Result<(Product, Upserted), StoreError>;
-    async fn product(&self, merchant: MerchantId, sku: &Sku) -> Result<Option<Product>, StoreError>;
-    /// Up to `limit` products with a SKU after `after`, in SKU byte order.
-    async fn products(&self, merchant: MerchantId, after: Option<&Sku>, limit: u32)
-    -> Result<Vec<Product>, StoreError>;
-    /// Deletes a product and its current price; its decision history stays. False when absent.
-    async fn delete_product(&self, merchant: MerchantId, sku: &Sku) -> Result<bool, StoreError>;
-
-    async fn current_price(&self, merchant: MerchantId, sku: &Sku) -> Result<Option<CurrentPrice>, StoreError>;
 }
+
+/// Implements [`Store`] and its parts for a backend's store type (which has a `pool`).
+macro_rules! impl_store {
+    ($store:ty, $backend:literal) => {
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn ping(&self) -> Result<(), $crate::store::StoreError> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn close(&self) {
+                self.pool.close().await
+            }
+        }
+        $crate::store::tenants::impl_tenant_store!($store);
+        $crate::store::catalog::impl_catalog_store!($store);
+        $crate::store::rules::impl_rule_store!($store);
+    };
+}
+
+pub(crate) use impl_store;
 
 /// Opens (creating if needed) and migrates the database the URL names.
 pub async fn connect(url: &str, settings: &StoreSettings) -> Result<Arc<dyn Store>, StoreError> {

@@ -5,11 +5,8 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use super::rows::{KeyRow, MerchantRow, PriceRow, ProductRow, convert_all};
-use super::sql::impl_store_with_shared_sql;
-use super::{CurrentPrice, Merchant, StoreError, StoredKey, Upserted, now};
+use super::{StoreError, impl_store};
 use crate::config::StoreSettings;
-use crate::domain::{KeyId, MerchantId, Product, ProductDraft, Sku};
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -32,4 +29,4 @@ impl PostgresStore {
     }
 }
 
-impl_store_with_shared_sql!(PostgresStore, "postgres");
+impl_store!(PostgresStore, "postgres");

@@ -4,7 +4,7 @@
 use crate::auth::Roles;
 use crate::domain::{Attributes, Currency, Guardrails, KeyId, MerchantId, Money, Product, Sku};
 
-use super::{CurrentPrice, Merchant, StoreError, StoredKey, from_micros};
+use super::{Activation, CurrentPrice, Merchant, RuleCode, RuleVersion, StoreError, StoredKey, from_micros};
 
 fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {detail}"))
@@ -122,4 +122,64 @@ impl TryFrom<PriceRow> for CurrentPrice {
 /// Converts every row, failing on the first that does not parse.
 pub(super) fn convert_all<R, T: TryFrom<R, Error = StoreError>>(rows: Vec<R>) -> Result<Vec<T>, StoreError> {
     rows.into_iter().map(T::try_from).collect()
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct RuleVersionRow {
+    version: i64,
+    sha256: String,
+    size_bytes: i64,
+    compile_ms: i64,
+    params: String,
+    created_at: i64,
+    params_updated_at: i64,
+}
+
+impl TryFrom<RuleVersionRow> for RuleVersion {
+    type Error = StoreError;
+    fn try_from(row: RuleVersionRow) -> Result<Self, StoreError> {
+        Ok(RuleVersion {
+            version: row.version,
+            sha256: row.sha256,
+            size_bytes: row.size_bytes,
+            compile_ms: row.compile_ms,
+            params: serde_json::from_str(&row.params).map_err(|e| corrupt("rule parameters", e))?,
+            created_at: from_micros(row.created_at),
+            params_updated_at: from_micros(row.params_updated_at),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct RuleCodeRow {
+    component: Vec<u8>,
+    artifact: Vec<u8>,
+}
+
+impl From<RuleCodeRow> for RuleCode {
+    fn from(row: RuleCodeRow) -> Self {
+        RuleCode { component: row.component, artifact: row.artifact }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ActivationRow {
+    seq: i64,
+    version: i64,
+    kind: String,
+    previous_seq: Option<i64>,
+    activated_at: i64,
+}
+
+impl TryFrom<ActivationRow> for Activation {
+    type Error = StoreError;
+    fn try_from(row: ActivationRow) -> Result<Self, StoreError> {
+        Ok(Activation {
+            seq: row.seq,
+            version: row.version,
+            kind: row.kind,
+            previous_seq: row.previous_seq,
+            activated_at: from_micros(row.activated_at),
+        })
+    }
 }

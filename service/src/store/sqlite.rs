@@ -9,11 +9,8 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use super::rows::{KeyRow, MerchantRow, PriceRow, ProductRow, convert_all};
-use super::sql::impl_store_with_shared_sql;
-use super::{CurrentPrice, Merchant, StoreError, StoredKey, Upserted, now};
+use super::{StoreError, impl_store};
 use crate::config::StoreSettings;
-use crate::domain::{KeyId, MerchantId, Product, ProductDraft, Sku};
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -48,4 +45,4 @@ impl SqliteStore {
     }
 }
 
-impl_store_with_shared_sql!(SqliteStore, "sqlite");
+impl_store!(SqliteStore, "sqlite");

@@ -1,108 +1,59 @@
-//! The SQL both backends share. SQLite and PostgreSQL accept the same text here (`$n`
-//! parameters, `ON CONFLICT ... DO UPDATE ... RETURNING`, `IS NOT DISTINCT FROM`), so the
-//! trait is implemented once, by this macro, for each backend's pool type. Backend-specific
-//! behaviour (connection set-up, later LISTEN/NOTIFY) lives in the backend's own file.
+//! The catalogue: products, and the price in force for each.
 
-macro_rules! impl_store_with_shared_sql {
-    ($store:ty, $backend:literal) => {
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::StoreError;
+use crate::domain::{MerchantId, Money, Product, ProductDraft, Sku};
+
+/// What an upsert did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    Created,
+    Updated,
+    /// The stored product already had exactly these values; nothing was written.
+    Unchanged,
+}
+
+/// The price in force for a product.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurrentPrice {
+    pub sku: Sku,
+    pub price: Money,
+    /// Incremented on every change of the price; starts at 1.
+    pub version: i64,
+    pub effective_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait CatalogStore: Send + Sync {
+    /// Creates or replaces a product, and keeps its base price in force until a rule sets one.
+    async fn upsert_product(
+        &self,
+        merchant: MerchantId,
+        draft: &ProductDraft,
+    ) -> Result<(Product, Upserted), StoreError>;
+    async fn product(&self, merchant: MerchantId, sku: &Sku) -> Result<Option<Product>, StoreError>;
+    /// Up to `limit` products with a SKU after `after`, in SKU byte order.
+    async fn products(&self, merchant: MerchantId, after: Option<&Sku>, limit: u32)
+    -> Result<Vec<Product>, StoreError>;
+    /// Deletes a product and its current price; its decision history stays. False when absent.
+    async fn delete_product(&self, merchant: MerchantId, sku: &Sku) -> Result<bool, StoreError>;
+
+    async fn current_price(&self, merchant: MerchantId, sku: &Sku) -> Result<Option<CurrentPrice>, StoreError>;
+}
+
+/// Implements [`CatalogStore`] for a backend's store type (which has a `pool` field) with the
+/// SQL text both backends accept.
+macro_rules! impl_catalog_store {
+    ($store:ty) => {
+        const _: () = {
+            use $crate::domain::{MerchantId, Product, ProductDraft, Sku};
+            use $crate::store::rows::{PriceRow, ProductRow, convert_all};
+            use $crate::store::{CurrentPrice, StoreError, Upserted, now};
+
         #[async_trait::async_trait]
-        impl $crate::store::Store for $store {
-            fn backend(&self) -> &'static str {
-                $backend
-            }
-
-            async fn ping(&self) -> Result<(), StoreError> {
-                sqlx::query("SELECT 1").execute(&self.pool).await?;
-                Ok(())
-            }
-
-            async fn close(&self) {
-                self.pool.close().await
-            }
-
-            async fn create_merchant(&self, name: &str) -> Result<Merchant, StoreError> {
-                let merchant = Merchant { id: MerchantId::generate(), name: name.to_owned(), created_at: now() };
-                sqlx::query("INSERT INTO merchants (id, name, created_at) VALUES ($1, $2, $3)")
-                    .bind(merchant.id.to_string())
-                    .bind(&merchant.name)
-                    .bind(merchant.created_at.timestamp_micros())
-                    .execute(&self.pool)
-                    .await?;
-                Ok(merchant)
-            }
-
-            async fn merchant(&self, id: MerchantId) -> Result<Option<Merchant>, StoreError> {
-                sqlx::query_as::<_, MerchantRow>("SELECT id, name, created_at FROM merchants WHERE id = $1")
-                    .bind(id.to_string())
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .map(Merchant::try_from)
-                    .transpose()
-            }
-
-            async fn insert_key(&self, key: &StoredKey) -> Result<(), StoreError> {
-                sqlx::query(
-                    "INSERT INTO api_keys (id, merchant_id, roles, secret_sha256, label, created_at, revoked_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(key.id.to_string())
-                .bind(key.merchant.map(|m| m.to_string()))
-                .bind(key.roles.to_text())
-                .bind(hex::encode(key.secret_sha256))
-                .bind(key.label.as_deref())
-                .bind(key.created_at.timestamp_micros())
-                .bind(key.revoked_at.map(|t| t.timestamp_micros()))
-                .execute(&self.pool)
-                .await?;
-                Ok(())
-            }
-
-            async fn key(&self, id: KeyId) -> Result<Option<StoredKey>, StoreError> {
-                sqlx::query_as::<_, KeyRow>(
-                    "SELECT id, merchant_id, roles, secret_sha256, label, created_at, revoked_at
-                     FROM api_keys WHERE id = $1",
-                )
-                .bind(id.to_string())
-                .fetch_optional(&self.pool)
-                .await?
-                .map(StoredKey::try_from)
-                .transpose()
-            }
-
-            async fn keys(&self, merchant: Option<MerchantId>) -> Result<Vec<StoredKey>, StoreError> {
-                let rows = sqlx::query_as::<_, KeyRow>(
-                    "SELECT id, merchant_id, roles, secret_sha256, label, created_at, revoked_at
-                     FROM api_keys WHERE merchant_id IS NOT DISTINCT FROM $1 ORDER BY id DESC",
-                )
-                .bind(merchant.map(|m| m.to_string()))
-                .fetch_all(&self.pool)
-                .await?;
-                convert_all(rows)
-            }
-
-            async fn revoke_key(&self, merchant: Option<MerchantId>, id: KeyId) -> Result<Option<StoredKey>, StoreError> {
-                let row = sqlx::query_as::<_, KeyRow>(
-                    "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3)
-                     WHERE id = $1 AND merchant_id IS NOT DISTINCT FROM $2
-                     RETURNING id, merchant_id, roles, secret_sha256, label, created_at, revoked_at",
-                )
-                .bind(id.to_string())
-                .bind(merchant.map(|m| m.to_string()))
-                .bind(now().timestamp_micros())
-                .fetch_optional(&self.pool)
-                .await?;
-                row.map(StoredKey::try_from).transpose()
-            }
-
-            async fn count_active_admin_keys(&self) -> Result<i64, StoreError> {
-                let (count,): (i64,) = sqlx::query_as(
-                    "SELECT COUNT(*) FROM api_keys WHERE merchant_id IS NULL AND revoked_at IS NULL",
-                )
-                .fetch_one(&self.pool)
-                .await?;
-                Ok(count)
-            }
-
+        impl $crate::store::CatalogStore for $store {
             async fn upsert_product(
                 &self,
                 merchant: MerchantId,
@@ -253,7 +204,8 @@ macro_rules! impl_store_with_shared_sql {
                 .transpose()
             }
         }
+        };
     };
 }
 
-pub(super) use impl_store_with_shared_sql;
+pub(crate) use impl_catalog_store;
