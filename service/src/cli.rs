@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
 use crate::startup::Application;
-use crate::store;
+use crate::{runner, store};
 
 #[derive(Parser)]
 #[command(name = "pricing", version, about = "Dynamic pricing service with WebAssembly merchant rules")]
@@ -24,9 +24,35 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Work with pricing rules locally.
+    #[command(subcommand)]
+    Rule(RuleCommand),
 }
 
-pub async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
+#[derive(Subcommand)]
+pub enum RuleCommand {
+    /// Evaluate a rule on one context with the service's limits, and print what happened.
+    Run {
+        /// The rule: a component, or a core module built with wit-bindgen.
+        #[arg(long)]
+        wasm: PathBuf,
+        /// The context as JSON (see the README for its shape).
+        #[arg(long)]
+        input: PathBuf,
+        /// The rule's parameters as a JSON object.
+        #[arg(long)]
+        params: Option<PathBuf>,
+    },
+}
+
+/// How `pricing rule run` ended, for its exit code.
+pub enum Outcome {
+    Done,
+    /// The rule was refused or failed: exit code 1.
+    RuleFailed,
+}
+
+pub async fn run(command: Command, settings: Settings) -> Result<Outcome, Box<dyn std::error::Error>> {
     match command {
         Command::Serve => {
             let app = Application::build(settings).await?;
@@ -43,6 +69,13 @@ pub async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std
             println!("{} database is migrated", store.backend());
             store.close().await;
         }
+        Command::Rule(RuleCommand::Run { wasm, input, params }) => {
+            let report = runner::run(&settings.sandbox, &wasm, &input, params.as_deref())?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if report.error.is_some() {
+                return Ok(Outcome::RuleFailed);
+            }
+        }
     }
-    Ok(())
+    Ok(Outcome::Done)
 }

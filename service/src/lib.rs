@@ -7,6 +7,8 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod metrics;
+pub mod rules;
+pub mod runner;
 pub mod sandbox;
 pub mod startup;
 pub mod store;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use pricing::cli::{self, Cli};
+use pricing::cli::{self, Cli, Outcome};
 use pricing::config::Settings;
 use pricing::telemetry;
 
@@ -21,7 +21,8 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(cli::run(cli.command, settings));
     drop(runtime);
     match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::RuleFailed) => ExitCode::FAILURE,
         Err(e) => {
             tracing::error!(error = %e, "pricing failed");
             eprintln!("pricing: {e}");

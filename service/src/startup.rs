@@ -13,12 +13,16 @@ use crate::api;
 use crate::auth::{self, Authenticator, Role, Roles};
 use crate::config::Settings;
 use crate::metrics::Metrics;
+use crate::rules::Rules;
+use crate::sandbox::Sandbox;
 use crate::store::{self, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Sandbox(#[from] crate::sandbox::SandboxError),
     #[error("cannot listen on {address}: {source}")]
     Listen { address: String, source: std::io::Error },
 }
@@ -37,7 +41,9 @@ impl Application {
         let listen_error = |source| StartupError::Listen { address: settings.listen.clone(), source };
         let listener = TcpListener::bind(&settings.listen).map_err(listen_error)?;
         let port = listener.local_addr().map_err(listen_error)?.port();
-        let server = serve(listener, store.clone(), &settings).map_err(listen_error)?;
+        let sandbox = Arc::new(Sandbox::new(&settings.sandbox)?);
+        let rules = Arc::new(Rules::new(store.clone(), sandbox));
+        let server = serve(listener, store.clone(), rules, &settings).map_err(listen_error)?;
         tracing::info!(port, backend = store.backend(), "pricing service listening");
         Ok(Self { server, port, store, generated_admin_key })
     }
@@ -78,13 +84,19 @@ async fn bootstrap_admin_key(store: &dyn Store, settings: &Settings) -> Result<O
     Ok(Some(issued.token))
 }
 
-fn serve(listener: TcpListener, store: Arc<dyn Store>, settings: &Settings) -> std::io::Result<Server> {
+fn serve(
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+    rules: Arc<Rules>,
+    settings: &Settings,
+) -> std::io::Result<Server> {
     let authenticator = web::Data::new(Authenticator::new(
         store.clone(),
         settings.admin_key.as_ref().map(|k| k.expose()),
         Duration::from_secs(settings.auth.key_cache_ttl_secs),
     ));
     let store: web::Data<dyn Store> = web::Data::from(store);
+    let rules = web::Data::from(rules);
     let metrics = web::Data::new(Metrics::new());
     let http = web::Data::new(settings.http.clone());
     let json_limit = settings.http.json_limit_bytes;
@@ -93,6 +105,7 @@ fn serve(listener: TcpListener, store: Arc<dyn Store>, settings: &Settings) -> s
             .wrap(actix_web::middleware::from_fn(api::observe))
             .app_data(store.clone())
             .app_data(authenticator.clone())
+            .app_data(rules.clone())
             .app_data(metrics.clone())
             .app_data(http.clone())
             .configure(api::configure(json_limit))

@@ -1,6 +1,7 @@
 //! Logging and tracing: `tracing` everywhere, printed as pretty text or JSON, and exported as
 //! OpenTelemetry traces over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (the standard
-//! `OTEL_*` variables configure the exporter).
+//! `OTEL_*` variables configure the exporter). Logs go to standard error; standard output is
+//! kept for what a command prints (a generated admin key, the rule runner's report).
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
@@ -36,7 +37,7 @@ pub fn init(settings: &LogSettings) -> Telemetry {
         LogFormat::Json => {
             tracing_subscriber::fmt::layer().json().with_current_span(true).with_span_list(false).boxed()
         }
-        LogFormat::Pretty => tracing_subscriber::fmt::layer().with_target(false).boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).boxed(),
     };
     let (otel, tracer_provider) = match otlp_enabled().then(build_tracer_provider) {
         Some(Ok(provider)) => {

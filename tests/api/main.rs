@@ -13,3 +13,4 @@ mod process;
 mod products;
 mod readme;
 mod restart;
+mod rules;

@@ -318,3 +318,38 @@ async fn a_bad_setting_stops_the_binary_with_a_clear_message() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("unsupported database URL `mysql`"));
 }
+
+#[tokio::test]
+async fn the_local_runner_reports_the_decision_fuel_memory_time_and_log() {
+    use crate::common::wat_rules::rule;
+    let dir = fresh_database(Backend::Sqlite).await.dir;
+    let body = "(call $log (i32.const 600) (i32.const 5)) (call $set (i64.const 1899) (i32.const 512))";
+    std::fs::write(dir.join("rule.wasm"), rule(body, "")).unwrap();
+    std::fs::write(dir.join("spin.wasm"), rule("(loop $l (br $l)) (unreachable)", "")).unwrap();
+    let context = json!({"sku": "tee-1", "currency": "EUR", "cost_minor": 1200, "current_price_minor": 1999,
+                         "base_price_minor": 1999, "now": "2026-11-25T12:00:00Z"});
+    std::fs::write(dir.join("context.json"), context.to_string()).unwrap();
+    std::fs::write(dir.join("params.json"), r#"{"margin_bps": 2500}"#).unwrap();
+    let run = |wasm: &str| {
+        Command::new(env!("CARGO_BIN_EXE_pricing"))
+            .args(["rule", "run", "--wasm", wasm, "--input", "context.json", "--params", "params.json"])
+            .current_dir(&dir)
+            .env_clear()
+            .output()
+            .unwrap()
+    };
+    let output = run("rule.wasm");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).expect("the report is JSON on stdout");
+    assert_eq!(report["decision"]["price_minor"], 1899);
+    assert!(report["error"].is_null());
+    assert!(report["fuel_used"].as_u64().unwrap() > 0);
+    assert!(report["peak_memory_bytes"].as_u64().unwrap() >= 65536);
+    assert!(report["wall_time_us"].as_u64().is_some());
+    assert_eq!(report["log"], "xxxxx");
+
+    let output = run("spin.wasm");
+    assert_eq!(output.status.code(), Some(1), "a failing rule fails the command");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(matches!(report["error"]["kind"].as_str(), Some("timeout" | "out_of_fuel")), "{report}");
+}

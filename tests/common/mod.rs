@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod wat_rules;
+
 use std::path::PathBuf;
 
 use sqlx::Connection;

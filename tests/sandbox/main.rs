@@ -2,13 +2,14 @@
 //! Rust rules in `tests/api`), and each one is either refused at upload with a clear reason
 //! or stopped at evaluation with its own error kind, within the limits.
 
-mod wat_rules;
+#[path = "../common/mod.rs"]
+mod common;
 
 use chrono::TimeZone;
+use common::wat_rules::{EUR, USD, rule, rule_wat, with_interface};
 use pricing::config::{SandboxSettings, Settings};
 use pricing::sandbox::{EvalError, Evaluation, RuleContext, Sandbox, UploadError};
 use serde_json::Map;
-use wat_rules::{EUR, USD, rule, rule_wat, with_interface};
 
 fn settings() -> SandboxSettings {
     Settings::defaults().sandbox

@@ -39,6 +39,8 @@ pub enum ApiError {
     InvalidQuery(String),
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    #[error("the rule was refused: {0}")]
+    RuleRefused(crate::sandbox::UploadError),
     #[error("the request took longer than {0} ms")]
     Timeout(u64),
     #[error("the service cannot reach its database")]
@@ -81,6 +83,7 @@ impl ApiError {
             ApiError::InvalidPath(_) => ("invalid_path", StatusCode::BAD_REQUEST),
             ApiError::InvalidQuery(_) => ("invalid_query", StatusCode::BAD_REQUEST),
             ApiError::Conflict { code, .. } => (code, StatusCode::CONFLICT),
+            ApiError::RuleRefused(_) => ("rule_refused", StatusCode::UNPROCESSABLE_ENTITY),
             ApiError::Timeout(_) => ("timeout", StatusCode::SERVICE_UNAVAILABLE),
             ApiError::Unavailable => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
             ApiError::Internal => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
@@ -91,6 +94,7 @@ impl ApiError {
         match self {
             ApiError::Validation(invalid) => json!({ "fields": invalid.errors() }),
             ApiError::PayloadTooLarge { limit } => json!({ "limit_bytes": limit }),
+            ApiError::RuleRefused(reason) => json!({ "reason": reason.kind() }),
             _ => Value::Null,
         }
     }
@@ -174,6 +178,19 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %other, "store failure");
                 ApiError::Internal
             }
+        }
+    }
+}
+
+impl From<crate::rules::RuleError> for ApiError {
+    fn from(e: crate::rules::RuleError) -> Self {
+        use crate::rules::RuleError;
+        match e {
+            RuleError::Refused(reason) => ApiError::RuleRefused(reason),
+            RuleError::UnknownVersion(v) => ApiError::not_found(format!("rule version {v}")),
+            RuleError::Invalid(invalid) => ApiError::Validation(invalid),
+            RuleError::NothingToRollBack => ApiError::Conflict { code: "nothing_to_roll_back", message: e.to_string() },
+            RuleError::Store(e) => e.into(),
         }
     }
 }

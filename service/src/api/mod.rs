@@ -7,6 +7,7 @@ mod merchants;
 mod middleware;
 pub mod openapi;
 mod products;
+mod rules;
 
 use actix_web::web;
 
@@ -21,6 +22,7 @@ pub fn configure(json_limit: usize) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(health::configure)
             .configure(merchants::configure)
             .configure(products::configure)
+            .configure(rules::configure)
             .default_service(web::to(extract::route_not_found));
     }
 }

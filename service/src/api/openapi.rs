@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{merchants, products};
+use super::{merchants, products, rules};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,6 +18,13 @@ use super::{merchants, products};
         products::get_product,
         products::delete_product,
         products::list_products,
+        rules::upload_rule,
+        rules::list_rules,
+        rules::get_rule,
+        rules::set_params,
+        rules::activate,
+        rules::roll_back,
+        rules::dry_run,
     ),
     components(schemas(super::ErrorBody, crate::domain::Rounding)),
     modifiers(&BearerAuth)

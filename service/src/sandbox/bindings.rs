@@ -7,4 +7,4 @@ wasmtime::component::bindgen!({
     imports: { default: trappable },
 });
 
-pub use pricing::policy::types::{Action, CompetitorOffer, Demand, Entry, Money, Value};
+pub use self::pricing::policy::types::{Action, CompetitorOffer, Demand, Entry, Money, Value};

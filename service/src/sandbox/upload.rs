@@ -31,6 +31,19 @@ pub enum UploadError {
     Invalid(String),
 }
 
+impl UploadError {
+    /// A stable snake_case name for the reason, for API error details.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UploadError::TooLarge { .. } => "too_large",
+            UploadError::NotWasm => "not_wasm",
+            UploadError::ForbiddenImport(_) => "forbidden_import",
+            UploadError::NoInterface(_) => "no_interface",
+            UploadError::Invalid(_) => "invalid",
+        }
+    }
+}
+
 /// A compiled rule ready to instantiate (cheap to clone).
 #[derive(Clone)]
 pub struct PreparedRule {

@@ -1,0 +1,239 @@
+//! `/v1/rules`: a merchant's pricing rules. Upload a module (the request body is the wasm),
+//! list versions, set a version's parameters, dry-run a version, activate and roll back.
+//! `merchant` keys do everything; `auditor` keys may read.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use super::extract::resource;
+use super::{ApiError, ErrorBody};
+use crate::auth::{Principal, Role};
+use crate::domain::Invalid;
+use crate::rules::{DryRunResult, Rules};
+use crate::sandbox::RuleContext;
+use crate::store::{Activation, RuleVersion, Store};
+
+const WRITE: &[Role] = &[Role::Merchant];
+const READ: &[Role] = &[Role::Merchant, Role::Auditor];
+/// Most contexts or SKUs in one dry run.
+pub const MAX_DRY_RUN: usize = 1_000;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/v1/rules").route(web::post().to(upload_rule)).route(web::get().to(list_rules)))
+        // Registered before `/v1/rules/{version}`, which would otherwise match it.
+        .service(resource("/v1/rules/rollback").route(web::post().to(roll_back)))
+        .service(resource("/v1/rules/{version}").route(web::get().to(get_rule)))
+        .service(resource("/v1/rules/{version}/params").route(web::put().to(set_params)))
+        .service(resource("/v1/rules/{version}/activate").route(web::post().to(activate)))
+        .service(resource("/v1/rules/{version}/dry-run").route(web::post().to(dry_run)));
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RuleVersionView {
+    pub version: i64,
+    /// Hex SHA-256 of the uploaded bytes.
+    pub sha256: String,
+    pub size_bytes: i64,
+    pub compile_ms: i64,
+    #[schema(value_type = Object)]
+    pub params: Map<String, Value>,
+    pub created_at: DateTime<Utc>,
+    pub params_updated_at: DateTime<Utc>,
+    pub active: bool,
+}
+
+impl RuleVersionView {
+    fn new(version: RuleVersion, active: Option<i64>) -> Self {
+        Self {
+            active: active == Some(version.version),
+            version: version.version,
+            sha256: version.sha256,
+            size_bytes: version.size_bytes,
+            compile_ms: version.compile_ms,
+            params: version.params,
+            created_at: version.created_at,
+            params_updated_at: version.params_updated_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RuleList {
+    pub active_version: Option<i64>,
+    pub versions: Vec<RuleVersionView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ActivationView {
+    pub active_version: i64,
+    /// `activate` or `rollback`.
+    pub kind: String,
+    pub activated_at: DateTime<Utc>,
+}
+
+impl From<Activation> for ActivationView {
+    fn from(a: Activation) -> Self {
+        Self { active_version: a.version, kind: a.kind, activated_at: a.activated_at }
+    }
+}
+
+/// What to dry-run: the merchant's products by SKU, or contexts given in full.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DryRunRequest {
+    #[serde(default)]
+    pub skus: Vec<String>,
+    #[serde(default)]
+    pub contexts: Vec<RuleContext>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DryRunResponse {
+    pub version: i64,
+    pub results: Vec<DryRunResult>,
+    /// Always false: a dry run changes nothing.
+    pub persisted: bool,
+}
+
+fn version_from_path(text: &str) -> Result<i64, ApiError> {
+    text.parse::<i64>()
+        .ok()
+        .filter(|v| *v >= 1)
+        .ok_or_else(|| ApiError::InvalidPath(format!("`{text}` is not a rule version (1, 2, ...)")))
+}
+
+async fn active_version(store: &dyn Store, merchant: crate::domain::MerchantId) -> Result<Option<i64>, ApiError> {
+    Ok(store.active_rule(merchant).await?.map(|a| a.version))
+}
+
+/// Upload a rule: a WebAssembly component, or a core module built with wit-bindgen.
+#[utoipa::path(post, path = "/v1/rules", tag = "rules", security(("bearer" = [])),
+    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    responses((status = 201, body = RuleVersionView), (status = 200, body = RuleVersionView, description = "the same bytes were uploaded before"),
+              (status = "4XX", body = ErrorBody)))]
+pub async fn upload_rule(
+    principal: Principal,
+    rules: web::Data<Rules>,
+    store: web::Data<dyn Store>,
+    request: HttpRequest,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let merchant = principal.merchant_with(WRITE)?;
+    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !matches!(content_type, "application/wasm" | "application/octet-stream") {
+        return Err(ApiError::UnsupportedMediaType(
+            "upload the module as the body, with `Content-Type: application/wasm`".into(),
+        ));
+    }
+    let limit = rules.sandbox().settings().max_module_bytes;
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::InvalidBody(format!("the body could not be read: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let (version, created) = rules.upload(merchant, body).await?;
+    tracing::info!(merchant_id = %merchant, version = version.version, created, "rule uploaded");
+    let view = RuleVersionView::new(version, active_version(store.as_ref(), merchant).await?);
+    Ok(if created { HttpResponse::Created().json(view) } else { HttpResponse::Ok().json(view) })
+}
+
+/// List rule versions, oldest first, and which one is active.
+#[utoipa::path(get, path = "/v1/rules", tag = "rules", security(("bearer" = [])),
+    responses((status = 200, body = RuleList), (status = "4XX", body = ErrorBody)))]
+pub async fn list_rules(principal: Principal, store: web::Data<dyn Store>) -> Result<HttpResponse, ApiError> {
+    let merchant = principal.merchant_with(READ)?;
+    let active = active_version(store.as_ref(), merchant).await?;
+    let versions = store.rule_versions(merchant).await?.into_iter().map(|v| RuleVersionView::new(v, active)).collect();
+    Ok(HttpResponse::Ok().json(RuleList { active_version: active, versions }))
+}
+
+/// Read one rule version.
+#[utoipa::path(get, path = "/v1/rules/{version}", tag = "rules", security(("bearer" = [])),
+    responses((status = 200, body = RuleVersionView), (status = "4XX", body = ErrorBody)))]
+pub async fn get_rule(
+    principal: Principal,
+    rules: web::Data<Rules>,
+    store: web::Data<dyn Store>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let merchant = principal.merchant_with(READ)?;
+    let version = rules.version(merchant, version_from_path(&path)?).await?;
+    Ok(HttpResponse::Ok().json(RuleVersionView::new(version, active_version(store.as_ref(), merchant).await?)))
+}
+
+/// Replace a version's parameters: a flat object of strings, numbers and booleans that the
+/// rule receives on every evaluation.
+#[utoipa::path(put, path = "/v1/rules/{version}/params", tag = "rules", security(("bearer" = [])),
+    request_body = Object,
+    responses((status = 200, body = RuleVersionView), (status = "4XX", body = ErrorBody)))]
+pub async fn set_params(
+    principal: Principal,
+    rules: web::Data<Rules>,
+    store: web::Data<dyn Store>,
+    path: web::Path<String>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let merchant = principal.merchant_with(WRITE)?;
+    let version = version_from_path(&path)?;
+    let Value::Object(params) = body.into_inner() else {
+        return Err(Invalid::one("params", "parameters are a JSON object").into());
+    };
+    let updated = rules.set_params(merchant, version, params).await?;
+    Ok(HttpResponse::Ok().json(RuleVersionView::new(updated, active_version(store.as_ref(), merchant).await?)))
+}
+
+/// Make a version the active one.
+#[utoipa::path(post, path = "/v1/rules/{version}/activate", tag = "rules", security(("bearer" = [])),
+    responses((status = 200, body = ActivationView), (status = "4XX", body = ErrorBody)))]
+pub async fn activate(
+    principal: Principal,
+    rules: web::Data<Rules>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let merchant = principal.merchant_with(WRITE)?;
+    let activation = rules.activate(merchant, version_from_path(&path)?).await?;
+    tracing::info!(merchant_id = %merchant, version = activation.version, "rule activated");
+    Ok(HttpResponse::Ok().json(ActivationView::from(activation)))
+}
+
+/// Return to the version that was active before the current one.
+#[utoipa::path(post, path = "/v1/rules/rollback", tag = "rules", security(("bearer" = [])),
+    responses((status = 200, body = ActivationView), (status = "4XX", body = ErrorBody)))]
+pub async fn roll_back(principal: Principal, rules: web::Data<Rules>) -> Result<HttpResponse, ApiError> {
+    let merchant = principal.merchant_with(WRITE)?;
+    let activation = rules.roll_back(merchant).await?;
+    tracing::info!(merchant_id = %merchant, version = activation.version, "rule rolled back");
+    Ok(HttpResponse::Ok().json(ActivationView::from(activation)))
+}
+
+/// Evaluate a version on the merchant's products (`skus`) or on given `contexts`, and show
+/// what it would decide; nothing is stored and no price changes.
+#[utoipa::path(post, path = "/v1/rules/{version}/dry-run", tag = "rules", security(("bearer" = [])),
+    request_body = DryRunRequest,
+    responses((status = 200, body = DryRunResponse), (status = "4XX", body = ErrorBody)))]
+pub async fn dry_run(
+    principal: Principal,
+    rules: web::Data<Rules>,
+    path: web::Path<String>,
+    body: web::Json<DryRunRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let merchant = principal.merchant_with(WRITE)?;
+    let version = version_from_path(&path)?;
+    let DryRunRequest { skus, contexts } = body.into_inner();
+    let total = skus.len() + contexts.len();
+    if total == 0 || total > MAX_DRY_RUN {
+        return Err(Invalid::one("skus", format!("give 1 to {MAX_DRY_RUN} SKUs or contexts")).into());
+    }
+    let mut all = rules.contexts_for(merchant, &skus).await?;
+    all.extend(contexts);
+    let results = rules.dry_run(merchant, version, all).await?;
+    Ok(HttpResponse::Ok().json(DryRunResponse { version, results, persisted: false }))
+}
