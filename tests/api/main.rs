@@ -9,6 +9,7 @@ mod health;
 mod helpers;
 mod isolation;
 mod merchants;
+mod policies;
 mod process;
 mod products;
 mod readme;

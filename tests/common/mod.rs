@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod rules;
 pub mod wat_rules;
 
 use std::path::PathBuf;
