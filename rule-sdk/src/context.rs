@@ -63,25 +63,29 @@ pub struct Context {
     pub now_ms: i64,
 }
 
+/// Whole numbers up to 2^53 survive the trip through JSON's f64 exactly; larger ones may not.
+const MAX_EXACT_WHOLE: f64 = 9_007_199_254_740_992.0;
+
 fn find<'a>(entries: &'a [(String, Value)], key: &str) -> Option<&'a Value> {
     entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
 fn as_i64(value: &Value) -> Option<i64> {
     match value {
-        // Only whole numbers within i64 (parameters arrive as JSON numbers).
-        Value::Number(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => Some(*n as i64),
-        Value::Text(s) => s.parse().ok(),
+        Value::Number(n) if n.fract() == 0.0 && n.abs() <= MAX_EXACT_WHOLE => Some(*n as i64),
+        Value::Text(s) => s.trim().parse().ok(),
         _ => None,
     }
 }
 
 fn as_f64(value: &Value) -> Option<f64> {
-    match value {
-        Value::Number(n) => Some(*n),
-        Value::Text(s) => s.parse().ok(),
-        _ => None,
-    }
+    let number = match value {
+        Value::Number(n) => *n,
+        Value::Text(s) => s.trim().parse().ok()?,
+        Value::Boolean(_) => return None,
+    };
+    // "NaN" and "inf" parse as f64 but are no parameter a policy can use.
+    number.is_finite().then_some(number)
 }
 
 fn as_str(value: &Value) -> Option<&str> {
@@ -98,31 +102,84 @@ fn as_bool(value: &Value) -> Option<bool> {
     }
 }
 
+/// Typed reads of parameters and attributes. Each is `None` when the key is absent or holds a
+/// value of another kind, so a policy writes `ctx.param_i64("margin_bps").unwrap_or(3000)`.
 impl Context {
-    /// A whole-number parameter (a JSON integer, or text holding one).
+    /// A whole-number parameter: a JSON integer, or text holding one.
     pub fn param_i64(&self, key: &str) -> Option<i64> {
         find(&self.params, key).and_then(as_i64)
     }
+
+    /// A finite numeric parameter: a JSON number, or text holding one.
     pub fn param_f64(&self, key: &str) -> Option<f64> {
         find(&self.params, key).and_then(as_f64)
     }
+
+    /// A text parameter.
     pub fn param_str(&self, key: &str) -> Option<&str> {
         find(&self.params, key).and_then(as_str)
     }
+
+    /// A boolean parameter.
     pub fn param_bool(&self, key: &str) -> Option<bool> {
         find(&self.params, key).and_then(as_bool)
     }
+
+    /// A whole-number product attribute, read like [`Context::param_i64`].
     pub fn attribute_i64(&self, key: &str) -> Option<i64> {
         find(&self.attributes, key).and_then(as_i64)
     }
+
+    /// A finite numeric product attribute, read like [`Context::param_f64`].
     pub fn attribute_f64(&self, key: &str) -> Option<f64> {
         find(&self.attributes, key).and_then(as_f64)
     }
+
+    /// A text product attribute.
     pub fn attribute_str(&self, key: &str) -> Option<&str> {
         find(&self.attributes, key).and_then(as_str)
     }
+
+    /// A boolean product attribute.
     pub fn attribute_bool(&self, key: &str) -> Option<bool> {
         find(&self.attributes, key).and_then(as_bool)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(n: i64) -> Self {
+        // Parameters arrive as JSON numbers: whole numbers up to 2^53 are exact.
+        Value::Number(n as f64)
+    }
+}
+
+impl From<i32> for Value {
+    fn from(n: i32) -> Self {
+        Value::Number(f64::from(n))
+    }
+}
+
+impl From<f64> for Value {
+    fn from(n: f64) -> Self {
+        Value::Number(n)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Text(s.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Text(s)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Value::Boolean(b)
     }
 }
 
@@ -145,5 +202,38 @@ mod tests {
         assert_eq!(ctx.param_str("ending"), Some("99"));
         assert_eq!(ctx.param_bool("aggressive"), Some(true));
         assert_eq!(ctx.param_i64("missing"), None);
+    }
+
+    #[test]
+    fn a_value_of_another_type_reads_as_absent() {
+        let ctx = ContextBuilder::new("sku-1", "EUR").param("margin_bps", "lots").param("flag", 1).build();
+        assert_eq!(ctx.param_i64("margin_bps"), None);
+        assert_eq!(ctx.param_f64("margin_bps"), None);
+        assert_eq!(ctx.param_bool("flag"), None, "1 is not a boolean");
+        assert_eq!(ctx.param_str("flag"), None, "a number is not text");
+        let ctx = ContextBuilder::new("sku-1", "EUR").param("ratio", "NaN").build();
+        assert_eq!(ctx.param_f64("ratio"), None, "not a finite number");
+    }
+
+    #[test]
+    fn numbers_too_large_to_be_exact_are_not_whole_numbers() {
+        let ctx = ContextBuilder::new("sku-1", "EUR").param("huge", 1e300).param("big", 9_000_000_000_000_i64).build();
+        assert_eq!(ctx.param_i64("huge"), None);
+        assert_eq!(ctx.param_i64("big"), Some(9_000_000_000_000));
+    }
+
+    #[test]
+    fn attributes_are_read_like_parameters() {
+        let ctx = ContextBuilder::new("sku-1", "EUR")
+            .attribute("brand", "Acme")
+            .attribute("pack_size", 6)
+            .attribute("weight_kg", 1.5)
+            .attribute("clearance", false)
+            .build();
+        assert_eq!(ctx.attribute_str("brand"), Some("Acme"));
+        assert_eq!(ctx.attribute_i64("pack_size"), Some(6));
+        assert_eq!(ctx.attribute_f64("weight_kg"), Some(1.5));
+        assert_eq!(ctx.attribute_bool("clearance"), Some(false));
+        assert_eq!(ctx.param_str("brand"), None, "attributes and parameters are separate");
     }
 }

@@ -18,7 +18,7 @@ pub type GuestContext = wit::Context;
 pub type GuestDecision = wit::Decision;
 
 /// Runs a policy on one context from the host.
-pub fn evaluate(ctx: GuestContext, policy: fn(&crate::Context) -> crate::Decision) -> GuestDecision {
+pub fn evaluate(ctx: GuestContext, policy: crate::Policy) -> GuestDecision {
     install_panic_hook();
     let currency = ctx.currency.clone();
     let decision = policy(&from_guest(ctx));

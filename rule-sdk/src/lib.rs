@@ -21,6 +21,35 @@
 //! `pricing:policy@1.0.0` interface (`wit/policy.wit`); built natively, the same code runs in
 //! plain `cargo test` with the builders of [`testing`]. The interface's generated types never
 //! appear in a policy: the SDK converts them.
+//!
+//! Money is integer minor units of the context's currency (cents for EUR, yen for JPY), and
+//! the helpers of [`pricing`] keep it that way: margins and moves in basis points, rounding to
+//! price endings, the cheapest or median competitor, all checked against overflow.
+//!
+//! A policy's unit test builds a context, runs the policy and reads what it logged:
+//!
+//! ```
+//! use pricing_rule_sdk::testing::{ContextBuilder, run};
+//! use pricing_rule_sdk::{Context, Decision, log, pricing};
+//!
+//! fn match_cheapest(ctx: &Context) -> Decision {
+//!     match pricing::cheapest_competitor(ctx, Some(24 * 3600)) {
+//!         Some(offer) => {
+//!             log(&format!("matching {}", offer.competitor));
+//!             Decision::set(offer.price.minor, "matched").with_tag("match")
+//!         }
+//!         None => Decision::keep("no competitor"),
+//!     }
+//! }
+//!
+//! let ctx = ContextBuilder::new("sku-1", "EUR").cost(1200).competitor("acme", 1899, true, 3600).build();
+//! let (decision, log) = run(match_cheapest, &ctx);
+//! assert_eq!(decision.price_minor(), Some(1899));
+//! assert_eq!(log, ["matching acme"]);
+//! ```
+//!
+//! `scripts/build-rules` in the repository builds a policy crate to a `.wasm` module the
+//! service accepts at upload.
 
 // Lets the generated bindings name this crate by its public name, from inside it too.
 extern crate self as pricing_rule_sdk;
@@ -38,32 +67,62 @@ pub use context::{CompetitorOffer, Context, Demand, Money, Value};
 pub use decision::{Action, Decision};
 pub use log::log;
 
-/// Exports a policy function `fn(&Context) -> Decision` as the rule's entry points (single
-/// and batch). On native targets it only checks the function's signature, so the crate's
-/// unit tests build and run with `cargo test`.
+/// What [`export_rule!`] exports: a pricing policy.
+pub type Policy = fn(&Context) -> Decision;
+
+/// Exports a policy, a function `fn(&Context) -> Decision` (or a closure that captures
+/// nothing), as the rule's two entry points: `evaluate`, and `evaluate-batch`, which maps the
+/// policy over the contexts in order.
+///
+/// On `wasm32` it implements the bindings' `Guest` trait and exports it with wit-bindgen's
+/// export macro. On other targets it only checks the policy's type, so the crate's unit tests
+/// build and run with plain `cargo test`. A function of another signature is refused with an
+/// error at the name passed in:
+///
+/// ```compile_fail,E0308
+/// use pricing_rule_sdk::{Context, Decision, export_rule};
+///
+/// fn takes_the_context_by_value(ctx: Context) -> Decision {
+///     Decision::keep(ctx.sku)
+/// }
+///
+/// export_rule!(takes_the_context_by_value); // expected fn pointer `fn(&Context) -> Decision`
+/// ```
+///
+/// Export one policy per crate: a module has one `evaluate`.
+// rustfmt cannot parse wit-bindgen's `with_types_in` form and re-indents that line on every
+// run, so this macro is formatted by hand.
+#[rustfmt::skip]
 #[macro_export]
 macro_rules! export_rule {
-    ($policy:path) => {
-        // A policy with the wrong signature fails here, pointing at the name passed in.
-        const _: fn(&$crate::Context) -> $crate::Decision = $policy;
-
-        #[cfg(target_arch = "wasm32")]
+    // `expr`, not `path`: rustc then points a type error at the caller's tokens rather than at
+    // the whole macro call.
+    ($policy:expr $(,)?) => {
         const _: () = {
-            struct ExportedRule;
+            // A policy of the wrong type fails here, on every target.
+            #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+            const POLICY: $crate::Policy = $policy;
 
-            impl $crate::guest::Guest for ExportedRule {
-                fn evaluate(ctx: $crate::guest::GuestContext) -> $crate::guest::GuestDecision {
-                    $crate::guest::evaluate(ctx, $policy)
+            #[cfg(target_arch = "wasm32")]
+            const _: () = {
+                struct ExportedRule;
+
+                impl $crate::guest::Guest for ExportedRule {
+                    fn evaluate(ctx: $crate::guest::GuestContext) -> $crate::guest::GuestDecision {
+                        $crate::guest::evaluate(ctx, POLICY)
+                    }
+
+                    fn evaluate_batch(
+                        ctxs: ::std::vec::Vec<$crate::guest::GuestContext>,
+                    ) -> ::std::vec::Vec<$crate::guest::GuestDecision> {
+                        ctxs.into_iter().map(|ctx| $crate::guest::evaluate(ctx, POLICY)).collect()
+                    }
                 }
 
-                fn evaluate_batch(
-                    ctxs: ::std::vec::Vec<$crate::guest::GuestContext>,
-                ) -> ::std::vec::Vec<$crate::guest::GuestDecision> {
-                    ctxs.into_iter().map(|ctx| $crate::guest::evaluate(ctx, $policy)).collect()
-                }
-            }
-
-    $crate::guest::export!(ExportedRule with_types_in $crate::guest);
+                // Not `export!(ExportedRule)`: naming the bindings through `$crate` keeps
+                // working when a rule crate renames its SDK dependency.
+                $crate::guest::export!(ExportedRule with_types_in $crate::guest);
+            };
         };
     };
 }

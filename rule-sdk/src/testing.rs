@@ -17,7 +17,9 @@ fn exponent_of(currency: &str) -> u8 {
 }
 
 /// Builds a [`Context`]. Defaults: cost 0, current and base price 1000, no competitors, no
-/// demand, no attributes or parameters, `now` = [`DEFAULT_NOW_MS`].
+/// demand, no attributes or parameters, `now` = [`DEFAULT_NOW_MS`], and the currency's usual
+/// exponent (0 for JPY, 3 for KWD, 2 otherwise; [`ContextBuilder::currency_exponent`] sets it).
+#[derive(Debug, Clone)]
 pub struct ContextBuilder {
     ctx: Context,
 }
@@ -110,6 +112,11 @@ impl ContextBuilder {
         self
     }
 
+    pub fn currency_exponent(mut self, exponent: u8) -> Self {
+        self.ctx.currency_exponent = exponent;
+        self
+    }
+
     pub fn now_ms(mut self, now_ms: i64) -> Self {
         self.ctx.now_ms = now_ms;
         self
@@ -117,36 +124,6 @@ impl ContextBuilder {
 
     pub fn build(self) -> Context {
         self.ctx
-    }
-}
-
-impl From<i64> for Value {
-    fn from(n: i64) -> Self {
-        Value::Number(n as f64)
-    }
-}
-
-impl From<i32> for Value {
-    fn from(n: i32) -> Self {
-        Value::Number(f64::from(n))
-    }
-}
-
-impl From<f64> for Value {
-    fn from(n: f64) -> Self {
-        Value::Number(n)
-    }
-}
-
-impl From<&str> for Value {
-    fn from(s: &str) -> Self {
-        Value::Text(s.to_owned())
-    }
-}
-
-impl From<bool> for Value {
-    fn from(b: bool) -> Self {
-        Value::Boolean(b)
     }
 }
 
@@ -158,8 +135,60 @@ pub fn take_log() -> Vec<String> {
 
 /// Runs a policy as the service would (one context) and returns its decision and log.
 #[cfg(not(target_arch = "wasm32"))]
-pub fn run(policy: fn(&Context) -> crate::Decision, ctx: &Context) -> (crate::Decision, Vec<String>) {
+pub fn run(policy: crate::Policy, ctx: &Context) -> (crate::Decision, Vec<String>) {
     take_log();
     let decision = policy(ctx);
     (decision, take_log())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Decision, log};
+
+    fn logs_and_keeps(ctx: &Context) -> Decision {
+        log(&format!("looked at {}", ctx.sku));
+        log("kept");
+        Decision::keep("nothing to do")
+    }
+
+    #[test]
+    fn a_built_context_has_the_documented_defaults() {
+        let ctx = ContextBuilder::new("sku-1", "EUR").build();
+        assert_eq!((ctx.cost.minor, ctx.current_price.minor, ctx.base_price.minor), (0, 1000, 1000));
+        assert_eq!(ctx.currency_exponent, 2);
+        assert_eq!(ctx.now_ms, DEFAULT_NOW_MS);
+        assert!(ctx.competitors.is_empty() && ctx.params.is_empty() && ctx.attributes.is_empty());
+        assert_eq!(ctx.demand, Demand::default());
+    }
+
+    #[test]
+    fn every_amount_is_in_the_context_currency_unless_an_offer_says_otherwise() {
+        let ctx = ContextBuilder::new("gyoza", "JPY")
+            .cost(500)
+            .competitor("a", 980, true, 60)
+            .competitor_in("b", 700, "USD", true, 60)
+            .build();
+        assert_eq!(ctx.currency_exponent, 0);
+        assert_eq!(ctx.cost, Money { minor: 500, currency: "JPY".into() });
+        assert_eq!(ctx.competitors[0].price.currency, "JPY");
+        assert_eq!(ctx.competitors[1].price.currency, "USD");
+        assert_eq!(ContextBuilder::new("x", "KWD").build().currency_exponent, 3);
+    }
+
+    #[test]
+    fn demand_figures_and_inventory_are_set_together() {
+        let ctx = ContextBuilder::new("sku-1", "EUR").demand(|d| d.units_sold_7d = 70).inventory(12).build();
+        assert_eq!((ctx.demand.units_sold_7d, ctx.demand.inventory), (70, Some(12)));
+    }
+
+    #[test]
+    fn run_returns_the_decision_with_only_that_evaluation_log() {
+        log("left over from an earlier call");
+        let ctx = ContextBuilder::new("sku-1", "EUR").build();
+        let (decision, lines) = run(logs_and_keeps, &ctx);
+        assert_eq!(decision, Decision::keep("nothing to do"));
+        assert_eq!(lines, ["looked at sku-1", "kept"]);
+        assert!(take_log().is_empty(), "run drains the log");
+    }
 }

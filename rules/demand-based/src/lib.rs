@@ -1,43 +1,48 @@
 //! Demand-based: raise the price when stock sells through fast or cover runs low, lower it
-//! for slow movers, keep it otherwise.
+//! for slow movers, keep it otherwise. The explanation and a tag (`fast`, `low-cover`, `slow`)
+//! say which case fired.
 //!
-//! Cover is inventory ÷ average daily sales over 7 days. Parameters: `step_up_bps` (500),
-//! `step_down_bps` (500), `low_cover_days` (7), `high_cover_days` (60),
-//! `sell_through_bps` (5000: a week's sales at least half the stock counts as fast),
-//! `slow_units_30d` (3: fewer sales than this in 30 days is slow).
+//! Cover is inventory ÷ average daily sales over the last 7 days. Parameters: `step_up_bps`
+//! (500), `step_down_bps` (500), `sell_through_bps` (5000: a week's sales of at least half
+//! the stock is fast), `low_cover_days` (7), `slow_units_30d` (3: fewer sales than this in 30
+//! days is slow, when cover is also above `high_cover_days`, 60, or nothing sold this week).
 
 use pricing_rule_sdk::{Context, Decision, export_rule, pricing};
+
+const TAG: &str = "demand";
 
 pub fn demand_based(ctx: &Context) -> Decision {
     let step_up = ctx.param_i64("step_up_bps").unwrap_or(500);
     let step_down = ctx.param_i64("step_down_bps").unwrap_or(500);
+    let sell_through_bps = ctx.param_i64("sell_through_bps").unwrap_or(5000);
     let low_cover = ctx.param_i64("low_cover_days").unwrap_or(7);
     let high_cover = ctx.param_i64("high_cover_days").unwrap_or(60);
-    let sell_through_bps = ctx.param_i64("sell_through_bps").unwrap_or(5000);
     let slow_units = ctx.param_i64("slow_units_30d").unwrap_or(3);
 
-    let Some(inventory) = ctx.demand.inventory.filter(|i| *i > 0) else {
-        return Decision::keep("no inventory reported").with_tag("demand");
+    let inventory = match ctx.demand.inventory {
+        None => return Decision::keep("no inventory reported").with_tag(TAG),
+        Some(units) if units <= 0 => return Decision::keep("out of stock").with_tag(TAG),
+        Some(units) => i128::from(units),
     };
-    let sold_7d = ctx.demand.units_sold_7d as i64;
-    let price = ctx.current_price.minor;
-    let moved = |bps: i64, why: String, tag: &str| match pricing::move_bps(price, bps) {
-        Some(p) if p > 0 => Decision::set(p, why).with_tag("demand").with_tag(tag),
-        _ => Decision::keep("the move is out of range").with_tag("demand"),
-    };
-    // Days of cover at the last week's pace (×7 keeps it in integers).
+    // Demand counters are u64 and parameters i64: i128 holds every product below exactly.
+    let sold_7d = i128::from(ctx.demand.units_sold_7d);
+    let sold_30d = i128::from(ctx.demand.units_sold_30d);
     let cover_days = (sold_7d > 0).then(|| inventory * 7 / sold_7d);
-    if sold_7d * 10_000 >= inventory * sell_through_bps {
-        return moved(step_up, format!("{sold_7d} sold in 7 days against {inventory} in stock"), "fast");
+
+    let move_by = |bps: i64, why: String, case: &str| match pricing::move_bps(ctx.current_price.minor, bps) {
+        Some(price) if price > 0 => Decision::set(price, why).with_tag(TAG).with_tag(case),
+        _ => Decision::keep(format!("{why}, but the move is out of range")).with_tag(TAG),
+    };
+    if sold_7d * 10_000 >= inventory * i128::from(sell_through_bps) {
+        return move_by(step_up, format!("fast: {sold_7d} sold in 7 days against {inventory} in stock"), "fast");
     }
-    if let Some(days) = cover_days.filter(|d| *d < low_cover) {
-        return moved(step_up, format!("only {days} days of cover"), "low-cover");
+    if let Some(days) = cover_days.filter(|days| *days < i128::from(low_cover)) {
+        return move_by(step_up, format!("low cover: {days} days of stock at this week's pace"), "low-cover");
     }
-    if (ctx.demand.units_sold_30d as i64) < slow_units && cover_days.is_none_or(|d| d > high_cover) {
-        let why = format!("{} sold in 30 days with {inventory} in stock", ctx.demand.units_sold_30d);
-        return moved(-step_down, why, "slow");
+    if sold_30d < i128::from(slow_units) && cover_days.is_none_or(|days| days > i128::from(high_cover)) {
+        return move_by(-step_down, format!("slow: {sold_30d} sold in 30 days with {inventory} in stock"), "slow");
     }
-    Decision::keep("demand is in the normal range").with_tag("demand")
+    Decision::keep("demand is in the normal range").with_tag(TAG)
 }
 
 export_rule!(demand_based);
@@ -47,48 +52,64 @@ mod tests {
     use super::*;
     use pricing_rule_sdk::testing::ContextBuilder;
 
-    fn stock(inventory: i64, sold_7d: u64, sold_30d: u64) -> Context {
-        ContextBuilder::new("tee", "EUR")
-            .current_price(2000)
-            .inventory(inventory)
-            .demand(|d| {
-                d.units_sold_7d = sold_7d;
-                d.units_sold_30d = sold_30d;
-            })
-            .build()
+    fn stock(inventory: i64, sold_7d: u64, sold_30d: u64) -> ContextBuilder {
+        ContextBuilder::new("tee", "EUR").current_price(2000).inventory(inventory).demand(|d| {
+            d.units_sold_7d = sold_7d;
+            d.units_sold_30d = sold_30d;
+        })
     }
 
     #[test]
     fn raises_the_price_on_fast_sell_through() {
-        let decision = demand_based(&stock(100, 60, 200)); // 60 ≥ 50 % of 100
-        assert_eq!(decision.price_minor(), Some(2100));
-        assert!(decision.tags.contains(&"fast".to_owned()));
+        let decision = demand_based(&stock(100, 60, 200).build()); // 60 ≥ 50 % of 100
+        assert_eq!(decision.price_minor(), Some(2100)); // 2000 + 5 %
+        assert_eq!(decision.explanation, "fast: 60 sold in 7 days against 100 in stock");
+        assert!(decision.has_tag("fast"));
     }
 
     #[test]
     fn raises_the_price_when_cover_runs_low() {
-        let decision = demand_based(&stock(100, 140, 400)); // fast too: checked first
-        assert!(decision.tags.contains(&"fast".to_owned()));
-        let ctx = {
-            let mut c = stock(100, 40, 150); // 40 < 50: not fast; cover 100×7/40 = 17 days
-            c.params.push(("low_cover_days".into(), 20.into()));
-            c
-        };
-        let decision = demand_based(&ctx);
+        // 40 < 50 % of 100, so not fast; cover is 100 × 7 / 40 = 17 days, under 20.
+        let decision = demand_based(&stock(100, 40, 150).param("low_cover_days", 20).build());
         assert_eq!(decision.price_minor(), Some(2100));
-        assert!(decision.tags.contains(&"low-cover".to_owned()));
+        assert_eq!(decision.explanation, "low cover: 17 days of stock at this week's pace");
+        assert!(decision.has_tag("low-cover"));
+    }
+
+    #[test]
+    fn fast_sell_through_is_checked_before_low_cover() {
+        let decision = demand_based(&stock(100, 140, 400).build()); // both: 5 days of cover
+        assert!(decision.has_tag("fast"));
     }
 
     #[test]
     fn lowers_the_price_of_slow_movers() {
-        let decision = demand_based(&stock(500, 0, 2));
-        assert_eq!(decision.price_minor(), Some(1900));
-        assert!(decision.tags.contains(&"slow".to_owned()));
+        let decision = demand_based(&stock(500, 0, 2).build());
+        assert_eq!(decision.price_minor(), Some(1900)); // 2000 − 5 %
+        assert!(decision.has_tag("slow"));
+        let decision = demand_based(&stock(500, 1, 2).param("step_down_bps", 1250).build()); // 3500 days
+        assert_eq!(decision.price_minor(), Some(1750)); // 2000 − 12.5 %
     }
 
     #[test]
-    fn keeps_the_price_in_the_normal_range_or_without_inventory() {
-        assert_eq!(demand_based(&stock(100, 10, 40)).price_minor(), None); // cover 70 days, 40 sold
-        assert_eq!(demand_based(&ContextBuilder::new("tee", "EUR").build()).price_minor(), None);
+    fn keeps_the_price_in_the_normal_range() {
+        let decision = demand_based(&stock(100, 10, 40).build()); // 70 days of cover, 40 sold in 30 days
+        assert_eq!(decision.price_minor(), None);
+        assert_eq!(decision.explanation, "demand is in the normal range");
+        let decision = demand_based(&stock(5, 1, 2).build()); // few sales, but only 35 days of cover
+        assert_eq!(decision.price_minor(), None);
+    }
+
+    #[test]
+    fn keeps_the_price_without_inventory_or_stock() {
+        let decision = demand_based(&ContextBuilder::new("tee", "EUR").build());
+        assert_eq!((decision.price_minor(), decision.explanation.as_str()), (None, "no inventory reported"));
+        assert_eq!(demand_based(&stock(0, 50, 50).build()).explanation, "out of stock");
+    }
+
+    #[test]
+    fn huge_counters_do_not_overflow() {
+        let decision = demand_based(&stock(i64::MAX, u64::MAX, u64::MAX).build());
+        assert!(decision.has_tag("fast")); // 2^64 × 10 000 ≥ 2^63 × 5 000
     }
 }

@@ -145,8 +145,9 @@ impl Sandbox {
         Evaluation { result, stats }
     }
 
-    /// Evaluates many contexts in one instance, with the fuel and time of that many
-    /// evaluations. A trap fails the whole batch; a refused answer fails only its own entry.
+    /// Evaluates many contexts in one call of the rule's batch entry point, with the fuel,
+    /// time and log allowance of that many evaluations. A trap fails the whole batch; a
+    /// refused answer fails only its own entry. The log covers the whole batch.
     pub fn evaluate_batch(
         &self,
         rule: &PreparedRule,
@@ -172,6 +173,86 @@ impl Sandbox {
         (result, stats)
     }
 
+    /// Evaluates each context with its own fuel, deadline and log, reusing one instance for
+    /// the whole sequence: every result is attributable to its context, as a decision record
+    /// needs. An instance that traps cannot be entered again, so the next context gets a
+    /// fresh one. (A rule that keeps state between calls can tell the contexts apart; replay
+    /// on a fresh instance is what exposes that.)
+    pub fn evaluate_many(&self, rule: &PreparedRule, ctxs: &[bindings::Context]) -> Vec<Evaluation> {
+        let settings = &self.settings;
+        let limits = self.output_limits();
+        let mut live: Option<(Store<HostState>, Policy)> = None;
+        let mut evaluations = Vec::with_capacity(ctxs.len());
+        for ctx in ctxs {
+            let started = Instant::now();
+            let (mut store, policy) = match live.take() {
+                Some(instance) => instance,
+                None => {
+                    let mut store = self.new_store(settings.log_bytes);
+                    store.set_fuel(settings.fuel_per_evaluation).expect("fuel is enabled on the engine");
+                    store.set_epoch_deadline(ticks(settings.deadline_ms));
+                    match rule.pre.instantiate(&mut store) {
+                        Ok(policy) => (store, policy),
+                        Err(e) => {
+                            let error = classify(
+                                e,
+                                &store,
+                                settings.fuel_per_evaluation,
+                                settings.deadline_ms,
+                                Phase::Instantiate,
+                            );
+                            evaluations.push(Evaluation {
+                                result: Err(error),
+                                stats: stats_of(store, settings.fuel_per_evaluation, started),
+                            });
+                            continue;
+                        }
+                    }
+                }
+            };
+            // Each call starts with a full allowance, whatever instantiation or earlier calls used.
+            store.set_fuel(settings.fuel_per_evaluation).expect("fuel is enabled on the engine");
+            store.set_epoch_deadline(ticks(settings.deadline_ms));
+            let state = store.data_mut();
+            state.log.clear();
+            state.log_overflowed = false;
+            let outcome = policy.call_evaluate(&mut store, ctx);
+            let remaining = store.get_fuel().unwrap_or(0);
+            let stats = EvalStats {
+                fuel_used: settings.fuel_per_evaluation - remaining,
+                peak_memory_bytes: store.data().limiter.peak_memory,
+                wall_time_us: started.elapsed(),
+                log: std::mem::take(&mut store.data_mut().log),
+            };
+            let result = match outcome {
+                Ok(decision) => {
+                    live = Some((store, policy));
+                    check_decision(decision, &ctx.currency, &limits).map_err(EvalError::from)
+                }
+                Err(e) => Err(classify(e, &store, settings.fuel_per_evaluation, settings.deadline_ms, Phase::Call)),
+            };
+            evaluations.push(Evaluation { result, stats });
+        }
+        evaluations
+    }
+
+    fn new_store(&self, log_limit: usize) -> Store<HostState> {
+        let state = HostState {
+            limiter: RuleLimiter {
+                memory_bytes: self.settings.memory_bytes,
+                table_elements: self.settings.table_elements,
+                peak_memory: 0,
+                exceeded: None,
+            },
+            log: String::new(),
+            log_limit,
+            log_overflowed: false,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        store
+    }
+
     /// Instantiates `rule` in a fresh store with the limits of `evaluations` evaluations and
     /// runs `call` against it.
     fn run<R>(
@@ -184,35 +265,31 @@ impl Sandbox {
         let settings = &self.settings;
         let fuel = settings.fuel_per_evaluation.saturating_mul(evaluations);
         let deadline_ms = settings.deadline_ms.saturating_mul(evaluations);
-        let state = HostState {
-            limiter: RuleLimiter {
-                memory_bytes: settings.memory_bytes,
-                table_elements: settings.table_elements,
-                peak_memory: 0,
-                exceeded: None,
-            },
-            log: String::new(),
-            log_limit: settings.log_bytes,
-            log_overflowed: false,
-        };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.limiter);
+        let mut store = self.new_store(settings.log_bytes.saturating_mul(evaluations as usize));
         store.set_fuel(fuel).expect("fuel is enabled on the engine");
-        store.set_epoch_deadline(deadline_ms.div_ceil(super::TICK.as_millis() as u64).max(1));
-
+        store.set_epoch_deadline(ticks(deadline_ms));
         let result = match rule.pre.instantiate(&mut store) {
             Ok(policy) => call(&policy, &mut store).map_err(|e| classify(e, &store, fuel, deadline_ms, Phase::Call)),
             Err(e) => Err(classify(e, &store, fuel, deadline_ms, Phase::Instantiate)),
         };
-        let remaining = store.get_fuel().unwrap_or(0);
-        let state = store.into_data();
-        let stats = EvalStats {
-            fuel_used: fuel - remaining,
-            peak_memory_bytes: state.limiter.peak_memory,
-            wall_time_us: started.elapsed(),
-            log: state.log,
-        };
-        (result, stats)
+        (result, stats_of(store, fuel, started))
+    }
+}
+
+/// Epoch ticks for a deadline in milliseconds (at least one).
+fn ticks(deadline_ms: u64) -> u64 {
+    deadline_ms.div_ceil(super::TICK.as_millis() as u64).max(1)
+}
+
+/// The cost of a store's whole life, which began at `started` with `fuel`.
+fn stats_of(store: Store<HostState>, fuel: u64, started: Instant) -> EvalStats {
+    let remaining = store.get_fuel().unwrap_or(0);
+    let state = store.into_data();
+    EvalStats {
+        fuel_used: fuel - remaining,
+        peak_memory_bytes: state.limiter.peak_memory,
+        wall_time_us: started.elapsed(),
+        log: state.log,
     }
 }
 

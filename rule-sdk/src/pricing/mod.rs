@@ -1,0 +1,13 @@
+//! Helpers a pricing author needs, all in integer minor units: which competitor offers count
+//! and their cheapest or median price, margins over cost and percentage moves in basis points
+//! (1 bp = 0.01 %), and rounding to price endings such as .99 or ¥980. Arithmetic is checked:
+//! a result that would overflow, or an input that makes no sense, gives `None`, never a
+//! wrapped or made-up number.
+
+mod competitors;
+mod endings;
+mod margins;
+
+pub use competitors::{cheapest_competitor, eligible_offers, median_competitor_price};
+pub use endings::{round_down_to_ending, round_to_ending};
+pub use margins::{margin_bps, move_bps, price_for_margin};
