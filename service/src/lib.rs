@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod metrics;
+pub mod pricing;
 pub mod rules;
 pub mod runner;
 pub mod sandbox;
