@@ -11,6 +11,7 @@ use actix_web::{App, HttpServer, web};
 
 use crate::api;
 use crate::auth::{self, Authenticator, Role, Roles};
+use crate::cache::PriceCache;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::rules::Rules;
@@ -41,9 +42,12 @@ impl Application {
         let listen_error = |source| StartupError::Listen { address: settings.listen.clone(), source };
         let listener = TcpListener::bind(&settings.listen).map_err(listen_error)?;
         let port = listener.local_addr().map_err(listen_error)?.port();
+        let prices = Arc::new(PriceCache::new());
+        let warmed = prices.warm(&store).await?;
+        tracing::info!(prices = warmed, "price cache warmed");
         let sandbox = Arc::new(Sandbox::new(&settings.sandbox)?);
         let rules = Arc::new(Rules::new(store.clone(), sandbox));
-        let server = serve(listener, store.clone(), rules, &settings).map_err(listen_error)?;
+        let server = serve(listener, store.clone(), rules, prices, &settings).map_err(listen_error)?;
         tracing::info!(port, backend = store.backend(), "pricing service listening");
         Ok(Self { server, port, store, generated_admin_key })
     }
@@ -88,6 +92,7 @@ fn serve(
     listener: TcpListener,
     store: Arc<dyn Store>,
     rules: Arc<Rules>,
+    prices: Arc<PriceCache>,
     settings: &Settings,
 ) -> std::io::Result<Server> {
     let authenticator = web::Data::new(Authenticator::new(
@@ -97,6 +102,7 @@ fn serve(
     ));
     let store: web::Data<dyn Store> = web::Data::from(store);
     let rules = web::Data::from(rules);
+    let prices = web::Data::from(prices);
     let metrics = web::Data::new(Metrics::new());
     let http = web::Data::new(settings.http.clone());
     let json_limit = settings.http.json_limit_bytes;
@@ -106,6 +112,7 @@ fn serve(
             .app_data(store.clone())
             .app_data(authenticator.clone())
             .app_data(rules.clone())
+            .app_data(prices.clone())
             .app_data(metrics.clone())
             .app_data(http.clone())
             .configure(api::configure(json_limit))

@@ -10,6 +10,7 @@ mod helpers;
 mod isolation;
 mod merchants;
 mod policies;
+mod prices;
 mod process;
 mod products;
 mod readme;

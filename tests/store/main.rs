@@ -283,7 +283,30 @@ async fn activation_and_rollback_walk_the_history(backend: Backend) {
     assert_eq!(store.roll_back_rule(m).await.unwrap().version, 1);
 }
 
+async fn prices_in_force_page_across_merchants_in_key_order(backend: Backend) {
+    let store = open(backend).await;
+    let mut expected = Vec::new();
+    for name in ["A", "B", "C"] {
+        let m = store.create_merchant(name).await.unwrap().id;
+        for s in ["x", "Y", "z-1"] {
+            store.upsert_product(m, &draft(s, "EUR", 1, 5)).await.unwrap();
+            expected.push((m.to_string(), s.to_owned()));
+        }
+    }
+    expected.sort();
+    let mut seen = Vec::new();
+    let mut after: Option<(MerchantId, Sku)> = None;
+    loop {
+        let page = store.current_prices_after(after.as_ref().map(|(m, s)| (*m, s)), 4).await.unwrap();
+        let Some((m, last)) = page.last() else { break };
+        after = Some((*m, last.sku.clone()));
+        seen.extend(page.into_iter().map(|(m, p)| (m.to_string(), p.sku.to_string())));
+    }
+    assert_eq!(seen, expected);
+}
+
 both_backends! {
+    warm_paging => prices_in_force_page_across_merchants_in_key_order;
     rule_versions => rule_versions_number_from_one_and_the_same_bytes_are_one_version;
     concurrent_uploads => concurrent_uploads_get_distinct_versions;
     rule_parameters => parameters_are_set_per_version;

@@ -52,6 +52,9 @@ pub async fn observe(
     span.in_scope(|| {
         if status.is_server_error() {
             tracing::warn!(status = status.as_u16(), "request failed");
+        } else if is_hot(&route) {
+            // Checkout lookups and probes come thousands a second: logged only at debug.
+            tracing::debug!(status = status.as_u16(), "request answered");
         } else {
             tracing::info!(status = status.as_u16(), "request answered");
         }
@@ -60,4 +63,9 @@ pub async fn observe(
         metrics.record_request(&method, &route, status.as_u16(), elapsed.as_secs_f64());
     }
     result
+}
+
+/// Routes too frequent to log every answer at `info`.
+fn is_hot(route: &str) -> bool {
+    route.starts_with("/v1/prices") || matches!(route, "/healthz" | "/readyz" | "/metrics")
 }

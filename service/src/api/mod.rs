@@ -6,6 +6,7 @@ mod health;
 mod merchants;
 mod middleware;
 pub mod openapi;
+mod prices;
 mod products;
 mod rules;
 
@@ -21,6 +22,7 @@ pub fn configure(json_limit: usize) -> impl FnOnce(&mut web::ServiceConfig) {
             .app_data(extract::query_config())
             .configure(health::configure)
             .configure(merchants::configure)
+            .configure(prices::configure)
             .configure(products::configure)
             .configure(rules::configure)
             .default_service(web::to(extract::route_not_found));

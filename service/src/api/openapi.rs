@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{merchants, products, rules};
+use super::{merchants, prices, products, rules};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,6 +18,8 @@ use super::{merchants, products, rules};
         products::get_product,
         products::delete_product,
         products::list_products,
+        prices::get_price,
+        prices::lookup,
         rules::upload_rule,
         rules::list_rules,
         rules::get_rule,

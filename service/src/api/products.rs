@@ -13,6 +13,7 @@ use validator::Validate;
 use super::extract::resource;
 use super::{ApiError, ErrorBody};
 use crate::auth::{Principal, Role};
+use crate::cache::PriceCache;
 use crate::domain::{GuardrailsInput, Product, ProductDraft, Sku};
 use crate::store::{CurrentPrice, Store, Upserted};
 
@@ -124,6 +125,7 @@ fn sku_from_path(text: &str) -> Result<Sku, ApiError> {
 pub async fn put_product(
     principal: Principal,
     store: web::Data<dyn Store>,
+    cache: web::Data<PriceCache>,
     path: web::Path<String>,
     body: web::Json<ProductBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -141,6 +143,10 @@ pub async fn put_product(
     )?;
     let (product, outcome) = store.upsert_product(merchant, &draft).await?;
     let price = store.current_price(merchant, &product.sku).await?;
+    // Checkout sees the new price before the merchant hears it is stored.
+    if let Some(price) = &price {
+        cache.put(merchant, price);
+    }
     let view = ProductView::new(product, price);
     Ok(match outcome {
         Upserted::Created => HttpResponse::Created().json(view),
@@ -169,11 +175,13 @@ pub async fn get_product(
 pub async fn delete_product(
     principal: Principal,
     store: web::Data<dyn Store>,
+    cache: web::Data<PriceCache>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = principal.merchant_with(WRITE)?;
     let sku = sku_from_path(&path)?;
     if store.delete_product(merchant, &sku).await? {
+        cache.remove(merchant, &sku);
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(ApiError::not_found(format!("product {sku}")))

@@ -41,6 +41,13 @@ pub trait CatalogStore: Send + Sync {
     async fn delete_product(&self, merchant: MerchantId, sku: &Sku) -> Result<bool, StoreError>;
 
     async fn current_price(&self, merchant: MerchantId, sku: &Sku) -> Result<Option<CurrentPrice>, StoreError>;
+    /// Every merchant's prices in force, a page at a time in (merchant, SKU) order, after the
+    /// given key: for warming the price cache.
+    async fn current_prices_after(
+        &self,
+        after: Option<(MerchantId, &Sku)>,
+        limit: u32,
+    ) -> Result<Vec<(MerchantId, CurrentPrice)>, StoreError>;
 }
 
 /// Implements [`CatalogStore`] for a backend's store type (which has a `pool` field) with the
@@ -49,7 +56,7 @@ macro_rules! impl_catalog_store {
     ($store:ty) => {
         const _: () = {
             use $crate::domain::{MerchantId, Product, ProductDraft, Sku};
-            use $crate::store::rows::{PriceRow, ProductRow, convert_all};
+            use $crate::store::rows::{MerchantPriceRow, PriceRow, ProductRow, convert_all};
             use $crate::store::{CurrentPrice, StoreError, Upserted, now};
 
         #[async_trait::async_trait]
@@ -189,6 +196,25 @@ macro_rules! impl_catalog_store {
                     .rows_affected();
                 tx.commit().await?;
                 Ok(deleted > 0)
+            }
+
+            async fn current_prices_after(
+                &self,
+                after: Option<(MerchantId, &Sku)>,
+                limit: u32,
+            ) -> Result<Vec<(MerchantId, CurrentPrice)>, StoreError> {
+                let (merchant, sku) = after.map_or((String::new(), ""), |(m, s)| (m.to_string(), s.as_str()));
+                let rows = sqlx::query_as::<_, MerchantPriceRow>(
+                    "SELECT merchant_id, sku, price_minor, currency, version, effective_at FROM current_prices
+                     WHERE merchant_id > $1 OR (merchant_id = $1 AND sku > $2)
+                     ORDER BY merchant_id, sku LIMIT $3",
+                )
+                .bind(merchant)
+                .bind(sku)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                convert_all(rows)
             }
 
             async fn current_price(&self, merchant: MerchantId, sku: &Sku) -> Result<Option<CurrentPrice>, StoreError> {

@@ -119,6 +119,21 @@ impl TryFrom<PriceRow> for CurrentPrice {
     }
 }
 
+#[derive(sqlx::FromRow)]
+pub(super) struct MerchantPriceRow {
+    merchant_id: String,
+    #[sqlx(flatten)]
+    price: PriceRow,
+}
+
+impl TryFrom<MerchantPriceRow> for (MerchantId, CurrentPrice) {
+    type Error = StoreError;
+    fn try_from(row: MerchantPriceRow) -> Result<Self, StoreError> {
+        let merchant = MerchantId::parse(&row.merchant_id).map_err(|e| corrupt("price merchant", e))?;
+        Ok((merchant, CurrentPrice::try_from(row.price)?))
+    }
+}
+
 /// Converts every row, failing on the first that does not parse.
 pub(super) fn convert_all<R, T: TryFrom<R, Error = StoreError>>(rows: Vec<R>) -> Result<Vec<T>, StoreError> {
     rows.into_iter().map(T::try_from).collect()
