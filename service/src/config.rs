@@ -69,6 +69,9 @@ pub struct HttpSettings {
     pub json_limit_bytes: usize,
     /// How long in-flight requests may finish after SIGTERM.
     pub shutdown_timeout_secs: u64,
+    /// How long an idle connection is kept open. Longer than clients' own idle timeouts, so
+    /// that a client never sends a request on a connection the server is closing.
+    pub keep_alive_secs: u64,
     /// Worker threads; 0 means one per core.
     pub workers: usize,
 }
@@ -174,6 +177,7 @@ request_timeout_ms = 10000
 client_request_timeout_ms = 5000
 json_limit_bytes = 262144
 shutdown_timeout_secs = 30
+keep_alive_secs = 75
 workers = 0
 
 [store]

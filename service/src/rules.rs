@@ -165,7 +165,7 @@ impl Rules {
                 continue;
             };
             match (self.store.product(merchant, &sku).await?, self.store.current_price(merchant, &sku).await?) {
-                (Some(product), price) => contexts.push(context_of(&product, price.as_ref())),
+                (Some(product), price) => contexts.push(context_of(&product, price.as_ref(), Utc::now())),
                 (None, _) => invalid.push(field, format!("no product {sku}")),
             }
         }
@@ -173,7 +173,9 @@ impl Rules {
     }
 }
 
-fn context_of(product: &Product, price: Option<&CurrentPrice>) -> RuleContext {
+/// A product's rule context as it stands at `now`. Competitor and demand signals are not
+/// collected yet, so those parts are empty.
+pub fn context_of(product: &Product, price: Option<&CurrentPrice>, now: chrono::DateTime<Utc>) -> RuleContext {
     RuleContext {
         sku: product.sku.to_string(),
         currency: product.currency().to_string(),
@@ -183,7 +185,8 @@ fn context_of(product: &Product, price: Option<&CurrentPrice>) -> RuleContext {
         competitors: Vec::new(),
         demand: Default::default(),
         attributes: product.attributes.as_map().clone(),
-        now: Utc::now(),
+        // Millisecond precision: what the rule receives, so what a replay must give it.
+        now: chrono::DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now),
     }
 }
 

@@ -14,6 +14,7 @@ use crate::auth::{self, Authenticator, Role, Roles};
 use crate::cache::PriceCache;
 use crate::config::Settings;
 use crate::metrics::Metrics;
+use crate::pricing::Repricer;
 use crate::rules::Rules;
 use crate::sandbox::Sandbox;
 use crate::store::{self, Store, StoreError};
@@ -32,6 +33,7 @@ pub struct Application {
     server: Server,
     port: u16,
     store: Arc<dyn Store>,
+    repricer: Repricer,
     generated_admin_key: Option<String>,
 }
 
@@ -47,9 +49,11 @@ impl Application {
         tracing::info!(prices = warmed, "price cache warmed");
         let sandbox = Arc::new(Sandbox::new(&settings.sandbox)?);
         let rules = Arc::new(Rules::new(store.clone(), sandbox));
-        let server = serve(listener, store.clone(), rules, prices, &settings).map_err(listen_error)?;
+        let repricer = Repricer::start(store.clone(), rules.clone(), prices.clone());
+        let server =
+            serve(listener, store.clone(), rules, prices, repricer.clone(), &settings).map_err(listen_error)?;
         tracing::info!(port, backend = store.backend(), "pricing service listening");
-        Ok(Self { server, port, store, generated_admin_key })
+        Ok(Self { server, port, store, repricer, generated_admin_key })
     }
 
     pub fn port(&self) -> u16 {
@@ -58,6 +62,11 @@ impl Application {
 
     pub fn store(&self) -> Arc<dyn Store> {
         self.store.clone()
+    }
+
+    /// The repricer (tests wait on it to settle).
+    pub fn repricer(&self) -> Repricer {
+        self.repricer.clone()
     }
 
     /// The admin key made on a first start with none configured; to be shown once.
@@ -93,6 +102,7 @@ fn serve(
     store: Arc<dyn Store>,
     rules: Arc<Rules>,
     prices: Arc<PriceCache>,
+    repricer: Repricer,
     settings: &Settings,
 ) -> std::io::Result<Server> {
     let authenticator = web::Data::new(Authenticator::new(
@@ -103,6 +113,7 @@ fn serve(
     let store: web::Data<dyn Store> = web::Data::from(store);
     let rules = web::Data::from(rules);
     let prices = web::Data::from(prices);
+    let repricer = web::Data::new(repricer);
     let metrics = web::Data::new(Metrics::new());
     let http = web::Data::new(settings.http.clone());
     let json_limit = settings.http.json_limit_bytes;
@@ -113,12 +124,14 @@ fn serve(
             .app_data(authenticator.clone())
             .app_data(rules.clone())
             .app_data(prices.clone())
+            .app_data(repricer.clone())
             .app_data(metrics.clone())
             .app_data(http.clone())
             .configure(api::configure(json_limit))
     })
     .listen(listener)?
     .client_request_timeout(Duration::from_millis(settings.http.client_request_timeout_ms))
+    .keep_alive(Duration::from_secs(settings.http.keep_alive_secs))
     .shutdown_timeout(settings.http.shutdown_timeout_secs);
     if settings.http.workers > 0 {
         server = server.workers(settings.http.workers);

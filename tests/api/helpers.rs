@@ -19,6 +19,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: TestDb,
     pub store: Arc<dyn Store>,
+    pub repricer: pricing::pricing::Repricer,
     handle: ServerHandle,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -31,6 +32,9 @@ pub fn test_settings(db: &TestDb) -> Settings {
     settings.admin_key = Some(Secret::new(ADMIN_KEY));
     settings.http.workers = 1;
     settings.store.max_connections = 4;
+    // The wall-clock deadline is load-sensitive by nature; on a busy 2-core CI machine a
+    // legitimate evaluation can be preempted past 10 ms. Fuel, the deterministic stop, stays.
+    settings.sandbox.deadline_ms = 1_000;
     settings
 }
 
@@ -46,9 +50,15 @@ pub async fn spawn_app_with(settings: Settings, db: TestDb) -> TestApp {
     let admin_key = app.generated_admin_key().map(str::to_owned).unwrap_or(admin_key);
     let address = format!("http://127.0.0.1:{}", app.port());
     let store = app.store();
+    let repricer = app.repricer();
     let handle = app.handle();
     let server = tokio::spawn(app.run_until_stopped());
-    TestApp { address, admin_key, client: reqwest::Client::new(), db, store, handle, server }
+    // Idle connections are dropped long before the server's keep-alive ends.
+    let client = reqwest::Client::builder()
+        .pool_idle_timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("an HTTP client");
+    TestApp { address, admin_key, client, db, store, repricer, handle, server }
 }
 
 /// Logs go to the test output only when `TEST_LOG` is set.

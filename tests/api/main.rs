@@ -9,6 +9,7 @@ mod health;
 mod helpers;
 mod isolation;
 mod merchants;
+mod pipeline;
 mod policies;
 mod prices;
 mod process;

@@ -335,6 +335,7 @@ async fn the_local_runner_reports_the_decision_fuel_memory_time_and_log() {
             .args(["rule", "run", "--wasm", wasm, "--input", "context.json", "--params", "params.json"])
             .current_dir(&dir)
             .env_clear()
+            .env("PRICING_SANDBOX__DEADLINE_MS", "1000")
             .output()
             .unwrap()
     };

@@ -11,8 +11,12 @@ use pricing::config::{SandboxSettings, Settings};
 use pricing::sandbox::{EvalError, Evaluation, RuleContext, Sandbox, UploadError};
 use serde_json::Map;
 
+/// The defaults, with a wall-clock deadline that a busy CI machine cannot trip by accident
+/// (tests of the deadline set their own).
 fn settings() -> SandboxSettings {
-    Settings::defaults().sandbox
+    let mut settings = Settings::defaults().sandbox;
+    settings.deadline_ms = 1_000;
+    settings
 }
 
 fn context() -> RuleContext {
@@ -205,6 +209,7 @@ fn an_infinite_loop_runs_out_of_fuel() {
 fn an_infinite_loop_hits_the_deadline_when_fuel_is_plentiful() {
     let mut settings = settings();
     settings.fuel_per_evaluation = u64::MAX / 2; // only the clock can stop it
+    settings.deadline_ms = 10;
     let evaluation = evaluate_with(&settings, &rule("(loop $l (br $l)) (unreachable)", ""));
     assert_eq!(evaluation.result, Err(EvalError::Timeout(10)));
     assert!(evaluation.stats.wall_time_us < std::time::Duration::from_secs(2));

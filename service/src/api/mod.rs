@@ -3,6 +3,7 @@
 mod error;
 mod extract;
 mod health;
+mod history;
 mod merchants;
 mod middleware;
 pub mod openapi;
@@ -22,6 +23,7 @@ pub fn configure(json_limit: usize) -> impl FnOnce(&mut web::ServiceConfig) {
             .app_data(extract::query_config())
             .configure(health::configure)
             .configure(merchants::configure)
+            .configure(history::configure)
             .configure(prices::configure)
             .configure(products::configure)
             .configure(rules::configure)

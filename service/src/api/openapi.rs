@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{merchants, prices, products, rules};
+use super::{history, merchants, prices, products, rules};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,6 +18,8 @@ use super::{merchants, prices, products, rules};
         products::get_product,
         products::delete_product,
         products::list_products,
+        history::history,
+        history::verify,
         prices::get_price,
         prices::lookup,
         rules::upload_rule,

@@ -15,6 +15,7 @@ use super::{ApiError, ErrorBody};
 use crate::auth::{Principal, Role};
 use crate::cache::PriceCache;
 use crate::domain::{GuardrailsInput, Product, ProductDraft, Sku};
+use crate::pricing::{Repricer, Trigger};
 use crate::store::{CurrentPrice, Store, Upserted};
 
 pub const DEFAULT_PAGE: u32 = 100;
@@ -126,6 +127,7 @@ pub async fn put_product(
     principal: Principal,
     store: web::Data<dyn Store>,
     cache: web::Data<PriceCache>,
+    repricer: web::Data<Repricer>,
     path: web::Path<String>,
     body: web::Json<ProductBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -146,6 +148,10 @@ pub async fn put_product(
     // Checkout sees the new price before the merchant hears it is stored.
     if let Some(price) = &price {
         cache.put(merchant, price);
+    }
+    if outcome != Upserted::Unchanged {
+        // Cost, guardrails or attributes changed: the active rule decides again.
+        repricer.request(merchant, [product.sku.clone()], Trigger::ProductChanged);
     }
     let view = ProductView::new(product, price);
     Ok(match outcome {

@@ -14,6 +14,7 @@ use super::extract::resource;
 use super::{ApiError, ErrorBody};
 use crate::auth::{Principal, Role};
 use crate::domain::Invalid;
+use crate::pricing::{Repricer, Trigger};
 use crate::rules::{DryRunResult, Rules};
 use crate::sandbox::RuleContext;
 use crate::store::{Activation, RuleVersion, Store};
@@ -178,6 +179,7 @@ pub async fn set_params(
     principal: Principal,
     rules: web::Data<Rules>,
     store: web::Data<dyn Store>,
+    repricer: web::Data<Repricer>,
     path: web::Path<String>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
@@ -187,7 +189,11 @@ pub async fn set_params(
         return Err(Invalid::one("params", "parameters are a JSON object").into());
     };
     let updated = rules.set_params(merchant, version, params).await?;
-    Ok(HttpResponse::Ok().json(RuleVersionView::new(updated, active_version(store.as_ref(), merchant).await?)))
+    let active = active_version(store.as_ref(), merchant).await?;
+    if active == Some(version) {
+        repricer.request_all(merchant, Trigger::ParamsChanged);
+    }
+    Ok(HttpResponse::Ok().json(RuleVersionView::new(updated, active)))
 }
 
 /// Make a version the active one.
@@ -196,21 +202,28 @@ pub async fn set_params(
 pub async fn activate(
     principal: Principal,
     rules: web::Data<Rules>,
+    repricer: web::Data<Repricer>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = principal.merchant_with(WRITE)?;
     let activation = rules.activate(merchant, version_from_path(&path)?).await?;
     tracing::info!(merchant_id = %merchant, version = activation.version, "rule activated");
+    repricer.request_all(merchant, Trigger::RuleActivated);
     Ok(HttpResponse::Ok().json(ActivationView::from(activation)))
 }
 
 /// Return to the version that was active before the current one.
 #[utoipa::path(post, path = "/v1/rules/rollback", tag = "rules", security(("bearer" = [])),
     responses((status = 200, body = ActivationView), (status = "4XX", body = ErrorBody)))]
-pub async fn roll_back(principal: Principal, rules: web::Data<Rules>) -> Result<HttpResponse, ApiError> {
+pub async fn roll_back(
+    principal: Principal,
+    rules: web::Data<Rules>,
+    repricer: web::Data<Repricer>,
+) -> Result<HttpResponse, ApiError> {
     let merchant = principal.merchant_with(WRITE)?;
     let activation = rules.roll_back(merchant).await?;
     tracing::info!(merchant_id = %merchant, version = activation.version, "rule rolled back");
+    repricer.request_all(merchant, Trigger::RuleActivated);
     Ok(HttpResponse::Ok().json(ActivationView::from(activation)))
 }
 

@@ -1,6 +1,11 @@
-//! Pricing: turning a rule's decision into the price in force (guardrails now; context
-//! assembly and repricing as the pipeline grows).
+//! Pricing: turning a rule's decision into the price in force: guardrails, the decision
+//! record, and the repricer that runs rules off the request path.
 
+pub mod audit;
 pub mod guardrails;
+pub mod record;
+pub mod repricer;
 
 pub use guardrails::{Clip, Guarded, Situation, apply as apply_guardrails};
+pub use record::DecisionRecord;
+pub use repricer::{Repricer, Trigger};

@@ -2,10 +2,11 @@
 //! SQLite file (the default) and PostgreSQL. Both share their SQL text (`$n` parameters,
 //! `ON CONFLICT ... RETURNING`, `IS NOT DISTINCT FROM` work on both); the
 //! migrations under `migrations/<backend>/` run when a store is opened. The trait is the sum
-//! of one trait per concern (`tenants`, `catalog`, `rules`), each in its own file beside the
+//! of one trait per concern (`tenants`, `catalog`, `rules`, `decisions`), each in its own file beside the
 //! SQL that implements it for both backends.
 
 mod catalog;
+pub mod decisions;
 mod postgres;
 mod rows;
 mod rules;
@@ -21,6 +22,7 @@ use crate::config::StoreSettings;
 use crate::domain::{Currency, Sku};
 
 pub use catalog::{CatalogStore, CurrentPrice, Upserted};
+pub use decisions::{DecisionStore, NewDecision, StoredDecision};
 pub use postgres::PostgresStore;
 pub use rules::{Activation, NewRuleVersion, RuleCode, RuleStore, RuleVersion};
 pub use sqlite::SqliteStore;
@@ -59,7 +61,7 @@ impl From<sqlx::Error> for StoreError {
 
 /// Everything the service keeps, behind one trait with one implementation per backend.
 #[async_trait]
-pub trait Store: TenantStore + CatalogStore + RuleStore + 'static {
+pub trait Store: TenantStore + CatalogStore + RuleStore + DecisionStore + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Succeeds when the database answers a query.
@@ -89,6 +91,7 @@ macro_rules! impl_store {
         $crate::store::tenants::impl_tenant_store!($store);
         $crate::store::catalog::impl_catalog_store!($store);
         $crate::store::rules::impl_rule_store!($store);
+        $crate::store::decisions::impl_decision_store!($store);
     };
 }
 

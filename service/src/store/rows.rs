@@ -4,7 +4,9 @@
 use crate::auth::Roles;
 use crate::domain::{Attributes, Currency, Guardrails, KeyId, MerchantId, Money, Product, Sku};
 
-use super::{Activation, CurrentPrice, Merchant, RuleCode, RuleVersion, StoreError, StoredKey, from_micros};
+use super::{
+    Activation, CurrentPrice, Merchant, RuleCode, RuleVersion, StoreError, StoredDecision, StoredKey, from_micros,
+};
 
 fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {detail}"))
@@ -195,6 +197,44 @@ impl TryFrom<ActivationRow> for Activation {
             kind: row.kind,
             previous_seq: row.previous_seq,
             activated_at: from_micros(row.activated_at),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct DecisionRow {
+    seq: i64,
+    sku: String,
+    trigger_kind: String,
+    outcome: String,
+    currency: String,
+    old_price_minor: Option<i64>,
+    new_price_minor: Option<i64>,
+    rule_version: Option<i64>,
+    rule_sha256: Option<String>,
+    record: String,
+    created_at: i64,
+    prev_hash: String,
+    hash: String,
+}
+
+impl TryFrom<DecisionRow> for StoredDecision {
+    type Error = StoreError;
+    fn try_from(row: DecisionRow) -> Result<Self, StoreError> {
+        Ok(StoredDecision {
+            seq: row.seq,
+            sku: row.sku,
+            trigger: row.trigger_kind,
+            outcome: row.outcome,
+            currency: row.currency,
+            old_price_minor: row.old_price_minor,
+            new_price_minor: row.new_price_minor,
+            rule_version: row.rule_version,
+            rule_sha256: row.rule_sha256,
+            record: row.record,
+            created_at: from_micros(row.created_at),
+            prev_hash: row.prev_hash,
+            hash: row.hash,
         })
     }
 }

@@ -1,0 +1,102 @@
+//! Checking a merchant's decision chain: every record must follow the one before (consecutive
+//! sequence numbers, the previous record's hash), hash to its own stored hash, agree with its
+//! searchable columns, and the last must be the chain's recorded head. The first record that
+//! fails is named, with the reason.
+
+use serde::Serialize;
+
+use super::DecisionRecord;
+use crate::domain::MerchantId;
+use crate::store::decisions::{GENESIS_HASH, chain_hash};
+use crate::store::{Store, StoreError, StoredDecision};
+
+const PAGE: u32 = 1_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Broken {
+    /// The sequence number where the chain first fails (the expected one, for a gap).
+    pub seq: i64,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Verification {
+    pub intact: bool,
+    /// Records checked.
+    pub records: i64,
+    pub head_seq: i64,
+    pub head_hash: String,
+    pub first_broken: Option<Broken>,
+}
+
+fn mismatch(decision: &StoredDecision) -> Option<&'static str> {
+    let Ok(record) = serde_json::from_str::<DecisionRecord>(&decision.record) else {
+        return Some("the record is not a decision record");
+    };
+    let checks = [
+        (record.seq == decision.seq, "seq"),
+        (record.sku == decision.sku, "sku"),
+        (record.outcome == decision.outcome, "outcome"),
+        (record.trigger == decision.trigger, "trigger"),
+        (record.currency == decision.currency, "currency"),
+        (Some(record.old_price_minor) == decision.old_price_minor, "old price"),
+        (Some(record.new_price_minor) == decision.new_price_minor, "new price"),
+        (record.rule_version == decision.rule_version, "rule version"),
+        (record.rule_sha256 == decision.rule_sha256, "rule sha256"),
+    ];
+    checks.iter().find(|(ok, _)| !ok).map(|(_, column)| *column)
+}
+
+pub async fn verify(store: &dyn Store, merchant: MerchantId) -> Result<Verification, StoreError> {
+    let (head_seq, head_hash) = store.chain_head(merchant).await?.unwrap_or((0, GENESIS_HASH.to_owned()));
+    let mut expected_seq = 1;
+    let mut prev_hash = GENESIS_HASH.to_owned();
+    let mut records = 0;
+    let broken = |seq: i64, reason: String, records: i64| Verification {
+        intact: false,
+        records,
+        head_seq,
+        head_hash: head_hash.clone(),
+        first_broken: Some(Broken { seq, reason }),
+    };
+    loop {
+        let page = store.chain(merchant, expected_seq - 1, PAGE).await?;
+        let full = page.len() == PAGE as usize;
+        for decision in page {
+            if decision.seq != expected_seq {
+                return Ok(broken(
+                    expected_seq,
+                    format!("record {expected_seq} is missing (next is {})", decision.seq),
+                    records,
+                ));
+            }
+            if decision.prev_hash != prev_hash {
+                return Ok(broken(decision.seq, "it does not follow the record before it".into(), records));
+            }
+            if chain_hash(&decision.prev_hash, &decision.record) != decision.hash {
+                return Ok(broken(decision.seq, "its content does not match its hash".into(), records));
+            }
+            if let Some(column) = mismatch(&decision) {
+                return Ok(broken(
+                    decision.seq,
+                    format!("its {column} column differs from the hashed record"),
+                    records,
+                ));
+            }
+            records += 1;
+            expected_seq += 1;
+            prev_hash = decision.hash;
+        }
+        if !full {
+            break;
+        }
+    }
+    if records != head_seq || prev_hash != head_hash {
+        return Ok(broken(
+            expected_seq,
+            format!("the chain ends at {} but its head is at {head_seq}", expected_seq - 1),
+            records,
+        ));
+    }
+    Ok(Verification { intact: true, records, head_seq, head_hash: head_hash.clone(), first_broken: None })
+}

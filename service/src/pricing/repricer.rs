@@ -1,0 +1,301 @@
+//! Repricing, off the request path: signals name the (merchant, SKU) keys they affect; keys
+//! wait in a per-merchant set (so a burst of signals for one SKU becomes one evaluation) until
+//! the worker takes them, runs the merchant's active rule on them (one reused instance per
+//! batch, each result and log its own), applies the guardrails, and appends each decision with
+//! its price change in one transaction, then updates the price cache. Products of a merchant
+//! with no active rule keep their set price.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::Notify;
+
+use super::record::DecisionRecord;
+use super::{Situation, apply_guardrails};
+use crate::cache::PriceCache;
+use crate::domain::{MerchantId, Product, Sku};
+use crate::rules::{Rules, context_of};
+use crate::sandbox::Evaluation;
+use crate::store::{CurrentPrice, NewDecision, Store, StoreError};
+
+/// Products evaluated per batch (one rule instance each).
+const BATCH: u32 = 500;
+
+/// Why a product is being repriced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    ProductChanged,
+    RuleActivated,
+    ParamsChanged,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::ProductChanged => "product_changed",
+            Trigger::RuleActivated => "rule_activated",
+            Trigger::ParamsChanged => "params_changed",
+        }
+    }
+}
+
+#[derive(Default)]
+struct Pending {
+    /// The whole catalogue, and why.
+    all: Option<Trigger>,
+    skus: HashMap<Sku, Trigger>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    rules: Arc<Rules>,
+    cache: Arc<PriceCache>,
+    pending: Mutex<HashMap<MerchantId, Pending>>,
+    wake: Arc<Notify>,
+    busy: AtomicBool,
+    evaluations: AtomicU64,
+}
+
+#[derive(Clone)]
+pub struct Repricer {
+    inner: Arc<Inner>,
+}
+
+impl Repricer {
+    /// Starts the worker on the current tokio runtime.
+    pub fn start(store: Arc<dyn Store>, rules: Arc<Rules>, cache: Arc<PriceCache>) -> Self {
+        let inner = Arc::new(Inner {
+            store,
+            rules,
+            cache,
+            pending: Mutex::new(HashMap::new()),
+            wake: Arc::new(Notify::new()),
+            busy: AtomicBool::new(false),
+            evaluations: AtomicU64::new(0),
+        });
+        tokio::spawn(work(Arc::downgrade(&inner), inner.wake.clone()));
+        Self { inner }
+    }
+
+    /// Queues products for repricing; returns at once.
+    pub fn request(&self, merchant: MerchantId, skus: impl IntoIterator<Item = Sku>, trigger: Trigger) {
+        let mut pending = self.inner.pending.lock().expect("the queue lock is not poisoned");
+        let entry = pending.entry(merchant).or_default();
+        for sku in skus {
+            entry.skus.insert(sku, trigger);
+        }
+        drop(pending);
+        self.inner.wake.notify_one();
+    }
+
+    /// Queues a merchant's whole catalogue.
+    pub fn request_all(&self, merchant: MerchantId, trigger: Trigger) {
+        self.inner.pending.lock().expect("the queue lock is not poisoned").entry(merchant).or_default().all =
+            Some(trigger);
+        self.inner.wake.notify_one();
+    }
+
+    /// Rule evaluations run so far.
+    pub fn evaluations(&self) -> u64 {
+        self.inner.evaluations.load(Ordering::Relaxed)
+    }
+
+    /// Waits until nothing is queued or running (for tests and orderly shutdown).
+    pub async fn settled(&self) {
+        loop {
+            let queued = !self.inner.pending.lock().expect("the queue lock is not poisoned").is_empty();
+            if !queued && !self.inner.busy.load(Ordering::SeqCst) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// The worker holds the repricer only weakly, so it ends when the service drops it.
+async fn work(inner: std::sync::Weak<Inner>, wake: Arc<Notify>) {
+    loop {
+        let notified = wake.notified();
+        let Some(strong) = inner.upgrade() else { return };
+        let work = {
+            let mut pending = strong.pending.lock().expect("the queue lock is not poisoned");
+            strong.busy.store(!pending.is_empty(), Ordering::SeqCst);
+            std::mem::take(&mut *pending)
+        };
+        if work.is_empty() {
+            drop(strong);
+            // Wake on a request, or now and then to notice that the service has gone.
+            let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;
+            continue;
+        }
+        for (merchant, pending) in work {
+            if let Err(e) = reprice_merchant(&strong, merchant, pending).await {
+                tracing::error!(merchant_id = %merchant, error = %e, "repricing failed");
+            }
+        }
+        strong.busy.store(false, Ordering::SeqCst);
+    }
+}
+
+async fn reprice_merchant(inner: &Inner, merchant: MerchantId, pending: Pending) -> Result<(), StoreError> {
+    let Some(active) = inner.store.active_rule(merchant).await? else {
+        return Ok(()); // no rule: products keep their set price
+    };
+    let (version, rule) = match (
+        inner.rules.version(merchant, active.version).await,
+        inner.rules.prepared(merchant, active.version).await,
+    ) {
+        (Ok(version), Ok(rule)) => (version, rule),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(merchant_id = %merchant, error = %e, "the active rule cannot be loaded");
+            return Ok(());
+        }
+    };
+    if let Some(trigger) = pending.all {
+        let mut after: Option<Sku> = None;
+        loop {
+            let products = inner.store.products(merchant, after.as_ref(), BATCH).await?;
+            let Some(last) = products.last() else { break };
+            after = Some(last.sku.clone());
+            let full = products.len() == BATCH as usize;
+            let batch = with_prices(inner, merchant, products, trigger).await?;
+            reprice_batch(inner, merchant, &version, &rule, batch).await?;
+            if !full {
+                break;
+            }
+        }
+        return Ok(());
+    }
+    let mut skus: Vec<(Sku, Trigger)> = pending.skus.into_iter().collect();
+    skus.sort_by(|a, b| a.0.cmp(&b.0));
+    for chunk in skus.chunks(BATCH as usize) {
+        let mut batch = Vec::with_capacity(chunk.len());
+        for (sku, trigger) in chunk {
+            if let Some(product) = inner.store.product(merchant, sku).await? {
+                batch.extend(with_prices(inner, merchant, vec![product], *trigger).await?);
+            }
+        }
+        reprice_batch(inner, merchant, &version, &rule, batch).await?;
+    }
+    Ok(())
+}
+
+/// Products paired with their price in force (a product without one is skipped).
+async fn with_prices(
+    inner: &Inner,
+    merchant: MerchantId,
+    products: Vec<Product>,
+    trigger: Trigger,
+) -> Result<Vec<(Product, CurrentPrice, Trigger)>, StoreError> {
+    let mut out = Vec::with_capacity(products.len());
+    for product in products {
+        if let Some(price) = inner.store.current_price(merchant, &product.sku).await? {
+            out.push((product, price, trigger));
+        }
+    }
+    Ok(out)
+}
+
+async fn reprice_batch(
+    inner: &Inner,
+    merchant: MerchantId,
+    version: &crate::store::RuleVersion,
+    rule: &crate::sandbox::PreparedRule,
+    batch: Vec<(Product, CurrentPrice, Trigger)>,
+) -> Result<(), StoreError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let contexts: Vec<_> = batch.iter().map(|(product, price, _)| context_of(product, Some(price), now)).collect();
+    let guest: Vec<_> = contexts.iter().filter_map(|ctx| ctx.to_guest(&version.params).ok()).collect();
+    if guest.len() != contexts.len() {
+        tracing::error!(merchant_id = %merchant, "stored data gave a context the rule interface refuses");
+        return Ok(());
+    }
+    let sandbox = inner.rules.sandbox().clone();
+    let rule = rule.clone();
+    let evaluations = tokio::task::spawn_blocking(move || sandbox.evaluate_many(&rule, &guest))
+        .await
+        .expect("evaluation does not panic");
+    inner.evaluations.fetch_add(evaluations.len() as u64, Ordering::Relaxed);
+    for (((product, price, trigger), ctx), evaluation) in batch.into_iter().zip(contexts).zip(evaluations) {
+        record(inner, merchant, version, product, price, trigger, ctx, evaluation).await?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn record(
+    inner: &Inner,
+    merchant: MerchantId,
+    version: &crate::store::RuleVersion,
+    product: Product,
+    price: CurrentPrice,
+    trigger: Trigger,
+    ctx: crate::sandbox::RuleContext,
+    evaluation: Evaluation,
+) -> Result<(), StoreError> {
+    let current = price.price.minor();
+    let (outcome, new_price, rule_price, clips, decision, error) = match &evaluation.result {
+        Ok(decision) => {
+            let proposed = decision.price_minor.unwrap_or(current);
+            let situation = Situation {
+                current_minor: current,
+                cost_minor: product.cost.minor(),
+                effective_at: price.effective_at,
+                now: ctx.now,
+            };
+            let guarded = apply_guardrails(&product.guardrails, proposed, situation);
+            let outcome = if guarded.price_minor != current { "changed" } else { "kept" };
+            (outcome, guarded.price_minor, decision.price_minor, guarded.clips, Some(decision.clone()), None)
+        }
+        Err(e) => ("failed", current, None, Vec::new(), None, Some(e.clone())),
+    };
+    let currency = product.currency().to_string();
+    let record = |seq: i64, created_at: chrono::DateTime<Utc>| {
+        let record = DecisionRecord {
+            seq,
+            merchant_id: merchant.to_string(),
+            sku: product.sku.to_string(),
+            trigger: trigger.as_str().to_owned(),
+            outcome: outcome.to_owned(),
+            currency: currency.clone(),
+            old_price_minor: current,
+            new_price_minor: new_price,
+            rule_version: Some(version.version),
+            rule_sha256: Some(version.sha256.clone()),
+            inputs: ctx.clone(),
+            params: version.params.clone(),
+            rule_price_minor: rule_price,
+            explanation: decision.as_ref().map(|d| d.explanation.clone()).unwrap_or_default(),
+            tags: decision.as_ref().map(|d| d.tags.clone()).unwrap_or_default(),
+            log: evaluation.stats.log.clone(),
+            clips: clips.clone(),
+            error: error.as_ref().map(|e| e.kind().to_owned()),
+            error_message: error.as_ref().map(|e| e.to_string()),
+            fuel_used: evaluation.stats.fuel_used,
+            created_at,
+        };
+        serde_json::to_string(&record).expect("a decision record serializes")
+    };
+    let new = NewDecision {
+        sku: &product.sku,
+        trigger: trigger.as_str(),
+        outcome,
+        currency: &currency,
+        old_price_minor: current,
+        new_price_minor: new_price,
+        rule_version: Some(version.version),
+        rule_sha256: Some(&version.sha256),
+        record: &record,
+    };
+    let (_, moved) = inner.store.append_decision(merchant, &new).await?;
+    if let Some(moved) = moved {
+        inner.cache.put(merchant, &moved);
+    }
+    Ok(())
+}
