@@ -49,6 +49,15 @@ pub struct Settings {
     pub store: StoreSettings,
     pub auth: AuthSettings,
     pub sandbox: SandboxSettings,
+    pub pricing: PricingSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PricingSettings {
+    /// A competitor observation older than this is passed to rules marked stale.
+    pub stale_after_secs: u64,
+    /// Most observations or demand events in one signal batch.
+    pub max_signal_batch: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -186,6 +195,10 @@ acquire_timeout_ms = 5000
 
 [auth]
 key_cache_ttl_secs = 10
+
+[pricing]
+stale_after_secs = 86400
+max_signal_batch = 10000
 
 [sandbox]
 max_module_bytes = 1048576

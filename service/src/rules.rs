@@ -8,9 +8,10 @@ use std::sync::Arc;
 use chrono::Utc;
 use serde_json::{Map, Value};
 
-use crate::domain::{Attributes, Invalid, MerchantId, Product};
+use crate::domain::{Attributes, Invalid, MerchantId};
+use crate::pricing::context::assemble;
 use crate::sandbox::{EvalError, EvalStats, PreparedRule, RuleContext, RuleDecision, Sandbox, UploadError};
-use crate::store::{Activation, CurrentPrice, NewRuleVersion, RuleVersion, Store, StoreError};
+use crate::store::{Activation, NewRuleVersion, RuleVersion, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuleError {
@@ -55,12 +56,18 @@ pub struct DryRunResult {
 pub struct Rules {
     store: Arc<dyn Store>,
     sandbox: Arc<Sandbox>,
+    stale_after_secs: u64,
     compiled: moka::sync::Cache<(MerchantId, i64), PreparedRule>,
 }
 
 impl Rules {
-    pub fn new(store: Arc<dyn Store>, sandbox: Arc<Sandbox>) -> Self {
-        Self { store, sandbox, compiled: moka::sync::Cache::builder().max_capacity(1_000).build() }
+    pub fn new(store: Arc<dyn Store>, sandbox: Arc<Sandbox>, stale_after_secs: u64) -> Self {
+        Self { store, sandbox, stale_after_secs, compiled: moka::sync::Cache::builder().max_capacity(1_000).build() }
+    }
+
+    /// Observations older than this reach rules marked stale.
+    pub fn stale_after_secs(&self) -> u64 {
+        self.stale_after_secs
     }
 
     pub fn sandbox(&self) -> &Arc<Sandbox> {
@@ -153,8 +160,7 @@ impl Rules {
         Ok(contexts.into_iter().zip(evaluations).map(|(ctx, evaluation)| dry_run_result(ctx, evaluation)).collect())
     }
 
-    /// Contexts for a merchant's products as they stand now. Competitor and demand signals
-    /// are not collected yet, so those parts are empty.
+    /// Contexts for a merchant's products as they stand now, signals included.
     pub async fn contexts_for(&self, merchant: MerchantId, skus: &[String]) -> Result<Vec<RuleContext>, RuleError> {
         let mut invalid = Invalid::new();
         let mut contexts = Vec::with_capacity(skus.len());
@@ -165,28 +171,21 @@ impl Rules {
                 continue;
             };
             match (self.store.product(merchant, &sku).await?, self.store.current_price(merchant, &sku).await?) {
-                (Some(product), price) => contexts.push(context_of(&product, price.as_ref(), Utc::now())),
+                (Some(product), price) => contexts.push(
+                    assemble(
+                        self.store.as_ref(),
+                        merchant,
+                        &product,
+                        price.as_ref(),
+                        Utc::now(),
+                        self.stale_after_secs,
+                    )
+                    .await?,
+                ),
                 (None, _) => invalid.push(field, format!("no product {sku}")),
             }
         }
         invalid.or_ok(|| contexts).map_err(RuleError::Invalid)
-    }
-}
-
-/// A product's rule context as it stands at `now`. Competitor and demand signals are not
-/// collected yet, so those parts are empty.
-pub fn context_of(product: &Product, price: Option<&CurrentPrice>, now: chrono::DateTime<Utc>) -> RuleContext {
-    RuleContext {
-        sku: product.sku.to_string(),
-        currency: product.currency().to_string(),
-        cost_minor: product.cost.minor(),
-        current_price_minor: price.map_or(product.base_price.minor(), |p| p.price.minor()),
-        base_price_minor: product.base_price.minor(),
-        competitors: Vec::new(),
-        demand: Default::default(),
-        attributes: product.attributes.as_map().clone(),
-        // Millisecond precision: what the rule receives, so what a replay must give it.
-        now: chrono::DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now),
     }
 }
 

@@ -48,7 +48,7 @@ impl Application {
         let warmed = prices.warm(&store).await?;
         tracing::info!(prices = warmed, "price cache warmed");
         let sandbox = Arc::new(Sandbox::new(&settings.sandbox)?);
-        let rules = Arc::new(Rules::new(store.clone(), sandbox));
+        let rules = Arc::new(Rules::new(store.clone(), sandbox, settings.pricing.stale_after_secs));
         let repricer = Repricer::start(store.clone(), rules.clone(), prices.clone());
         let server =
             serve(listener, store.clone(), rules, prices, repricer.clone(), &settings).map_err(listen_error)?;
@@ -114,6 +114,7 @@ fn serve(
     let rules = web::Data::from(rules);
     let prices = web::Data::from(prices);
     let repricer = web::Data::new(repricer);
+    let pricing = web::Data::new(settings.pricing.clone());
     let metrics = web::Data::new(Metrics::new());
     let http = web::Data::new(settings.http.clone());
     let json_limit = settings.http.json_limit_bytes;
@@ -125,6 +126,7 @@ fn serve(
             .app_data(rules.clone())
             .app_data(prices.clone())
             .app_data(repricer.clone())
+            .app_data(pricing.clone())
             .app_data(metrics.clone())
             .app_data(http.clone())
             .configure(api::configure(json_limit))

@@ -17,3 +17,4 @@ mod products;
 mod readme;
 mod restart;
 mod rules;
+mod signals;

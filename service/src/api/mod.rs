@@ -10,6 +10,7 @@ pub mod openapi;
 mod prices;
 mod products;
 mod rules;
+mod signals;
 
 use actix_web::web;
 
@@ -27,6 +28,7 @@ pub fn configure(json_limit: usize) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(prices::configure)
             .configure(products::configure)
             .configure(rules::configure)
+            .configure(signals::configure)
             .default_service(web::to(extract::route_not_found));
     }
 }

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{history, merchants, prices, products, rules};
+use super::{history, merchants, prices, products, rules, signals};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -29,6 +29,8 @@ use super::{history, merchants, prices, products, rules};
         rules::activate,
         rules::roll_back,
         rules::dry_run,
+        signals::competitor_prices,
+        signals::demand,
     ),
     components(schemas(super::ErrorBody, crate::domain::Rounding)),
     modifiers(&BearerAuth)

@@ -2,6 +2,7 @@
 //! record, and the repricer that runs rules off the request path.
 
 pub mod audit;
+pub mod context;
 pub mod guardrails;
 pub mod record;
 pub mod repricer;

@@ -13,11 +13,12 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::Notify;
 
+use super::context::assemble;
 use super::record::DecisionRecord;
 use super::{Situation, apply_guardrails};
 use crate::cache::PriceCache;
 use crate::domain::{MerchantId, Product, Sku};
-use crate::rules::{Rules, context_of};
+use crate::rules::Rules;
 use crate::sandbox::Evaluation;
 use crate::store::{CurrentPrice, NewDecision, Store, StoreError};
 
@@ -28,6 +29,8 @@ const BATCH: u32 = 500;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
     ProductChanged,
+    CompetitorPrices,
+    Demand,
     RuleActivated,
     ParamsChanged,
 }
@@ -36,6 +39,8 @@ impl Trigger {
     pub fn as_str(self) -> &'static str {
         match self {
             Trigger::ProductChanged => "product_changed",
+            Trigger::CompetitorPrices => "competitor_prices",
+            Trigger::Demand => "demand",
             Trigger::RuleActivated => "rule_activated",
             Trigger::ParamsChanged => "params_changed",
         }
@@ -210,7 +215,11 @@ async fn reprice_batch(
         return Ok(());
     }
     let now = Utc::now();
-    let contexts: Vec<_> = batch.iter().map(|(product, price, _)| context_of(product, Some(price), now)).collect();
+    let mut contexts = Vec::with_capacity(batch.len());
+    for (product, price, _) in &batch {
+        let stale_after = inner.rules.stale_after_secs();
+        contexts.push(assemble(inner.store.as_ref(), merchant, product, Some(price), now, stale_after).await?);
+    }
     let guest: Vec<_> = contexts.iter().filter_map(|ctx| ctx.to_guest(&version.params).ok()).collect();
     if guest.len() != contexts.len() {
         tracing::error!(merchant_id = %merchant, "stored data gave a context the rule interface refuses");

@@ -2,7 +2,7 @@
 //! SQLite file (the default) and PostgreSQL. Both share their SQL text (`$n` parameters,
 //! `ON CONFLICT ... RETURNING`, `IS NOT DISTINCT FROM` work on both); the
 //! migrations under `migrations/<backend>/` run when a store is opened. The trait is the sum
-//! of one trait per concern (`tenants`, `catalog`, `rules`, `decisions`), each in its own file beside the
+//! of one trait per concern (`tenants`, `catalog`, `rules`, `decisions`, `signals`), each in its own file beside the
 //! SQL that implements it for both backends.
 
 mod catalog;
@@ -10,6 +10,7 @@ pub mod decisions;
 mod postgres;
 mod rows;
 mod rules;
+pub mod signals;
 mod sqlite;
 mod tenants;
 
@@ -25,6 +26,7 @@ pub use catalog::{CatalogStore, CurrentPrice, Upserted};
 pub use decisions::{DecisionStore, NewDecision, StoredDecision};
 pub use postgres::PostgresStore;
 pub use rules::{Activation, NewRuleVersion, RuleCode, RuleStore, RuleVersion};
+pub use signals::{DemandEvent, DemandKind, DemandSummary, Observation, SignalStore};
 pub use sqlite::SqliteStore;
 pub use tenants::{Merchant, StoredKey, TenantStore};
 
@@ -61,7 +63,7 @@ impl From<sqlx::Error> for StoreError {
 
 /// Everything the service keeps, behind one trait with one implementation per backend.
 #[async_trait]
-pub trait Store: TenantStore + CatalogStore + RuleStore + DecisionStore + 'static {
+pub trait Store: TenantStore + CatalogStore + RuleStore + DecisionStore + SignalStore + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Succeeds when the database answers a query.
@@ -92,6 +94,7 @@ macro_rules! impl_store {
         $crate::store::catalog::impl_catalog_store!($store);
         $crate::store::rules::impl_rule_store!($store);
         $crate::store::decisions::impl_decision_store!($store);
+        $crate::store::signals::impl_signal_store!($store);
     };
 }
 

@@ -4,6 +4,7 @@
 use crate::auth::Roles;
 use crate::domain::{Attributes, Currency, Guardrails, KeyId, MerchantId, Money, Product, Sku};
 
+use super::signals::Observation;
 use super::{
     Activation, CurrentPrice, Merchant, RuleCode, RuleVersion, StoreError, StoredDecision, StoredKey, from_micros,
 };
@@ -235,6 +236,32 @@ impl TryFrom<DecisionRow> for StoredDecision {
             created_at: from_micros(row.created_at),
             prev_hash: row.prev_hash,
             hash: row.hash,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ObservationRow {
+    observation_id: String,
+    sku: String,
+    competitor: String,
+    price_minor: i64,
+    currency: String,
+    in_stock: bool,
+    observed_at: i64,
+}
+
+impl TryFrom<ObservationRow> for Observation {
+    type Error = StoreError;
+    fn try_from(row: ObservationRow) -> Result<Self, StoreError> {
+        let currency = Currency::parse(&row.currency).map_err(|e| corrupt("observation currency", e))?;
+        Ok(Observation {
+            id: row.observation_id,
+            sku: Sku::parse(&row.sku).map_err(|e| corrupt("sku", e))?,
+            competitor: row.competitor,
+            price: Money::new(row.price_minor, currency),
+            in_stock: row.in_stock,
+            observed_at: from_micros(row.observed_at),
         })
     }
 }

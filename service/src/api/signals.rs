@@ -1,0 +1,182 @@
+//! `/v1/signals`: feeds push competitor observations and demand events, in batches, for
+//! `feed` and `merchant` keys. Batches are checked whole before anything is stored; a replayed
+//! batch changes nothing; an observation older than the stored one for the same competitor is
+//! ignored. Affected products are queued for repricing; the answer does not wait for it.
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::extract::{json_config, resource};
+use super::{ApiError, ErrorBody};
+use crate::auth::{Principal, Role};
+use crate::config::PricingSettings;
+use crate::domain::{Currency, Invalid, MAX_AMOUNT_MINOR, Money, Sku};
+use crate::pricing::{Repricer, Trigger};
+use crate::store::{DemandEvent, DemandKind, Observation, Store};
+
+const FEED: &[Role] = &[Role::Feed, Role::Merchant];
+/// Signal batches are large: a bigger body limit than the rest of the API.
+const BATCH_BODY_LIMIT: usize = 16 << 20;
+/// How far in the future a signal's time may be (clock skew between feed and service).
+const MAX_CLOCK_SKEW_SECS: i64 = 300;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/v1/signals/competitor-prices")
+            .app_data(json_config(BATCH_BODY_LIMIT))
+            .route(web::post().to(competitor_prices)),
+    )
+    .service(resource("/v1/signals/demand").app_data(json_config(BATCH_BODY_LIMIT)).route(web::post().to(demand)));
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ObservationInput {
+    /// The feed's id for this observation.
+    pub id: String,
+    pub sku: String,
+    pub competitor: String,
+    pub price_minor: i64,
+    pub currency: String,
+    pub in_stock: bool,
+    pub observed_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ObservationBatch {
+    pub observations: Vec<ObservationInput>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DemandInput {
+    pub id: String,
+    pub sku: String,
+    pub kind: DemandKind,
+    /// Views, add-to-carts or units sold; for `inventory`, the stock level.
+    pub quantity: i64,
+    pub occurred_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DemandBatch {
+    pub events: Vec<DemandInput>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SignalReceipt {
+    pub received: usize,
+    /// SKUs whose signals changed (and which are queued for repricing).
+    pub skus_changed: usize,
+}
+
+fn check_batch(len: usize, field: &str, settings: &PricingSettings) -> Result<(), ApiError> {
+    if len == 0 || len > settings.max_signal_batch {
+        return Err(Invalid::one(
+            field,
+            format!("a batch holds 1 to {} entries, got {len}", settings.max_signal_batch),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn check_id(id: &str, field: String, invalid: &mut Invalid) {
+    if id.is_empty() || id.len() > 128 {
+        invalid.push(field, "ids are 1 to 128 characters");
+    }
+}
+
+fn check_time(at: DateTime<Utc>, field: String, invalid: &mut Invalid) {
+    if at > Utc::now() + Duration::seconds(MAX_CLOCK_SKEW_SECS) {
+        invalid.push(field, "is in the future");
+    }
+}
+
+/// Record competitor prices.
+#[utoipa::path(post, path = "/v1/signals/competitor-prices", tag = "signals", request_body = ObservationBatch,
+    security(("bearer" = [])),
+    responses((status = 200, body = SignalReceipt), (status = "4XX", body = ErrorBody)))]
+pub async fn competitor_prices(
+    principal: Principal,
+    store: web::Data<dyn Store>,
+    repricer: web::Data<Repricer>,
+    settings: web::Data<PricingSettings>,
+    body: web::Json<ObservationBatch>,
+) -> Result<HttpResponse, ApiError> {
+    let merchant = principal.merchant_with(FEED)?;
+    let batch = body.into_inner().observations;
+    check_batch(batch.len(), "observations", &settings)?;
+    let mut invalid = Invalid::new();
+    let mut observations = Vec::with_capacity(batch.len());
+    for (i, o) in batch.into_iter().enumerate() {
+        let field = |name: &str| format!("observations[{i}].{name}");
+        check_id(&o.id, field("id"), &mut invalid);
+        check_time(o.observed_at, field("observed_at"), &mut invalid);
+        if o.competitor.is_empty() || o.competitor.len() > 128 {
+            invalid.push(field("competitor"), "1 to 128 characters");
+        }
+        if !(1..=MAX_AMOUNT_MINOR).contains(&o.price_minor) {
+            invalid.push(field("price_minor"), format!("must be between 1 and {MAX_AMOUNT_MINOR}"));
+        }
+        let sku = Sku::parse(&o.sku).map_err(|e| invalid.push(field("sku"), e.to_string())).ok();
+        let currency = Currency::parse(&o.currency).map_err(|e| invalid.push(field("currency"), e.to_string())).ok();
+        if let (Some(sku), Some(currency)) = (sku, currency) {
+            observations.push(Observation {
+                id: o.id,
+                sku,
+                competitor: o.competitor,
+                price: Money::new(o.price_minor, currency),
+                in_stock: o.in_stock,
+                observed_at: o.observed_at,
+            });
+        }
+    }
+    if !invalid.is_empty() {
+        return Err(invalid.into());
+    }
+    let changed = store.record_observations(merchant, &observations).await?;
+    let receipt = SignalReceipt { received: observations.len(), skus_changed: changed.len() };
+    repricer.request(merchant, changed, Trigger::CompetitorPrices);
+    Ok(HttpResponse::Ok().json(receipt))
+}
+
+/// Record demand events.
+#[utoipa::path(post, path = "/v1/signals/demand", tag = "signals", request_body = DemandBatch,
+    security(("bearer" = [])),
+    responses((status = 200, body = SignalReceipt), (status = "4XX", body = ErrorBody)))]
+pub async fn demand(
+    principal: Principal,
+    store: web::Data<dyn Store>,
+    repricer: web::Data<Repricer>,
+    settings: web::Data<PricingSettings>,
+    body: web::Json<DemandBatch>,
+) -> Result<HttpResponse, ApiError> {
+    let merchant = principal.merchant_with(FEED)?;
+    let batch = body.into_inner().events;
+    check_batch(batch.len(), "events", &settings)?;
+    let mut invalid = Invalid::new();
+    let mut events = Vec::with_capacity(batch.len());
+    for (i, e) in batch.into_iter().enumerate() {
+        let field = |name: &str| format!("events[{i}].{name}");
+        check_id(&e.id, field("id"), &mut invalid);
+        check_time(e.occurred_at, field("occurred_at"), &mut invalid);
+        if !(0..=1_000_000_000).contains(&e.quantity) {
+            invalid.push(field("quantity"), "must be between 0 and 1000000000");
+        }
+        if let Ok(sku) = Sku::parse(&e.sku).map_err(|err| invalid.push(field("sku"), err.to_string())) {
+            events.push(DemandEvent { id: e.id, sku, kind: e.kind, quantity: e.quantity, occurred_at: e.occurred_at });
+        }
+    }
+    if !invalid.is_empty() {
+        return Err(invalid.into());
+    }
+    let changed = store.record_demand(merchant, &events).await?;
+    let receipt = SignalReceipt { received: events.len(), skus_changed: changed.len() };
+    repricer.request(merchant, changed, Trigger::Demand);
+    Ok(HttpResponse::Ok().json(receipt))
+}

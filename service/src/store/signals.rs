@@ -1,0 +1,227 @@
+//! Market and demand signals as stored: the latest competitor observation per (product,
+//! competitor), and demand events summed over trailing windows.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::StoreError;
+use crate::domain::{MerchantId, Money, Sku};
+
+/// One competitor's offer for one of the merchant's SKUs, as a feed saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    /// The feed's id for the observation.
+    pub id: String,
+    pub sku: Sku,
+    pub competitor: String,
+    pub price: Money,
+    pub in_stock: bool,
+    pub observed_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DemandKind {
+    View,
+    AddToCart,
+    /// Units sold.
+    Sale,
+    /// The stock level at that time (not an increment).
+    Inventory,
+}
+
+impl DemandKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DemandKind::View => "view",
+            DemandKind::AddToCart => "add_to_cart",
+            DemandKind::Sale => "sale",
+            DemandKind::Inventory => "inventory",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DemandEvent {
+    pub id: String,
+    pub sku: Sku,
+    pub kind: DemandKind,
+    pub quantity: i64,
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// Demand over trailing windows ending at a given time.
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct DemandSummary {
+    pub views_1d: i64,
+    pub views_7d: i64,
+    pub add_to_carts_1d: i64,
+    pub add_to_carts_7d: i64,
+    pub units_sold_1d: i64,
+    pub units_sold_7d: i64,
+    pub units_sold_30d: i64,
+    #[sqlx(skip)]
+    pub inventory: Option<i64>,
+}
+
+#[async_trait]
+pub trait SignalStore: Send + Sync {
+    /// Keeps each observation that is newer than the one stored for its (SKU, competitor), in
+    /// one transaction; returns the SKUs whose latest observation changed.
+    async fn record_observations(
+        &self,
+        merchant: MerchantId,
+        observations: &[Observation],
+    ) -> Result<Vec<Sku>, StoreError>;
+    /// Stores events not seen before (by id), in one transaction; returns the SKUs with new events.
+    async fn record_demand(&self, merchant: MerchantId, events: &[DemandEvent]) -> Result<Vec<Sku>, StoreError>;
+    /// The latest observation of each competitor for a SKU.
+    async fn observations(&self, merchant: MerchantId, sku: &Sku) -> Result<Vec<Observation>, StoreError>;
+    /// Demand for a SKU over the 1, 7 and 30 days before `now`, and the last inventory level.
+    async fn demand_summary(
+        &self,
+        merchant: MerchantId,
+        sku: &Sku,
+        now: DateTime<Utc>,
+    ) -> Result<DemandSummary, StoreError>;
+}
+
+/// Implements [`SignalStore`] for a backend's store type with the SQL both backends accept.
+macro_rules! impl_signal_store {
+    ($store:ty) => {
+        const _: () = {
+            use chrono::{DateTime, Utc};
+            use $crate::domain::{MerchantId, Sku};
+            use $crate::store::rows::{ObservationRow, convert_all};
+            use $crate::store::signals::{DemandEvent, DemandSummary, Observation};
+            use $crate::store::{StoreError, now};
+
+            const DAY_MICROS: i64 = 86_400_000_000;
+
+            #[async_trait::async_trait]
+            impl $crate::store::SignalStore for $store {
+                async fn record_observations(
+                    &self,
+                    merchant: MerchantId,
+                    observations: &[Observation],
+                ) -> Result<Vec<Sku>, StoreError> {
+                    let merchant_id = merchant.to_string();
+                    let received = now().timestamp_micros();
+                    let mut changed = Vec::new();
+                    let mut tx = self.pool.begin().await?;
+                    for o in observations {
+                        let applied = sqlx::query(
+                            "INSERT INTO competitor_observations (merchant_id, sku, competitor, price_minor, currency,
+                                                                  in_stock, observed_at, observation_id, received_at)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                             ON CONFLICT (merchant_id, sku, competitor) DO UPDATE SET
+                                 price_minor = excluded.price_minor, currency = excluded.currency,
+                                 in_stock = excluded.in_stock, observed_at = excluded.observed_at,
+                                 observation_id = excluded.observation_id, received_at = excluded.received_at
+                             WHERE excluded.observed_at > competitor_observations.observed_at",
+                        )
+                        .bind(&merchant_id)
+                        .bind(o.sku.as_str())
+                        .bind(&o.competitor)
+                        .bind(o.price.minor())
+                        .bind(o.price.currency().code())
+                        .bind(o.in_stock)
+                        .bind(o.observed_at.timestamp_micros())
+                        .bind(&o.id)
+                        .bind(received)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                        if applied > 0 && !changed.contains(&o.sku) {
+                            changed.push(o.sku.clone());
+                        }
+                    }
+                    tx.commit().await?;
+                    Ok(changed)
+                }
+
+                async fn record_demand(&self, merchant: MerchantId, events: &[DemandEvent]) -> Result<Vec<Sku>, StoreError> {
+                    let merchant_id = merchant.to_string();
+                    let mut changed = Vec::new();
+                    let mut tx = self.pool.begin().await?;
+                    for e in events {
+                        let applied = sqlx::query(
+                            "INSERT INTO demand_events (merchant_id, event_id, sku, kind, quantity, occurred_at)
+                             VALUES ($1, $2, $3, $4, $5, $6)
+                             ON CONFLICT (merchant_id, event_id) DO NOTHING",
+                        )
+                        .bind(&merchant_id)
+                        .bind(&e.id)
+                        .bind(e.sku.as_str())
+                        .bind(e.kind.as_str())
+                        .bind(e.quantity)
+                        .bind(e.occurred_at.timestamp_micros())
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                        if applied > 0 && !changed.contains(&e.sku) {
+                            changed.push(e.sku.clone());
+                        }
+                    }
+                    tx.commit().await?;
+                    Ok(changed)
+                }
+
+                async fn observations(&self, merchant: MerchantId, sku: &Sku) -> Result<Vec<Observation>, StoreError> {
+                    let rows = sqlx::query_as::<_, ObservationRow>(
+                        "SELECT observation_id, sku, competitor, price_minor, currency, in_stock, observed_at
+                         FROM competitor_observations WHERE merchant_id = $1 AND sku = $2 ORDER BY competitor",
+                    )
+                    .bind(merchant.to_string())
+                    .bind(sku.as_str())
+                    .fetch_all(&self.pool)
+                    .await?;
+                    convert_all(rows)
+                }
+
+                async fn demand_summary(
+                    &self,
+                    merchant: MerchantId,
+                    sku: &Sku,
+                    now: DateTime<Utc>,
+                ) -> Result<DemandSummary, StoreError> {
+                    let end = now.timestamp_micros();
+                    let mut summary = sqlx::query_as::<_, DemandSummary>(
+                        "SELECT
+                           CAST(COALESCE(SUM(CASE WHEN kind = 'view' AND occurred_at > $3 THEN quantity ELSE 0 END), 0) AS BIGINT) AS views_1d,
+                           CAST(COALESCE(SUM(CASE WHEN kind = 'view' AND occurred_at > $4 THEN quantity ELSE 0 END), 0) AS BIGINT) AS views_7d,
+                           CAST(COALESCE(SUM(CASE WHEN kind = 'add_to_cart' AND occurred_at > $3 THEN quantity ELSE 0 END), 0) AS BIGINT) AS add_to_carts_1d,
+                           CAST(COALESCE(SUM(CASE WHEN kind = 'add_to_cart' AND occurred_at > $4 THEN quantity ELSE 0 END), 0) AS BIGINT) AS add_to_carts_7d,
+                           CAST(COALESCE(SUM(CASE WHEN kind = 'sale' AND occurred_at > $3 THEN quantity ELSE 0 END), 0) AS BIGINT) AS units_sold_1d,
+                           CAST(COALESCE(SUM(CASE WHEN kind = 'sale' AND occurred_at > $4 THEN quantity ELSE 0 END), 0) AS BIGINT) AS units_sold_7d,
+                           CAST(COALESCE(SUM(CASE WHEN kind = 'sale' THEN quantity ELSE 0 END), 0) AS BIGINT) AS units_sold_30d
+                         FROM demand_events
+                         WHERE merchant_id = $1 AND sku = $2 AND kind <> 'inventory' AND occurred_at > $5 AND occurred_at <= $6",
+                    )
+                    .bind(merchant.to_string())
+                    .bind(sku.as_str())
+                    .bind(end - DAY_MICROS)
+                    .bind(end - 7 * DAY_MICROS)
+                    .bind(end - 30 * DAY_MICROS)
+                    .bind(end)
+                    .fetch_one(&self.pool)
+                    .await?;
+                    summary.inventory = sqlx::query_as::<_, (i64,)>(
+                        "SELECT quantity FROM demand_events
+                         WHERE merchant_id = $1 AND sku = $2 AND kind = 'inventory' AND occurred_at <= $3
+                         ORDER BY occurred_at DESC, event_id DESC LIMIT 1",
+                    )
+                    .bind(merchant.to_string())
+                    .bind(sku.as_str())
+                    .bind(end)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|(quantity,)| quantity);
+                    Ok(summary)
+                }
+            }
+        };
+    };
+}
+
+pub(crate) use impl_signal_store;

@@ -1,0 +1,169 @@
+//! Signals in: competitor prices and demand reach new prices through the real policies; a
+//! replayed or out-of-order feed changes nothing; stale offers are marked; bad batches are
+//! refused whole.
+
+use chrono::{Duration, Utc};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::common::rules::built_rule;
+use crate::common::{Backend, fresh_database};
+use crate::helpers::{TestApp, expect_error, expect_status, spawn_app, spawn_app_with, test_settings};
+
+async fn setup(app: &TestApp, rule: &str, params: Value) -> String {
+    let (_, key) = app.merchant_with_key(&["merchant", "checkout", "feed"]).await;
+    let body = json!({"currency": "EUR", "cost_minor": 1200, "base_price_minor": 1999});
+    expect_status(app.put_product(&key, "tee-1", body).await, StatusCode::CREATED).await;
+    let version = app.rule_version(&key, built_rule(rule)).await;
+    let path = format!("/v1/rules/{version}/params");
+    expect_status(app.call(Method::PUT, &path, Some(&key), Some(params)).await, StatusCode::OK).await;
+    let path = format!("/v1/rules/{version}/activate");
+    expect_status(app.call(Method::POST, &path, Some(&key), None).await, StatusCode::OK).await;
+    app.repricer.settled().await;
+    key
+}
+
+fn offer(id: &str, competitor: &str, price: i64, in_stock: bool, minutes_ago: i64) -> Value {
+    json!({"id": id, "sku": "tee-1", "competitor": competitor, "price_minor": price, "currency": "EUR",
+           "in_stock": in_stock, "observed_at": Utc::now() - Duration::minutes(minutes_ago)})
+}
+
+async fn send_offers(app: &TestApp, key: &str, offers: Vec<Value>) -> Value {
+    let response =
+        app.call(Method::POST, "/v1/signals/competitor-prices", Some(key), Some(json!({"observations": offers}))).await;
+    let receipt = expect_status(response, StatusCode::OK).await;
+    app.repricer.settled().await;
+    receipt
+}
+
+async fn price(app: &TestApp, key: &str) -> i64 {
+    let body = expect_status(app.call(Method::GET, "/v1/prices/tee-1", Some(key), None).await, StatusCode::OK).await;
+    body["price_minor"].as_i64().unwrap()
+}
+
+async fn decisions(app: &TestApp, key: &str) -> Vec<Value> {
+    let body =
+        expect_status(app.call(Method::GET, "/v1/prices/tee-1/history", Some(key), None).await, StatusCode::OK).await;
+    body["items"].as_array().unwrap().clone()
+}
+
+async fn competitor_prices_move_the_price_and_replays_or_older_offers_change_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = setup(&app, "competitor-match", json!({"undercut_minor": 5, "min_margin_bps": 1000})).await;
+    assert_eq!(price(&app, &key).await, 1999, "no offers yet: competitor-match keeps");
+
+    let batch = vec![offer("o-1", "a", 1899, true, 10), offer("o-2", "b", 1799, false, 10)];
+    let receipt = send_offers(&app, &key, batch.clone()).await;
+    assert_eq!((receipt["received"].as_i64(), receipt["skus_changed"].as_i64()), (Some(2), Some(1)));
+    assert_eq!(price(&app, &key).await, 1894, "5 under the cheapest in-stock offer");
+    let latest = &decisions(&app, &key).await[0];
+    assert_eq!(latest["trigger"], "competitor_prices");
+    let offers = latest["record"]["inputs"]["competitors"].as_array().unwrap();
+    assert_eq!(offers.len(), 2, "the inputs snapshot holds both offers: {latest}");
+    let recorded = decisions(&app, &key).await.len();
+
+    // The same batch again, and an older observation of `a`: nothing changes.
+    assert_eq!(send_offers(&app, &key, batch).await["skus_changed"], 0);
+    assert_eq!(send_offers(&app, &key, vec![offer("o-0", "a", 1500, true, 60)]).await["skus_changed"], 0);
+    assert_eq!(price(&app, &key).await, 1894);
+    assert_eq!(decisions(&app, &key).await.len(), recorded, "no evaluation, no decision");
+
+    // A newer one does.
+    send_offers(&app, &key, vec![offer("o-3", "a", 1850, true, 1)]).await;
+    assert_eq!(price(&app, &key).await, 1845);
+    assert_eq!(
+        expect_status(app.call(Method::GET, "/v1/audit/verify", Some(&key), None).await, StatusCode::OK).await["intact"],
+        true
+    );
+}
+
+both_backends! {
+    competitor_prices => competitor_prices_move_the_price_and_replays_or_older_offers_change_nothing;
+}
+
+#[tokio::test]
+async fn offers_past_the_staleness_window_are_marked_stale_and_the_policy_ignores_them() {
+    let db = fresh_database(Backend::Sqlite).await;
+    let mut settings = test_settings(&db);
+    settings.pricing.stale_after_secs = 3600;
+    let app = spawn_app_with(settings, db).await;
+    let key = setup(&app, "competitor-match", json!({"undercut_minor": 5})).await;
+    send_offers(&app, &key, vec![offer("o-1", "a", 1500, true, 120)]).await;
+    assert_eq!(price(&app, &key).await, 1999, "a two-hour-old offer is stale with a one-hour window");
+    let latest = &decisions(&app, &key).await[0];
+    assert_eq!(latest["record"]["inputs"]["competitors"][0]["stale"], true);
+    assert!(latest["record"]["inputs"]["competitors"][0]["age_seconds"].as_i64().unwrap() >= 7200);
+}
+
+#[tokio::test]
+async fn demand_events_feed_the_demand_policy_once_each() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let key = setup(&app, "demand-based", json!({})).await;
+    let now = Utc::now();
+    let mut events = vec![
+        json!({"id": "inv-1", "sku": "tee-1", "kind": "inventory", "quantity": 100, "occurred_at": now - Duration::days(3)}),
+    ];
+    for day in 0..6 {
+        events.push(json!({"id": format!("sale-{day}"), "sku": "tee-1", "kind": "sale", "quantity": 10, "occurred_at": now - Duration::days(day) - Duration::hours(1)}));
+    }
+    let send =
+        |events: Vec<Value>| app.call(Method::POST, "/v1/signals/demand", Some(&key), Some(json!({"events": events})));
+    let receipt = expect_status(send(events.clone()).await, StatusCode::OK).await;
+    assert_eq!((receipt["received"].as_i64(), receipt["skus_changed"].as_i64()), (Some(7), Some(1)));
+    app.repricer.settled().await;
+    // 60 sold in a week against 100 in stock is fast: 19.99 + 5 % = 20.99.
+    assert_eq!(price(&app, &key).await, 2099);
+    let inputs = &decisions(&app, &key).await[0]["record"]["inputs"]["demand"];
+    assert_eq!((inputs["units_sold_7d"].as_i64(), inputs["inventory"].as_i64()), (Some(60), Some(100)));
+
+    let receipt = expect_status(send(events).await, StatusCode::OK).await;
+    assert_eq!(receipt["skus_changed"], 0, "a replayed batch adds nothing");
+    app.repricer.settled().await;
+    assert_eq!(price(&app, &key).await, 2099);
+}
+
+#[tokio::test]
+async fn bad_or_oversized_batches_are_refused_whole_and_feeds_need_their_role() {
+    let db = fresh_database(Backend::Sqlite).await;
+    let mut settings = test_settings(&db);
+    settings.pricing.max_signal_batch = 3;
+    let app = spawn_app_with(settings, db).await;
+    let key = setup(&app, "competitor-match", json!({})).await;
+    let too_many: Vec<Value> = (0..4).map(|i| offer(&format!("o-{i}"), "a", 1500, true, 1)).collect();
+    let response = app
+        .call(Method::POST, "/v1/signals/competitor-prices", Some(&key), Some(json!({"observations": too_many})))
+        .await;
+    expect_error(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+
+    let mut future = offer("o-9", "a", 1500, true, 0);
+    future["observed_at"] = json!(Utc::now() + Duration::hours(2));
+    let bad = vec![
+        offer("o-1", "a", 1500, true, 1),
+        json!({"id": "", "sku": "bad sku", "competitor": "a", "price_minor": 0,
+                   "currency": "EUX", "in_stock": true, "observed_at": Utc::now()}),
+        future,
+    ];
+    let response =
+        app.call(Method::POST, "/v1/signals/competitor-prices", Some(&key), Some(json!({"observations": bad}))).await;
+    let details = expect_error(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let fields: Vec<&str> =
+        details["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    assert_eq!(
+        fields,
+        [
+            "observations[1].id",
+            "observations[1].price_minor",
+            "observations[1].sku",
+            "observations[1].currency",
+            "observations[2].observed_at"
+        ]
+    );
+    app.repricer.settled().await;
+    assert_eq!(price(&app, &key).await, 1999, "the valid entry of a refused batch was not stored either");
+
+    let merchant = app.create_merchant("Other").await;
+    let checkout = app.issue_key(&merchant, &["checkout"]).await["key"].as_str().unwrap().to_owned();
+    let response = app.call(Method::POST, "/v1/signals/demand", Some(&checkout), Some(json!({"events": []}))).await;
+    expect_error(response, StatusCode::FORBIDDEN, "forbidden").await;
+}
