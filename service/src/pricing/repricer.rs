@@ -231,25 +231,43 @@ async fn reprice_batch(
         .await
         .expect("evaluation does not panic");
     inner.evaluations.fetch_add(evaluations.len() as u64, Ordering::Relaxed);
-    for (((product, price, trigger), ctx), evaluation) in batch.into_iter().zip(contexts).zip(evaluations) {
-        record(inner, merchant, version, product, price, trigger, ctx, evaluation).await?;
+    let judged: Vec<Judged> = batch
+        .into_iter()
+        .zip(contexts)
+        .zip(evaluations)
+        .map(|(((product, price, trigger), ctx), evaluation)| judge(product, price, trigger, ctx, evaluation))
+        .collect();
+    let decisions: Vec<NewDecision> = judged.iter().map(|j| j.new_decision(merchant, version)).collect();
+    for (_, moved) in inner.store.append_decisions(merchant, &decisions).await? {
+        if let Some(moved) = moved {
+            inner.cache.put(merchant, &moved);
+        }
     }
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn record(
-    inner: &Inner,
-    merchant: MerchantId,
-    version: &crate::store::RuleVersion,
+/// One product's evaluation, judged: guardrails applied, outcome decided.
+struct Judged {
+    product: Product,
+    trigger: Trigger,
+    ctx: crate::sandbox::RuleContext,
+    evaluation: Evaluation,
+    current: i64,
+    new_price: i64,
+    outcome: &'static str,
+    clips: Vec<super::Clip>,
+    currency: String,
+}
+
+fn judge(
     product: Product,
     price: CurrentPrice,
     trigger: Trigger,
     ctx: crate::sandbox::RuleContext,
     evaluation: Evaluation,
-) -> Result<(), StoreError> {
+) -> Judged {
     let current = price.price.minor();
-    let (outcome, new_price, rule_price, clips, decision, error) = match &evaluation.result {
+    let (outcome, new_price, clips) = match &evaluation.result {
         Ok(decision) => {
             let proposed = decision.price_minor.unwrap_or(current);
             let situation = Situation {
@@ -260,51 +278,54 @@ async fn record(
             };
             let guarded = apply_guardrails(&product.guardrails, proposed, situation);
             let outcome = if guarded.price_minor != current { "changed" } else { "kept" };
-            (outcome, guarded.price_minor, decision.price_minor, guarded.clips, Some(decision.clone()), None)
+            (outcome, guarded.price_minor, guarded.clips)
         }
-        Err(e) => ("failed", current, None, Vec::new(), None, Some(e.clone())),
+        Err(_) => ("failed", current, Vec::new()),
     };
     let currency = product.currency().to_string();
-    let record = |seq: i64, created_at: chrono::DateTime<Utc>| {
-        let record = DecisionRecord {
-            seq,
-            merchant_id: merchant.to_string(),
-            sku: product.sku.to_string(),
-            trigger: trigger.as_str().to_owned(),
-            outcome: outcome.to_owned(),
-            currency: currency.clone(),
-            old_price_minor: current,
-            new_price_minor: new_price,
-            rule_version: Some(version.version),
-            rule_sha256: Some(version.sha256.clone()),
-            inputs: ctx.clone(),
-            params: version.params.clone(),
-            rule_price_minor: rule_price,
-            explanation: decision.as_ref().map(|d| d.explanation.clone()).unwrap_or_default(),
-            tags: decision.as_ref().map(|d| d.tags.clone()).unwrap_or_default(),
-            log: evaluation.stats.log.clone(),
-            clips: clips.clone(),
-            error: error.as_ref().map(|e| e.kind().to_owned()),
-            error_message: error.as_ref().map(|e| e.to_string()),
-            fuel_used: evaluation.stats.fuel_used,
-            created_at,
+    Judged { product, trigger, ctx, evaluation, current, new_price, outcome, clips, currency }
+}
+
+impl Judged {
+    fn new_decision<'a>(&'a self, merchant: MerchantId, version: &'a crate::store::RuleVersion) -> NewDecision<'a> {
+        let record = move |seq: i64, created_at: chrono::DateTime<Utc>| {
+            let decision = self.evaluation.result.as_ref().ok();
+            let error = self.evaluation.result.as_ref().err();
+            let record = DecisionRecord {
+                seq,
+                merchant_id: merchant.to_string(),
+                sku: self.product.sku.to_string(),
+                trigger: self.trigger.as_str().to_owned(),
+                outcome: self.outcome.to_owned(),
+                currency: self.currency.clone(),
+                old_price_minor: self.current,
+                new_price_minor: self.new_price,
+                rule_version: Some(version.version),
+                rule_sha256: Some(version.sha256.clone()),
+                inputs: self.ctx.clone(),
+                params: version.params.clone(),
+                rule_price_minor: decision.and_then(|d| d.price_minor),
+                explanation: decision.map(|d| d.explanation.clone()).unwrap_or_default(),
+                tags: decision.map(|d| d.tags.clone()).unwrap_or_default(),
+                log: self.evaluation.stats.log.clone(),
+                clips: self.clips.clone(),
+                error: error.map(|e| e.kind().to_owned()),
+                error_message: error.map(|e| e.to_string()),
+                fuel_used: self.evaluation.stats.fuel_used,
+                created_at,
+            };
+            serde_json::to_string(&record).expect("a decision record serializes")
         };
-        serde_json::to_string(&record).expect("a decision record serializes")
-    };
-    let new = NewDecision {
-        sku: &product.sku,
-        trigger: trigger.as_str(),
-        outcome,
-        currency: &currency,
-        old_price_minor: current,
-        new_price_minor: new_price,
-        rule_version: Some(version.version),
-        rule_sha256: Some(&version.sha256),
-        record: &record,
-    };
-    let (_, moved) = inner.store.append_decision(merchant, &new).await?;
-    if let Some(moved) = moved {
-        inner.cache.put(merchant, &moved);
+        NewDecision {
+            sku: &self.product.sku,
+            trigger: self.trigger.as_str(),
+            outcome: self.outcome,
+            currency: &self.currency,
+            old_price_minor: self.current,
+            new_price_minor: self.new_price,
+            rule_version: Some(version.version),
+            rule_sha256: Some(&version.sha256),
+            record: Box::new(record),
+        }
     }
-    Ok(())
 }

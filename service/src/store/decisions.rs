@@ -25,7 +25,7 @@ pub struct NewDecision<'a> {
     pub rule_version: Option<i64>,
     pub rule_sha256: Option<&'a str>,
     /// Builds the record's JSON once the sequence number and time are known.
-    pub record: &'a (dyn Fn(i64, DateTime<Utc>) -> String + Sync),
+    pub record: Box<dyn Fn(i64, DateTime<Utc>) -> String + Send + Sync + 'a>,
 }
 
 /// A stored decision.
@@ -58,13 +58,13 @@ pub fn chain_hash(prev_hash: &str, record: &str) -> String {
 
 #[async_trait]
 pub trait DecisionStore: Send + Sync {
-    /// Appends a decision to the merchant's chain and, when the price changed, moves the
-    /// price in force; returns the decision and the new price (if it moved).
-    async fn append_decision(
+    /// Appends decisions, in order, to the merchant's chain and moves each price that changed,
+    /// all in one transaction; returns each decision with its new price (if it moved).
+    async fn append_decisions(
         &self,
         merchant: MerchantId,
-        decision: &NewDecision<'_>,
-    ) -> Result<(StoredDecision, Option<CurrentPrice>), StoreError>;
+        decisions: &[NewDecision<'_>],
+    ) -> Result<Vec<(StoredDecision, Option<CurrentPrice>)>, StoreError>;
     /// Decisions newest first, before `before_seq`, optionally for one SKU.
     async fn decisions(
         &self,
@@ -90,11 +90,14 @@ macro_rules! impl_decision_store {
 
             #[async_trait::async_trait]
             impl $crate::store::DecisionStore for $store {
-                async fn append_decision(
+                async fn append_decisions(
                     &self,
                     merchant: MerchantId,
-                    decision: &NewDecision<'_>,
-                ) -> Result<(StoredDecision, Option<CurrentPrice>), StoreError> {
+                    decisions: &[NewDecision<'_>],
+                ) -> Result<Vec<(StoredDecision, Option<CurrentPrice>)>, StoreError> {
+                    if decisions.is_empty() {
+                        return Ok(Vec::new());
+                    }
                     let merchant_id = merchant.to_string();
                     let at = now();
                     let mut tx = self.pool.begin().await?;
@@ -108,63 +111,71 @@ macro_rules! impl_decision_store {
                     .bind(GENESIS_HASH)
                     .execute(&mut *tx)
                     .await?;
-                    let (seq, prev_hash): (i64, String) = sqlx::query_as(
-                        "UPDATE chain_heads SET seq = seq + 1 WHERE merchant_id = $1 RETURNING seq, head_hash",
+                    let (last_seq, mut prev_hash): (i64, String) = sqlx::query_as(
+                        "UPDATE chain_heads SET seq = seq + $2 WHERE merchant_id = $1 RETURNING seq, head_hash",
                     )
                     .bind(&merchant_id)
+                    .bind(decisions.len() as i64)
                     .fetch_one(&mut *tx)
                     .await?;
-                    let record = (decision.record)(seq, at);
-                    let hash = chain_hash(&prev_hash, &record);
-                    sqlx::query("UPDATE chain_heads SET head_hash = $2 WHERE merchant_id = $1")
-                        .bind(&merchant_id)
-                        .bind(&hash)
-                        .execute(&mut *tx)
-                        .await?;
-                    let stored = sqlx::query_as::<_, DecisionRow>(
-                        "INSERT INTO decisions (merchant_id, seq, sku, trigger_kind, outcome, currency, old_price_minor,
-                                                new_price_minor, rule_version, rule_sha256, record, created_at,
-                                                prev_hash, hash)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-                         RETURNING seq, sku, trigger_kind, outcome, currency, old_price_minor, new_price_minor,
-                                   rule_version, rule_sha256, record, created_at, prev_hash, hash",
-                    )
-                    .bind(&merchant_id)
-                    .bind(seq)
-                    .bind(decision.sku.as_str())
-                    .bind(decision.trigger)
-                    .bind(decision.outcome)
-                    .bind(decision.currency)
-                    .bind(decision.old_price_minor)
-                    .bind(decision.new_price_minor)
-                    .bind(decision.rule_version)
-                    .bind(decision.rule_sha256)
-                    .bind(&record)
-                    .bind(at.timestamp_micros())
-                    .bind(&prev_hash)
-                    .bind(&hash)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    let moved = if decision.new_price_minor != decision.old_price_minor {
-                        sqlx::query_as::<_, PriceRow>(
-                            "UPDATE current_prices SET price_minor = $3, version = version + 1, effective_at = $4,
-                                                       source = 'rule'
-                             WHERE merchant_id = $1 AND sku = $2
-                             RETURNING sku, price_minor, currency, version, effective_at",
+                    let mut seq = last_seq - decisions.len() as i64;
+                    let mut appended = Vec::with_capacity(decisions.len());
+                    for decision in decisions {
+                        seq += 1;
+                        let record = (decision.record)(seq, at);
+                        let hash = chain_hash(&prev_hash, &record);
+                        let stored = sqlx::query_as::<_, DecisionRow>(
+                            "INSERT INTO decisions (merchant_id, seq, sku, trigger_kind, outcome, currency, old_price_minor,
+                                                    new_price_minor, rule_version, rule_sha256, record, created_at,
+                                                    prev_hash, hash)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                             RETURNING seq, sku, trigger_kind, outcome, currency, old_price_minor, new_price_minor,
+                                       rule_version, rule_sha256, record, created_at, prev_hash, hash",
                         )
                         .bind(&merchant_id)
+                        .bind(seq)
                         .bind(decision.sku.as_str())
+                        .bind(decision.trigger)
+                        .bind(decision.outcome)
+                        .bind(decision.currency)
+                        .bind(decision.old_price_minor)
                         .bind(decision.new_price_minor)
+                        .bind(decision.rule_version)
+                        .bind(decision.rule_sha256)
+                        .bind(&record)
                         .bind(at.timestamp_micros())
-                        .fetch_optional(&mut *tx)
-                        .await?
-                        .map(CurrentPrice::try_from)
-                        .transpose()?
-                    } else {
-                        None
-                    };
+                        .bind(&prev_hash)
+                        .bind(&hash)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        prev_hash = hash;
+                        let moved = if decision.new_price_minor != decision.old_price_minor {
+                            sqlx::query_as::<_, PriceRow>(
+                                "UPDATE current_prices SET price_minor = $3, version = version + 1, effective_at = $4,
+                                                           source = 'rule'
+                                 WHERE merchant_id = $1 AND sku = $2
+                                 RETURNING sku, price_minor, currency, version, effective_at",
+                            )
+                            .bind(&merchant_id)
+                            .bind(decision.sku.as_str())
+                            .bind(decision.new_price_minor)
+                            .bind(at.timestamp_micros())
+                            .fetch_optional(&mut *tx)
+                            .await?
+                            .map(CurrentPrice::try_from)
+                            .transpose()?
+                        } else {
+                            None
+                        };
+                        appended.push((StoredDecision::try_from(stored)?, moved));
+                    }
+                    sqlx::query("UPDATE chain_heads SET head_hash = $2 WHERE merchant_id = $1")
+                        .bind(&merchant_id)
+                        .bind(&prev_hash)
+                        .execute(&mut *tx)
+                        .await?;
                     tx.commit().await?;
-                    Ok((StoredDecision::try_from(stored)?, moved))
+                    Ok(appended)
                 }
 
                 async fn decisions(
