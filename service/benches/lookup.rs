@@ -1,0 +1,250 @@
+//! Checkout lookups under load, against a constant-response endpoint in the same run, and
+//! the time from a competitor signal to the new price being visible.
+//!
+//! The service runs in this process (release build, SQLite, 2 HTTP workers); the load
+//! generator is a minimal keep-alive HTTP/1.1 client on the same machine (32 connections).
+//! Run with `cargo bench -p pricing-service --bench lookup`.
+
+#[path = "../../tests/common/mod.rs"]
+#[allow(dead_code, unused_imports)]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use pricing::config::{Secret, Settings};
+use pricing::startup::Application;
+use serde_json::{Value, json};
+
+const CONNECTIONS: usize = 32;
+const RUN_FOR: Duration = Duration::from_secs(5);
+const PRODUCTS: usize = 10_000;
+const ADMIN: &str = "bench-admin-key-0123456789";
+
+/// Reads one HTTP/1.1 response (headers and a Content-Length body) and returns its status.
+fn read_response(stream: &mut std::net::TcpStream, buf: &mut Vec<u8>) -> u16 {
+    use std::io::Read;
+    buf.clear();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = std::str::from_utf8(&buf[..end]).expect("ASCII headers");
+            let status = head[9..12].parse().expect("a status code");
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                .unwrap_or(0);
+            while buf.len() < end + 4 + length {
+                let n = stream.read(&mut chunk).expect("the server answers");
+                assert!(n > 0, "the server closed the connection");
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            return status;
+        }
+        let n = stream.read(&mut chunk).expect("the server answers");
+        assert!(n > 0, "the server closed the connection");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// `CONNECTIONS` clients, one blocking thread each (as wrk's connections are cheap, these
+/// must not wait on an async scheduler), sending requests made by `request(i)` for `RUN_FOR`;
+/// returns the latencies in microseconds, sorted.
+async fn load(port: u16, request: impl Fn(usize) -> Vec<u8> + Clone + Send + 'static) -> Vec<u64> {
+    use std::io::Write;
+    let until = Instant::now() + RUN_FOR;
+    let clients: Vec<_> = (0..CONNECTIONS)
+        .map(|c| {
+            let request = request.clone();
+            std::thread::spawn(move || {
+                let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                stream.set_nodelay(true).unwrap();
+                let mut buf = Vec::with_capacity(64 * 1024);
+                let mut latencies = Vec::new();
+                let mut i = c;
+                while Instant::now() < until {
+                    let bytes = request(i);
+                    let started = Instant::now();
+                    stream.write_all(&bytes).unwrap();
+                    assert_eq!(read_response(&mut stream, &mut buf), 200);
+                    latencies.push(started.elapsed().as_micros() as u64);
+                    i += CONNECTIONS;
+                }
+                latencies
+            })
+        })
+        .collect();
+    let all = tokio::task::spawn_blocking(move || {
+        let mut all = Vec::new();
+        for client in clients {
+            all.extend(client.join().unwrap());
+        }
+        all
+    })
+    .await
+    .unwrap();
+    let mut all = all;
+    all.sort_unstable();
+    all
+}
+
+/// Requests per second of `redis-benchmark -t get` against the local Redis, when both are
+/// there (the design's baseline for checkout lookups).
+fn redis_get_rate() -> Option<f64> {
+    let output = std::process::Command::new("timeout")
+        .args(["60", "redis-benchmark", "-t", "get", "-c", &CONNECTIONS.to_string(), "-n", "300000", "-q"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    // "GET: 90579.71 requests per second, p50=0.183 msec"
+    // Progress lines ("GET: rps=...") come first, separated by carriage returns: take the last.
+    let rate = text.rsplit("GET:").next()?.split_whitespace().next()?.parse().ok()?;
+    Some(rate)
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+fn get(path: &str, key: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {key}\r\n\r\n").into_bytes()
+}
+
+fn post(path: &str, key: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+async fn call(client: &reqwest::Client, method: reqwest::Method, url: String, key: &str, body: Option<Value>) -> Value {
+    let mut request = client.request(method, url).bearer_auth(key);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    assert!(response.status().is_success(), "{}", response.text().await.unwrap());
+    response.json().await.unwrap_or(Value::Null)
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let db = common::fresh_database(common::Backend::Sqlite).await;
+    let mut settings = Settings::defaults();
+    settings.listen = "127.0.0.1:0".into();
+    settings.database_url = db.url.clone();
+    settings.admin_key = Some(Secret::new(ADMIN));
+    settings.http.workers = 2;
+    let app = Application::build(settings).await.unwrap();
+    let port = app.port();
+    let repricer = app.repricer();
+    let store = app.store();
+    tokio::spawn(app.run_until_stopped());
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+
+    let merchant =
+        call(&client, reqwest::Method::POST, format!("{base}/v1/merchants"), ADMIN, Some(json!({"name": "Bench"})))
+            .await;
+    let merchant_id = merchant["id"].as_str().unwrap().to_owned();
+    let key = call(
+        &client,
+        reqwest::Method::POST,
+        format!("{base}/v1/merchants/{merchant_id}/keys"),
+        ADMIN,
+        Some(json!({"roles": ["merchant", "checkout", "feed"]})),
+    )
+    .await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Products through the API, so that the running service's own cache holds their prices.
+    for wave in (0..PRODUCTS).collect::<Vec<_>>().chunks(64) {
+        let puts = wave.iter().map(|i| {
+            let body = json!({"currency": "EUR", "cost_minor": 1200, "base_price_minor": 2000 + (i % 7) as i64});
+            call(&client, reqwest::Method::PUT, format!("{base}/v1/products/sku-{i:05}"), &key, Some(body))
+        });
+        futures_util::future::join_all(puts).await;
+    }
+    let _ = store;
+
+    let constant = load(port, |_| b"GET /healthz HTTP/1.1\r\nHost: bench\r\n\r\n".to_vec()).await;
+    let lookup_key = key.clone();
+    let lookups = load(port, move |i| get(&format!("/v1/prices/sku-{:05}", (i * 7919) % PRODUCTS), &lookup_key)).await;
+    let batch_key = key.clone();
+    let batch_body = |i: usize| {
+        let skus: Vec<String> = (0..100).map(|j| format!("sku-{:05}", (i * 100 + j * 37) % PRODUCTS)).collect();
+        json!({"skus": skus}).to_string()
+    };
+    let batches = load(port, move |i| post("/v1/prices/lookup", &batch_key, &batch_body(i))).await;
+
+    let seconds = RUN_FOR.as_secs_f64();
+    println!("checkout lookups, {PRODUCTS} products, {CONNECTIONS} connections, {}s per mode", RUN_FOR.as_secs());
+    println!("{:<34} {:>12} {:>10} {:>10} {:>10}", "mode", "requests/s", "p50 us", "p99 us", "vs const");
+    let constant_rate = constant.len() as f64 / seconds;
+    for (mode, latencies) in [
+        ("GET /healthz (constant)", &constant),
+        ("GET /v1/prices/{sku}", &lookups),
+        ("POST /v1/prices/lookup (100 SKUs)", &batches),
+    ] {
+        let rate = latencies.len() as f64 / seconds;
+        println!(
+            "{mode:<34} {rate:>12.0} {:>10} {:>10} {:>10.3}",
+            percentile(latencies, 0.50),
+            percentile(latencies, 0.99),
+            rate / constant_rate
+        );
+    }
+    println!("batch lookup: {:.0} SKU prices/s", batches.len() as f64 * 100.0 / seconds);
+    if let Some(redis) = redis_get_rate() {
+        println!(
+            "redis GET baseline (redis-benchmark -t get -c {CONNECTIONS}): {redis:.0} requests/s; lookups are {:.3} of it",
+            lookups.len() as f64 / seconds / redis
+        );
+    }
+
+    // Signal to visible price: competitor-match active; each observation undercuts the last.
+    let wasm = common::rules::built_rule("competitor-match");
+    let uploaded = client
+        .post(format!("{base}/v1/rules"))
+        .bearer_auth(&key)
+        .header("content-type", "application/wasm")
+        .body(wasm)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let version = uploaded["version"].as_i64().unwrap();
+    call(&client, reqwest::Method::POST, format!("{base}/v1/rules/{version}/activate"), &key, None).await;
+    repricer.settled().await;
+    let mut latencies = Vec::new();
+    for n in 0..200i64 {
+        let competitor_price = 1900 - n;
+        let observation = json!({"observations": [{"id": format!("o-{n}"), "sku": "sku-00001", "competitor": "rival",
+            "price_minor": competitor_price, "currency": "EUR", "in_stock": true, "observed_at": chrono::Utc::now()}]});
+        let started = Instant::now();
+        call(&client, reqwest::Method::POST, format!("{base}/v1/signals/competitor-prices"), &key, Some(observation))
+            .await;
+        loop {
+            let price = call(&client, reqwest::Method::GET, format!("{base}/v1/prices/sku-00001"), &key, None).await;
+            if price["price_minor"].as_i64() == Some(competitor_price - 1) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        latencies.push(started.elapsed().as_micros() as u64);
+    }
+    latencies.sort_unstable();
+    println!(
+        "signal to visible price: p50 {} us, p99 {} us ({} signals, SQLite)",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.len()
+    );
+}
