@@ -6,7 +6,7 @@
 //! Run with `cargo bench -p pricing-service --bench lookup`.
 
 #[path = "../../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod common;
 
 use std::time::{Duration, Instant};
