@@ -58,6 +58,8 @@ pub struct PricingSettings {
     pub stale_after_secs: u64,
     /// Most observations or demand events in one signal batch.
     pub max_signal_batch: usize,
+    /// Reprice every merchant with an active rule this often, in seconds; 0 turns it off.
+    pub schedule_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -199,6 +201,7 @@ key_cache_ttl_secs = 10
 [pricing]
 stale_after_secs = 86400
 max_signal_batch = 10000
+schedule_secs = 0
 
 [sandbox]
 max_module_bytes = 1048576

@@ -50,6 +50,9 @@ impl Application {
         let sandbox = Arc::new(Sandbox::new(&settings.sandbox)?);
         let rules = Arc::new(Rules::new(store.clone(), sandbox, settings.pricing.stale_after_secs));
         let repricer = Repricer::start(store.clone(), rules.clone(), prices.clone());
+        if settings.pricing.schedule_secs > 0 {
+            repricer.start_schedule(Duration::from_secs(settings.pricing.schedule_secs));
+        }
         let server =
             serve(listener, store.clone(), rules, prices, repricer.clone(), &settings).map_err(listen_error)?;
         tracing::info!(port, backend = store.backend(), "pricing service listening");

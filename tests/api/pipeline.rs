@@ -208,3 +208,28 @@ async fn an_edited_or_deleted_record_is_found_by_verification() {
     let verified = verification(&app, &key).await;
     assert_eq!(verified["first_broken"]["seq"], 2, "{verified}");
 }
+
+#[tokio::test]
+async fn a_schedule_reprices_merchants_with_an_active_rule_periodically() {
+    let db = crate::common::fresh_database(Backend::Sqlite).await;
+    let mut settings = crate::helpers::test_settings(&db);
+    settings.pricing.schedule_secs = 1;
+    let app = crate::helpers::spawn_app_with(settings, db).await;
+    let (_, key) = app.merchant_with_key(&["merchant", "checkout"]).await;
+    put(&app, &key, "tee-1", json!({"currency": "EUR", "cost_minor": 1000, "base_price_minor": 1999})).await;
+    let (_, idle) = app.merchant_with_key(&["merchant"]).await;
+    put(&app, &idle, "tee-1", json!({"currency": "EUR", "cost_minor": 1000, "base_price_minor": 1999})).await;
+    activate(&app, &key, "cost-plus", json!({"margin_bps": 1000})).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let triggers: Vec<String> =
+            history(&app, &key, "tee-1").await.iter().map(|d| d["trigger"].as_str().unwrap().to_owned()).collect();
+        if triggers.iter().any(|t| t == "schedule") {
+            assert_eq!(triggers.last().map(String::as_str), Some("rule_activated"));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no scheduled decision yet: {triggers:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(history(&app, &idle, "tee-1").await.is_empty(), "a merchant without a rule is left alone");
+}

@@ -48,6 +48,8 @@ async fn the_readme_walkthrough_works_when_pasted_into_a_shell() {
     assert!(stdout.contains("rule version: 1"), "{stdout}");
     assert!(stdout.contains(r#""price_minor":1499"#), "the dry run shows 14.99: {stdout}");
     assert!(stdout.contains(r#""active_version":1"#), "{stdout}");
+    assert!(stdout.contains(r#""trigger":"rule_activated""#), "the history shows the activation: {stdout}");
+    assert!(stdout.contains(r#""intact":true"#), "{stdout}");
     let products = app.store.products(first_merchant(&stdout), None, 10).await.unwrap();
     assert_eq!(products.len(), 1, "exactly the one valid product was stored");
 }

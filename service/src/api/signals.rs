@@ -12,7 +12,7 @@ use super::extract::{json_config, resource};
 use super::{ApiError, ErrorBody};
 use crate::auth::{Principal, Role};
 use crate::config::PricingSettings;
-use crate::domain::{Currency, Invalid, MAX_AMOUNT_MINOR, Money, Sku};
+use crate::domain::{Currency, Invalid, MAX_AMOUNT_MINOR, MerchantId, Money, Sku};
 use crate::pricing::{Repricer, Trigger};
 use crate::store::{DemandEvent, DemandKind, Observation, Store};
 
@@ -97,6 +97,19 @@ fn check_time(at: DateTime<Utc>, field: String, invalid: &mut Invalid) {
     }
 }
 
+/// Queues the SKUs whose signals changed for repricing, and says what was received.
+fn receipt(
+    repricer: &Repricer,
+    merchant: MerchantId,
+    received: usize,
+    changed: Vec<Sku>,
+    trigger: Trigger,
+) -> HttpResponse {
+    let receipt = SignalReceipt { received, skus_changed: changed.len() };
+    repricer.request(merchant, changed, trigger);
+    HttpResponse::Ok().json(receipt)
+}
+
 /// Record competitor prices.
 #[utoipa::path(post, path = "/v1/signals/competitor-prices", tag = "signals", request_body = ObservationBatch,
     security(("bearer" = [])),
@@ -136,13 +149,9 @@ pub async fn competitor_prices(
             });
         }
     }
-    if !invalid.is_empty() {
-        return Err(invalid.into());
-    }
+    invalid.or_ok(|| ())?;
     let changed = store.record_observations(merchant, &observations).await?;
-    let receipt = SignalReceipt { received: observations.len(), skus_changed: changed.len() };
-    repricer.request(merchant, changed, Trigger::CompetitorPrices);
-    Ok(HttpResponse::Ok().json(receipt))
+    Ok(receipt(&repricer, merchant, observations.len(), changed, Trigger::CompetitorPrices))
 }
 
 /// Record demand events.
@@ -172,11 +181,7 @@ pub async fn demand(
             events.push(DemandEvent { id: e.id, sku, kind: e.kind, quantity: e.quantity, occurred_at: e.occurred_at });
         }
     }
-    if !invalid.is_empty() {
-        return Err(invalid.into());
-    }
+    invalid.or_ok(|| ())?;
     let changed = store.record_demand(merchant, &events).await?;
-    let receipt = SignalReceipt { received: events.len(), skus_changed: changed.len() };
-    repricer.request(merchant, changed, Trigger::Demand);
-    Ok(HttpResponse::Ok().json(receipt))
+    Ok(receipt(&repricer, merchant, events.len(), changed, Trigger::Demand))
 }

@@ -33,6 +33,7 @@ pub enum Trigger {
     Demand,
     RuleActivated,
     ParamsChanged,
+    Schedule,
 }
 
 impl Trigger {
@@ -43,6 +44,7 @@ impl Trigger {
             Trigger::Demand => "demand",
             Trigger::RuleActivated => "rule_activated",
             Trigger::ParamsChanged => "params_changed",
+            Trigger::Schedule => "schedule",
         }
     }
 }
@@ -101,6 +103,28 @@ impl Repricer {
         self.inner.pending.lock().expect("the queue lock is not poisoned").entry(merchant).or_default().all =
             Some(trigger);
         self.inner.wake.notify_one();
+    }
+
+    /// Reprices every merchant with an active rule every `period`, until the repricer is dropped.
+    pub fn start_schedule(&self, period: Duration) {
+        let inner = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(period);
+            ticks.tick().await; // the first tick is immediate: wait a whole period first
+            loop {
+                ticks.tick().await;
+                let Some(strong) = inner.upgrade() else { return };
+                match strong.store.merchants_with_rules().await {
+                    Ok(merchants) => {
+                        let repricer = Repricer { inner: strong };
+                        for merchant in merchants {
+                            repricer.request_all(merchant, Trigger::Schedule);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "scheduled repricing could not list merchants"),
+                }
+            }
+        });
     }
 
     /// Rule evaluations run so far.

@@ -72,6 +72,8 @@ pub trait RuleStore: Send + Sync {
     /// Returns to the version active before the current activation.
     async fn roll_back_rule(&self, merchant: MerchantId) -> Result<Activation, StoreError>;
     async fn active_rule(&self, merchant: MerchantId) -> Result<Option<Activation>, StoreError>;
+    /// Merchants that have ever activated a rule (and so have one active now).
+    async fn merchants_with_rules(&self) -> Result<Vec<MerchantId>, StoreError>;
 }
 
 /// Implements [`RuleStore`] for a backend's store type with the SQL both backends accept.
@@ -246,6 +248,16 @@ macro_rules! impl_rule_store {
                     .map(Activation::try_from)
                     .transpose()?
                     .ok_or(StoreError::NothingToRollBack)
+                }
+
+                async fn merchants_with_rules(&self) -> Result<Vec<MerchantId>, StoreError> {
+                    let rows: Vec<(String,)> =
+                        sqlx::query_as("SELECT DISTINCT merchant_id FROM rule_activations ORDER BY merchant_id")
+                            .fetch_all(&self.pool)
+                            .await?;
+                    rows.into_iter()
+                        .map(|(id,)| MerchantId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string())))
+                        .collect()
                 }
 
                 async fn active_rule(&self, merchant: MerchantId) -> Result<Option<Activation>, StoreError> {
