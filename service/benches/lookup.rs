@@ -46,6 +46,46 @@ fn read_response(stream: &mut std::net::TcpStream, buf: &mut Vec<u8>) -> u16 {
     }
 }
 
+/// Like [`load`], but each connection sends at a fixed pace so that all together offer `rate`
+/// requests per second; latency is measured from each request's scheduled time, so a stalled
+/// server is not hidden by the client waiting for it (coordinated omission).
+async fn paced(port: u16, rate: f64, request: impl Fn(usize) -> Vec<u8> + Clone + Send + 'static) -> Vec<u64> {
+    use std::io::Write;
+    let interval = Duration::from_secs_f64(CONNECTIONS as f64 / rate);
+    let start = Instant::now();
+    let clients: Vec<_> = (0..CONNECTIONS)
+        .map(|c| {
+            let request = request.clone();
+            std::thread::spawn(move || {
+                let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                stream.set_nodelay(true).unwrap();
+                let mut buf = Vec::with_capacity(64 * 1024);
+                let mut latencies = Vec::new();
+                // Spread the connections' first sends over one interval.
+                let mut due = start + interval.mul_f64(c as f64 / CONNECTIONS as f64);
+                let mut i = c;
+                while due < start + RUN_FOR {
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    stream.write_all(&request(i)).unwrap();
+                    assert_eq!(read_response(&mut stream, &mut buf), 200);
+                    latencies.push(due.elapsed().as_micros() as u64);
+                    due += interval;
+                    i += CONNECTIONS;
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all =
+        tokio::task::spawn_blocking(move || clients.into_iter().flat_map(|c| c.join().unwrap()).collect::<Vec<_>>())
+            .await
+            .unwrap();
+    all.sort_unstable();
+    all
+}
+
 /// `CONNECTIONS` clients, one blocking thread each (as wrk's connections are cheap, these
 /// must not wait on an async scheduler), sending requests made by `request(i)` for `RUN_FOR`;
 /// returns the latencies in microseconds, sorted.
@@ -200,6 +240,18 @@ async fn run() {
         );
     }
     println!("batch lookup: {:.0} SKU prices/s", batches.len() as f64 * 100.0 / seconds);
+    let peak = lookups.len() as f64 / seconds;
+    let paced_key = key.clone();
+    let at_70 =
+        paced(port, 0.7 * peak, move |i| get(&format!("/v1/prices/sku-{:05}", (i * 7919) % PRODUCTS), &paced_key))
+            .await;
+    println!(
+        "GET /v1/prices/{{sku}} paced at 70% of peak ({:.0} requests/s offered, {:.0} done): p50 {} us, p99 {} us",
+        0.7 * peak,
+        at_70.len() as f64 / seconds,
+        percentile(&at_70, 0.50),
+        percentile(&at_70, 0.99)
+    );
     if let Some(redis) = redis_get_rate() {
         println!(
             "redis GET baseline (redis-benchmark -t get -c {CONNECTIONS}): {redis:.0} requests/s; lookups are {:.3} of it",
