@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod context;
 pub mod guardrails;
+mod judge;
 pub mod record;
 pub mod repricer;
 

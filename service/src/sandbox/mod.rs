@@ -9,6 +9,7 @@
 
 mod bindings;
 mod context;
+mod outcome;
 mod run;
 mod upload;
 
@@ -21,7 +22,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 pub use bindings::Context as GuestContext;
 pub use context::{CompetitorOffer, Demand, OutputError, OutputLimits, RuleContext, RuleDecision, check_decision};
-pub use run::{EvalError, EvalStats, Evaluation};
+pub use outcome::{EvalError, EvalStats, Evaluation};
 pub use upload::{CompiledRule, PreparedRule, UploadError};
 
 use crate::config::SandboxSettings;
