@@ -170,19 +170,15 @@ impl Rules {
                 invalid.push(field, "not a valid SKU");
                 continue;
             };
-            match (self.store.product(merchant, &sku).await?, self.store.current_price(merchant, &sku).await?) {
-                (Some(product), price) => contexts.push(
-                    assemble(
-                        self.store.as_ref(),
-                        merchant,
-                        &product,
-                        price.as_ref(),
-                        Utc::now(),
-                        self.stale_after_secs,
-                    )
-                    .await?,
-                ),
-                (None, _) => invalid.push(field, format!("no product {sku}")),
+            let assembled = match self.store.product(merchant, &sku).await? {
+                Some(product) => {
+                    assemble(self.store.as_ref(), merchant, &product, Utc::now(), self.stale_after_secs).await?
+                }
+                None => None,
+            };
+            match assembled {
+                Some((ctx, _)) => contexts.push(ctx),
+                None => invalid.push(field, format!("no product {sku}")),
             }
         }
         invalid.or_ok(|| contexts).map_err(RuleError::Invalid)

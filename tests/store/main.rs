@@ -305,7 +305,73 @@ async fn prices_in_force_page_across_merchants_in_key_order(backend: Backend) {
     assert_eq!(seen, expected);
 }
 
+async fn signals_are_read_for_a_range_of_skus(backend: Backend) {
+    use chrono::{Duration, Utc};
+    use pricing::domain::{Currency, Money};
+    use pricing::store::{DemandEvent, DemandKind, Observation};
+    let store = open(backend).await;
+    let m = store.create_merchant("Acme").await.unwrap().id;
+    for s in ["a", "b", "c"] {
+        store.upsert_product(m, &draft(s, "EUR", 1, 500)).await.unwrap();
+    }
+    let now = Utc::now();
+    let eur = Currency::parse("EUR").unwrap();
+    let offer = |id: &str, s: &str, who: &str, price: i64, minutes_ago: i64| Observation {
+        id: id.into(),
+        sku: sku(s),
+        competitor: who.into(),
+        price: Money::new(price, eur),
+        in_stock: true,
+        observed_at: now - Duration::minutes(minutes_ago),
+    };
+    let changed = store
+        .record_observations(
+            m,
+            &[
+                offer("1", "a", "x", 100, 10),
+                offer("2", "a", "x", 90, 5),
+                offer("3", "b", "y", 80, 5),
+                offer("4", "c", "z", 70, 5),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed, [sku("a"), sku("b"), sku("c")]);
+    assert!(store.record_observations(m, &[offer("0", "a", "x", 999, 60)]).await.unwrap().is_empty(), "older: ignored");
+    let event = |id: &str, s: &str, kind, quantity, days_ago: i64| DemandEvent {
+        id: id.into(),
+        sku: sku(s),
+        kind,
+        quantity,
+        occurred_at: now - Duration::days(days_ago) - Duration::minutes(1),
+    };
+    let events = [
+        event("s1", "a", DemandKind::Sale, 2, 0),
+        event("s2", "a", DemandKind::Sale, 3, 3),
+        event("s3", "a", DemandKind::Sale, 4, 20),
+        event("s4", "a", DemandKind::Sale, 100, 40),
+        event("v1", "a", DemandKind::View, 7, 0),
+        event("i1", "a", DemandKind::Inventory, 50, 5),
+        event("i2", "a", DemandKind::Inventory, 40, 1),
+        event("s5", "c", DemandKind::Sale, 1, 0),
+    ];
+    assert_eq!(store.record_demand(m, &events).await.unwrap().len(), 2);
+    assert!(store.record_demand(m, &events).await.unwrap().is_empty(), "replayed: nothing new");
+
+    let signals = store.signals_between(m, &sku("a"), &sku("b"), now).await.unwrap();
+    assert_eq!(signals.prices.len(), 2, "c is outside the range");
+    assert_eq!(signals.observations[&sku("a")].len(), 1);
+    assert_eq!(signals.observations[&sku("a")][0].price.minor(), 90, "the latest observation");
+    let a = &signals.demand[&sku("a")];
+    assert_eq!((a.units_sold_1d, a.units_sold_7d, a.units_sold_30d, a.views_1d), (2, 5, 9, 7));
+    assert_eq!(a.inventory, Some(40), "the latest inventory level");
+    assert!(!signals.demand.contains_key(&sku("c")));
+    let one = store.signals_between(m, &sku("c"), &sku("c"), now).await.unwrap();
+    assert_eq!((one.prices.len(), one.demand[&sku("c")].units_sold_1d), (1, 1));
+}
+
 both_backends! {
+    signals_by_range => signals_are_read_for_a_range_of_skus;
     warm_paging => prices_in_force_page_across_merchants_in_key_order;
     rule_versions => rule_versions_number_from_one_and_the_same_bytes_are_one_version;
     concurrent_uploads => concurrent_uploads_get_distinct_versions;

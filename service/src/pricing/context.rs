@@ -1,38 +1,42 @@
-//! Assembling a rule's context from the store: the product, its price in force, the latest
-//! observation of each competitor (with its age, marked stale past the staleness window), and
-//! demand over trailing windows, all as of one `now`.
+//! Assembling a rule's context: the product, its price in force, the latest observation of
+//! each competitor (with its age, marked stale past the staleness window), and demand over
+//! trailing windows, all as of one `now`. Signals are read for a whole range of SKUs at once
+//! (a repricing batch is a contiguous range), or for one SKU as the range `[sku, sku]`.
 
 use chrono::{DateTime, Utc};
 
 use crate::domain::{MerchantId, Product};
 use crate::sandbox::{CompetitorOffer, Demand, RuleContext};
-use crate::store::{CurrentPrice, Store, StoreError};
+use crate::store::{CurrentPrice, Signals, Store, StoreError};
 
-pub async fn assemble(
-    store: &dyn Store,
-    merchant: MerchantId,
+/// `now` at the millisecond precision the rule receives, so that a replay can give it the same.
+pub fn rule_now(now: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+}
+
+/// A product's context from signals already read; `None` when it has no price in force.
+pub fn context(
     product: &Product,
-    price: Option<&CurrentPrice>,
+    signals: &Signals,
     now: DateTime<Utc>,
     stale_after_secs: u64,
-) -> Result<RuleContext, StoreError> {
-    // Millisecond precision: what the rule receives, so what a replay must give it.
-    let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
-    let observations = store.observations(merchant, &product.sku).await?;
-    let demand = store.demand_summary(merchant, &product.sku, now).await?;
+) -> Option<(RuleContext, CurrentPrice)> {
+    let price = signals.prices.get(&product.sku)?.clone();
+    let demand = signals.demand.get(&product.sku).cloned().unwrap_or_default();
     let count = |n: i64| u64::try_from(n).unwrap_or(0);
-    Ok(RuleContext {
+    let competitors = signals.observations.get(&product.sku).map(Vec::as_slice).unwrap_or_default();
+    let ctx = RuleContext {
         sku: product.sku.to_string(),
         currency: product.currency().to_string(),
         cost_minor: product.cost.minor(),
-        current_price_minor: price.map_or(product.base_price.minor(), |p| p.price.minor()),
+        current_price_minor: price.price.minor(),
         base_price_minor: product.base_price.minor(),
-        competitors: observations
-            .into_iter()
+        competitors: competitors
+            .iter()
             .map(|o| {
                 let age_seconds = (now - o.observed_at).num_seconds().max(0);
                 CompetitorOffer {
-                    competitor: o.competitor,
+                    competitor: o.competitor.clone(),
                     price_minor: o.price.minor(),
                     currency: Some(o.price.currency().to_string()),
                     in_stock: o.in_stock,
@@ -53,5 +57,19 @@ pub async fn assemble(
         },
         attributes: product.attributes.as_map().clone(),
         now,
-    })
+    };
+    Some((ctx, price))
+}
+
+/// One product's context as it stands at `now`, read from the store.
+pub async fn assemble(
+    store: &dyn Store,
+    merchant: MerchantId,
+    product: &Product,
+    now: DateTime<Utc>,
+    stale_after_secs: u64,
+) -> Result<Option<(RuleContext, CurrentPrice)>, StoreError> {
+    let now = rule_now(now);
+    let signals = store.signals_between(merchant, &product.sku, &product.sku, now).await?;
+    Ok(context(product, &signals, now, stale_after_secs))
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::Notify;
 
-use super::context::assemble;
+use super::context::{assemble, context, rule_now};
 use super::judge::{Judged, judge};
 use crate::cache::PriceCache;
 use crate::domain::{MerchantId, Product, Sku};
@@ -181,14 +181,22 @@ async fn reprice_merchant(inner: &Inner, merchant: MerchantId, pending: Pending)
             return Ok(());
         }
     };
+    let stale_after = inner.rules.stale_after_secs();
     if let Some(trigger) = pending.all {
+        // Pages of the catalogue in SKU order: each page is a contiguous range, whose
+        // signals are read in a few queries.
         let mut after: Option<Sku> = None;
         loop {
             let products = inner.store.products(merchant, after.as_ref(), BATCH).await?;
-            let Some(last) = products.last() else { break };
+            let (Some(first), Some(last)) = (products.first(), products.last()) else { break };
             after = Some(last.sku.clone());
             let full = products.len() == BATCH as usize;
-            let batch = with_prices(inner, merchant, products, trigger).await?;
+            let now = rule_now(Utc::now());
+            let signals = inner.store.signals_between(merchant, &first.sku, &last.sku, now).await?;
+            let batch = products
+                .into_iter()
+                .filter_map(|p| context(&p, &signals, now, stale_after).map(|(ctx, price)| (p, price, trigger, ctx)))
+                .collect();
             reprice_batch(inner, merchant, &version, &rule, batch).await?;
             if !full {
                 break;
@@ -201,8 +209,11 @@ async fn reprice_merchant(inner: &Inner, merchant: MerchantId, pending: Pending)
     for chunk in skus.chunks(BATCH as usize) {
         let mut batch = Vec::with_capacity(chunk.len());
         for (sku, trigger) in chunk {
-            if let Some(product) = inner.store.product(merchant, sku).await? {
-                batch.extend(with_prices(inner, merchant, vec![product], *trigger).await?);
+            if let Some(product) = inner.store.product(merchant, sku).await?
+                && let Some((ctx, price)) =
+                    assemble(inner.store.as_ref(), merchant, &product, Utc::now(), stale_after).await?
+            {
+                batch.push((product, price, *trigger, ctx));
             }
         }
         reprice_batch(inner, merchant, &version, &rule, batch).await?;
@@ -210,40 +221,18 @@ async fn reprice_merchant(inner: &Inner, merchant: MerchantId, pending: Pending)
     Ok(())
 }
 
-/// Products paired with their price in force (a product without one is skipped).
-async fn with_prices(
-    inner: &Inner,
-    merchant: MerchantId,
-    products: Vec<Product>,
-    trigger: Trigger,
-) -> Result<Vec<(Product, CurrentPrice, Trigger)>, StoreError> {
-    let mut out = Vec::with_capacity(products.len());
-    for product in products {
-        if let Some(price) = inner.store.current_price(merchant, &product.sku).await? {
-            out.push((product, price, trigger));
-        }
-    }
-    Ok(out)
-}
-
 async fn reprice_batch(
     inner: &Inner,
     merchant: MerchantId,
     version: &crate::store::RuleVersion,
     rule: &crate::sandbox::PreparedRule,
-    batch: Vec<(Product, CurrentPrice, Trigger)>,
+    batch: Vec<(Product, CurrentPrice, Trigger, crate::sandbox::RuleContext)>,
 ) -> Result<(), StoreError> {
     if batch.is_empty() {
         return Ok(());
     }
-    let now = Utc::now();
-    let mut contexts = Vec::with_capacity(batch.len());
-    for (product, price, _) in &batch {
-        let stale_after = inner.rules.stale_after_secs();
-        contexts.push(assemble(inner.store.as_ref(), merchant, product, Some(price), now, stale_after).await?);
-    }
-    let guest: Vec<_> = contexts.iter().filter_map(|ctx| ctx.to_guest(&version.params).ok()).collect();
-    if guest.len() != contexts.len() {
+    let guest: Vec<_> = batch.iter().filter_map(|(_, _, _, ctx)| ctx.to_guest(&version.params).ok()).collect();
+    if guest.len() != batch.len() {
         tracing::error!(merchant_id = %merchant, "stored data gave a context the rule interface refuses");
         return Ok(());
     }
@@ -255,9 +244,8 @@ async fn reprice_batch(
     inner.evaluations.fetch_add(evaluations.len() as u64, Ordering::Relaxed);
     let judged: Vec<Judged> = batch
         .into_iter()
-        .zip(contexts)
         .zip(evaluations)
-        .map(|(((product, price, trigger), ctx), evaluation)| judge(product, price, trigger, ctx, evaluation))
+        .map(|((product, price, trigger, ctx), evaluation)| judge(product, price, trigger, ctx, evaluation))
         .collect();
     let decisions: Vec<NewDecision> = judged.iter().map(|j| j.new_decision(merchant, version)).collect();
     for (_, moved) in inner.store.append_decisions(merchant, &decisions).await? {

@@ -26,7 +26,7 @@ pub use catalog::{CatalogStore, CurrentPrice, Upserted};
 pub use decisions::{DecisionStore, NewDecision, StoredDecision};
 pub use postgres::PostgresStore;
 pub use rules::{Activation, NewRuleVersion, RuleCode, RuleStore, RuleVersion};
-pub use signals::{DemandEvent, DemandKind, DemandSummary, Observation, SignalStore};
+pub use signals::{DemandEvent, DemandKind, DemandSummary, Observation, SignalStore, Signals};
 pub use sqlite::SqliteStore;
 pub use tenants::{Merchant, StoredKey, TenantStore};
 

@@ -4,7 +4,7 @@
 use crate::auth::Roles;
 use crate::domain::{Attributes, Currency, Guardrails, KeyId, MerchantId, Money, Product, Sku};
 
-use super::signals::Observation;
+use super::signals::{DemandSummary, Observation};
 use super::{
     Activation, CurrentPrice, Merchant, RuleCode, RuleVersion, StoreError, StoredDecision, StoredKey, from_micros,
 };
@@ -264,4 +264,11 @@ impl TryFrom<ObservationRow> for Observation {
             observed_at: from_micros(row.observed_at),
         })
     }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct DemandRow {
+    pub(super) sku: String,
+    #[sqlx(flatten)]
+    pub(super) summary: DemandSummary,
 }

@@ -1,10 +1,12 @@
 //! Market and demand signals as stored: the latest competitor observation per (product,
 //! competitor), and demand events summed over trailing windows.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::StoreError;
+use super::{CurrentPrice, StoreError};
 use crate::domain::{MerchantId, Money, Sku};
 
 /// One competitor's offer for one of the merchant's SKUs, as a feed saw it.
@@ -64,6 +66,15 @@ pub struct DemandSummary {
     pub inventory: Option<i64>,
 }
 
+/// What rules need beyond the product, for every SKU of a range, read in a few queries.
+#[derive(Debug, Default)]
+pub struct Signals {
+    pub prices: HashMap<Sku, CurrentPrice>,
+    /// The latest observation of each competitor, by SKU.
+    pub observations: HashMap<Sku, Vec<Observation>>,
+    pub demand: HashMap<Sku, DemandSummary>,
+}
+
 #[async_trait]
 pub trait SignalStore: Send + Sync {
     /// Keeps each observation that is newer than the one stored for its (SKU, competitor), in
@@ -75,15 +86,16 @@ pub trait SignalStore: Send + Sync {
     ) -> Result<Vec<Sku>, StoreError>;
     /// Stores events not seen before (by id), in one transaction; returns the SKUs with new events.
     async fn record_demand(&self, merchant: MerchantId, events: &[DemandEvent]) -> Result<Vec<Sku>, StoreError>;
-    /// The latest observation of each competitor for a SKU.
-    async fn observations(&self, merchant: MerchantId, sku: &Sku) -> Result<Vec<Observation>, StoreError>;
-    /// Demand for a SKU over the 1, 7 and 30 days before `now`, and the last inventory level.
-    async fn demand_summary(
+    /// For every SKU from `first` to `last` (inclusive, byte order): its price in force, the
+    /// latest observation of each competitor, and demand over the 1, 7 and 30 days before
+    /// `now` with the last inventory level.
+    async fn signals_between(
         &self,
         merchant: MerchantId,
-        sku: &Sku,
+        first: &Sku,
+        last: &Sku,
         now: DateTime<Utc>,
-    ) -> Result<DemandSummary, StoreError>;
+    ) -> Result<Signals, StoreError>;
 }
 
 /// Implements [`SignalStore`] for a backend's store type with the SQL both backends accept.
@@ -92,9 +104,9 @@ macro_rules! impl_signal_store {
         const _: () = {
             use chrono::{DateTime, Utc};
             use $crate::domain::{MerchantId, Sku};
-            use $crate::store::rows::{ObservationRow, convert_all};
-            use $crate::store::signals::{DemandEvent, DemandSummary, Observation};
-            use $crate::store::{StoreError, now};
+            use $crate::store::rows::{DemandRow, ObservationRow, PriceRow, convert_all};
+            use $crate::store::signals::{DemandEvent, Observation, Signals};
+            use $crate::store::{CurrentPrice, StoreError, now};
 
             const DAY_MICROS: i64 = 86_400_000_000;
 
@@ -167,57 +179,86 @@ macro_rules! impl_signal_store {
                     Ok(changed)
                 }
 
-                async fn observations(&self, merchant: MerchantId, sku: &Sku) -> Result<Vec<Observation>, StoreError> {
-                    let rows = sqlx::query_as::<_, ObservationRow>(
-                        "SELECT observation_id, sku, competitor, price_minor, currency, in_stock, observed_at
-                         FROM competitor_observations WHERE merchant_id = $1 AND sku = $2 ORDER BY competitor",
-                    )
-                    .bind(merchant.to_string())
-                    .bind(sku.as_str())
-                    .fetch_all(&self.pool)
-                    .await?;
-                    convert_all(rows)
-                }
-
-                async fn demand_summary(
+                async fn signals_between(
                     &self,
                     merchant: MerchantId,
-                    sku: &Sku,
+                    first: &Sku,
+                    last: &Sku,
                     now: DateTime<Utc>,
-                ) -> Result<DemandSummary, StoreError> {
-                    let end = now.timestamp_micros();
-                    let mut summary = sqlx::query_as::<_, DemandSummary>(
-                        "SELECT
-                           CAST(COALESCE(SUM(CASE WHEN kind = 'view' AND occurred_at > $3 THEN quantity ELSE 0 END), 0) AS BIGINT) AS views_1d,
-                           CAST(COALESCE(SUM(CASE WHEN kind = 'view' AND occurred_at > $4 THEN quantity ELSE 0 END), 0) AS BIGINT) AS views_7d,
-                           CAST(COALESCE(SUM(CASE WHEN kind = 'add_to_cart' AND occurred_at > $3 THEN quantity ELSE 0 END), 0) AS BIGINT) AS add_to_carts_1d,
-                           CAST(COALESCE(SUM(CASE WHEN kind = 'add_to_cart' AND occurred_at > $4 THEN quantity ELSE 0 END), 0) AS BIGINT) AS add_to_carts_7d,
-                           CAST(COALESCE(SUM(CASE WHEN kind = 'sale' AND occurred_at > $3 THEN quantity ELSE 0 END), 0) AS BIGINT) AS units_sold_1d,
-                           CAST(COALESCE(SUM(CASE WHEN kind = 'sale' AND occurred_at > $4 THEN quantity ELSE 0 END), 0) AS BIGINT) AS units_sold_7d,
+                ) -> Result<Signals, StoreError> {
+                    let merchant_id = merchant.to_string();
+                    let (first, last, end) = (first.as_str(), last.as_str(), now.timestamp_micros());
+                    let mut signals = Signals::default();
+                    let prices = sqlx::query_as::<_, PriceRow>(
+                        "SELECT sku, price_minor, currency, version, effective_at FROM current_prices
+                         WHERE merchant_id = $1 AND sku >= $2 AND sku <= $3",
+                    )
+                    .bind(&merchant_id)
+                    .bind(first)
+                    .bind(last)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    for price in convert_all::<_, CurrentPrice>(prices)? {
+                        signals.prices.insert(price.sku.clone(), price);
+                    }
+                    let observations = sqlx::query_as::<_, ObservationRow>(
+                        "SELECT observation_id, sku, competitor, price_minor, currency, in_stock, observed_at
+                         FROM competitor_observations WHERE merchant_id = $1 AND sku >= $2 AND sku <= $3
+                         ORDER BY sku, competitor",
+                    )
+                    .bind(&merchant_id)
+                    .bind(first)
+                    .bind(last)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    for observation in convert_all::<_, Observation>(observations)? {
+                        signals.observations.entry(observation.sku.clone()).or_default().push(observation);
+                    }
+                    let demand = sqlx::query_as::<_, DemandRow>(
+                        "SELECT sku,
+                           CAST(COALESCE(SUM(CASE WHEN kind = 'view' AND occurred_at > $4 THEN quantity ELSE 0 END), 0) AS BIGINT) AS views_1d,
+                           CAST(COALESCE(SUM(CASE WHEN kind = 'view' AND occurred_at > $5 THEN quantity ELSE 0 END), 0) AS BIGINT) AS views_7d,
+                           CAST(COALESCE(SUM(CASE WHEN kind = 'add_to_cart' AND occurred_at > $4 THEN quantity ELSE 0 END), 0) AS BIGINT) AS add_to_carts_1d,
+                           CAST(COALESCE(SUM(CASE WHEN kind = 'add_to_cart' AND occurred_at > $5 THEN quantity ELSE 0 END), 0) AS BIGINT) AS add_to_carts_7d,
+                           CAST(COALESCE(SUM(CASE WHEN kind = 'sale' AND occurred_at > $4 THEN quantity ELSE 0 END), 0) AS BIGINT) AS units_sold_1d,
+                           CAST(COALESCE(SUM(CASE WHEN kind = 'sale' AND occurred_at > $5 THEN quantity ELSE 0 END), 0) AS BIGINT) AS units_sold_7d,
                            CAST(COALESCE(SUM(CASE WHEN kind = 'sale' THEN quantity ELSE 0 END), 0) AS BIGINT) AS units_sold_30d
                          FROM demand_events
-                         WHERE merchant_id = $1 AND sku = $2 AND kind <> 'inventory' AND occurred_at > $5 AND occurred_at <= $6",
+                         WHERE merchant_id = $1 AND sku >= $2 AND sku <= $3 AND kind <> 'inventory'
+                           AND occurred_at > $6 AND occurred_at <= $7
+                         GROUP BY sku",
                     )
-                    .bind(merchant.to_string())
-                    .bind(sku.as_str())
+                    .bind(&merchant_id)
+                    .bind(first)
+                    .bind(last)
                     .bind(end - DAY_MICROS)
                     .bind(end - 7 * DAY_MICROS)
                     .bind(end - 30 * DAY_MICROS)
                     .bind(end)
-                    .fetch_one(&self.pool)
+                    .fetch_all(&self.pool)
                     .await?;
-                    summary.inventory = sqlx::query_as::<_, (i64,)>(
-                        "SELECT quantity FROM demand_events
-                         WHERE merchant_id = $1 AND sku = $2 AND kind = 'inventory' AND occurred_at <= $3
-                         ORDER BY occurred_at DESC, event_id DESC LIMIT 1",
+                    for row in demand {
+                        let sku = Sku::parse(&row.sku).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        signals.demand.insert(sku, row.summary);
+                    }
+                    // Newest first per SKU: the first row of each SKU is its inventory level.
+                    let levels: Vec<(String, i64)> = sqlx::query_as(
+                        "SELECT sku, quantity FROM demand_events
+                         WHERE merchant_id = $1 AND sku >= $2 AND sku <= $3 AND kind = 'inventory' AND occurred_at <= $4
+                         ORDER BY sku, occurred_at DESC, event_id DESC",
                     )
-                    .bind(merchant.to_string())
-                    .bind(sku.as_str())
+                    .bind(&merchant_id)
+                    .bind(first)
+                    .bind(last)
                     .bind(end)
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .map(|(quantity,)| quantity);
-                    Ok(summary)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    for (sku, quantity) in levels {
+                        let sku = Sku::parse(&sku).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        let summary = signals.demand.entry(sku).or_default();
+                        summary.inventory.get_or_insert(quantity);
+                    }
+                    Ok(signals)
                 }
             }
         };
