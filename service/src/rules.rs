@@ -105,7 +105,7 @@ impl Rules {
         version: i64,
         params: Map<String, Value>,
     ) -> Result<RuleVersion, RuleError> {
-        Attributes::parse_named("params", params.clone()).map_err(RuleError::Invalid)?;
+        Attributes::check_named("params", &params).map_err(RuleError::Invalid)?;
         self.store.set_rule_params(merchant, version, &params).await?.ok_or(RuleError::UnknownVersion(version))
     }
 

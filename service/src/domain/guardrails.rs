@@ -44,12 +44,21 @@ impl Rounding {
         }
     }
 
+    /// The distance between two neighbouring allowed prices: 100 for an ending of 99, 1000 for
+    /// 980, the step itself for multiples.
+    pub fn period(&self) -> i64 {
+        match *self {
+            Rounding::Ending { ending_minor } => 10_i64.pow(ending_minor.max(1).ilog10() + 1),
+            Rounding::Multiple { step_minor } => step_minor,
+        }
+    }
+
     /// The nearest price to `minor` that this rounding allows, ties to the lower; never below
     /// one minor unit's worth of rounding step (it goes up instead of reaching zero).
     pub fn apply(&self, minor: i64) -> i64 {
         let (below, above) = match *self {
             Rounding::Ending { ending_minor } => {
-                let modulus = 10_i64.pow(ending_minor.max(1).ilog10() + 1);
+                let modulus = self.period();
                 let candidate = minor - minor.rem_euclid(modulus) + ending_minor;
                 if candidate > minor { (candidate - modulus, candidate) } else { (candidate, candidate + modulus) }
             }

@@ -23,11 +23,17 @@ impl Attributes {
 
     /// Parses any flat object of this shape (rule parameters too), naming problems after `field`.
     pub fn parse_named(field: &str, object: Map<String, Value>) -> Result<Self, Invalid> {
+        Self::check_named(field, &object)?;
+        Ok(Self(object))
+    }
+
+    /// Checks a flat object of this shape without taking it.
+    pub fn check_named(field: &str, object: &Map<String, Value>) -> Result<(), Invalid> {
         let mut invalid = Invalid::new();
         if object.len() > MAX_ATTRIBUTES {
             invalid.push(field, format!("at most {MAX_ATTRIBUTES} entries, got {}", object.len()));
         }
-        for (key, value) in &object {
+        for (key, value) in object {
             let key_ok = !key.is_empty()
                 && key.len() <= MAX_ATTRIBUTE_KEY_LEN
                 && key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-'));
@@ -46,7 +52,7 @@ impl Attributes {
                 _ => invalid.push(format!("{field}.{key}"), "values are strings, numbers or booleans"),
             }
         }
-        invalid.or_ok(|| Self(object))
+        invalid.or_ok(|| ())
     }
 
     pub fn as_map(&self) -> &Map<String, Value> {

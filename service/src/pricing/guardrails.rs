@@ -115,10 +115,7 @@ fn round_within(rounding: Rounding, price: i64, low: i64, high: i64) -> Option<i
     if (low..=high).contains(&rounded) {
         return Some(rounded);
     }
-    let step = match rounding {
-        Rounding::Ending { ending_minor } => 10_i64.pow(ending_minor.max(1).ilog10() + 1),
-        Rounding::Multiple { step_minor } => step_minor,
-    };
+    let step = rounding.period();
     let other = if rounded < low { rounded.checked_add(step)? } else { rounded.checked_sub(step)? };
     (low..=high).contains(&other).then_some(other)
 }

@@ -88,8 +88,8 @@ impl RuleContext {
     pub fn to_guest(&self, params: &Map<String, Value>) -> Result<bindings::Context, Invalid> {
         let mut invalid = Invalid::new();
         let currency = Currency::parse(&self.currency).map_err(|e| invalid.push("currency", e.to_string())).ok();
-        Attributes::parse_named("attributes", self.attributes.clone()).map_err(|e| invalid.extend(e)).ok();
-        Attributes::parse_named("params", params.clone()).map_err(|e| invalid.extend(e)).ok();
+        Attributes::check_named("attributes", &self.attributes).map_err(|e| invalid.extend(e)).ok();
+        Attributes::check_named("params", params).map_err(|e| invalid.extend(e)).ok();
         for (field, value) in [
             ("cost_minor", self.cost_minor),
             ("current_price_minor", self.current_price_minor),
