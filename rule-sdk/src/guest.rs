@@ -17,9 +17,19 @@ use self::pricing::policy::types as wit;
 pub type GuestContext = wit::Context;
 pub type GuestDecision = wit::Decision;
 
-/// Runs a policy on one context from the host.
+/// The `evaluate` export: one context, through the same loop as a batch (see `crate::batch`).
 pub fn evaluate(ctx: GuestContext, policy: crate::Policy) -> GuestDecision {
+    let mut decisions = evaluate_batch(vec![ctx], policy);
+    decisions.pop().expect("one decision per context")
+}
+
+/// The `evaluate-batch` export: each context marked with `begin-context` for the host.
+pub fn evaluate_batch(ctxs: Vec<GuestContext>, policy: crate::Policy) -> Vec<GuestDecision> {
     install_panic_hook();
+    crate::batch::each_context(ctxs, begin_context, |ctx| evaluate_one(ctx, policy))
+}
+
+fn evaluate_one(ctx: GuestContext, policy: crate::Policy) -> GuestDecision {
     let currency = ctx.currency.clone();
     let decision = policy(&from_guest(ctx));
     to_guest(decision, currency)

@@ -54,6 +54,8 @@
 // Lets the generated bindings name this crate by its public name, from inside it too.
 extern crate self as pricing_rule_sdk;
 
+#[doc(hidden)]
+pub mod batch;
 mod context;
 mod decision;
 #[cfg(target_arch = "wasm32")]
@@ -72,7 +74,9 @@ pub type Policy = fn(&Context) -> Decision;
 
 /// Exports a policy, a function `fn(&Context) -> Decision` (or a closure that captures
 /// nothing), as the rule's two entry points: `evaluate`, and `evaluate-batch`, which maps the
-/// policy over the contexts in order.
+/// policy over the contexts in order. Both tell the host, through the interface's
+/// `begin-context`, which context they are on, so each context in a batch gets its own fuel,
+/// deadline and log (natively, [`testing::run_batch`] shows the same split).
 ///
 /// On `wasm32` it implements the bindings' `Guest` trait and exports it with wit-bindgen's
 /// export macro. On other targets it only checks the policy's type, so the crate's unit tests
@@ -115,7 +119,7 @@ macro_rules! export_rule {
                     fn evaluate_batch(
                         ctxs: ::std::vec::Vec<$crate::guest::GuestContext>,
                     ) -> ::std::vec::Vec<$crate::guest::GuestDecision> {
-                        ctxs.into_iter().map(|ctx| $crate::guest::evaluate(ctx, POLICY)).collect()
+                        $crate::guest::evaluate_batch(ctxs, POLICY)
                     }
                 }
 

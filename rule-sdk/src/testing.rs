@@ -141,6 +141,26 @@ pub fn run(policy: crate::Policy, ctx: &Context) -> (crate::Decision, Vec<String
     (decision, take_log())
 }
 
+/// Runs a policy on many contexts as the batch entry point does, and returns each context's
+/// decision with the lines it logged: the same split the host makes of a batch's log.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn run_batch(policy: crate::Policy, ctxs: &[Context]) -> Vec<(crate::Decision, Vec<String>)> {
+    take_log();
+    let mut logs: Vec<Vec<String>> = Vec::with_capacity(ctxs.len());
+    // Each mark closes the previous context's log; the first closes whatever came before.
+    let decisions = crate::batch::each_context(
+        ctxs.iter().collect(),
+        |index| {
+            let lines = take_log();
+            if index > 0 {
+                logs.push(lines);
+            }
+        },
+        policy,
+    );
+    decisions.into_iter().zip(logs).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,5 +210,35 @@ mod tests {
         assert_eq!(decision, Decision::keep("nothing to do"));
         assert_eq!(lines, ["looked at sku-1", "kept"]);
         assert!(take_log().is_empty(), "run drains the log");
+    }
+
+    fn logs_its_sku_twice_when_expensive(ctx: &Context) -> Decision {
+        log(&format!("looked at {}", ctx.sku));
+        if ctx.cost.minor > 500 {
+            log("expensive");
+            return Decision::set(ctx.cost.minor * 2, "doubled");
+        }
+        Decision::keep("cheap")
+    }
+
+    #[test]
+    fn run_batch_gives_each_context_its_own_decision_and_log() {
+        log("left over from an earlier call");
+        let ctxs = [
+            ContextBuilder::new("a", "EUR").cost(100).build(),
+            ContextBuilder::new("b", "EUR").cost(900).build(),
+            ContextBuilder::new("c", "EUR").cost(200).build(),
+        ];
+        let results = run_batch(logs_its_sku_twice_when_expensive, &ctxs);
+        assert_eq!(results.len(), 3);
+        assert_eq!(results[1].0.price_minor(), Some(1800));
+        assert_eq!(results[0].1, ["looked at a"]);
+        assert_eq!(results[1].1, ["looked at b", "expensive"]);
+        assert_eq!(results[2].1, ["looked at c"]);
+        // The batch split agrees with one run per context.
+        for (ctx, (decision, lines)) in ctxs.iter().zip(&results) {
+            assert_eq!(&run(logs_its_sku_twice_when_expensive, ctx), &(decision.clone(), lines.clone()));
+        }
+        assert!(run_batch(logs_its_sku_twice_when_expensive, &[]).is_empty());
     }
 }

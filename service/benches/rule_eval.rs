@@ -2,8 +2,12 @@
 //! measured in this one process:
 //!
 //! - native: `competitor_match` called directly (the baseline);
-//! - batch: the wasm rule's batch entry point, one instance and one call per 1000 contexts;
-//! - many: one instance per 1000 contexts, one call each (per-context fuel, time and log);
+//! - batch: the wasm rule's batch entry point, one instance and one call per 1000 contexts,
+//!   as one evaluation (no per-context fuel or log);
+//! - attributed batch: the same call split at the rule's `begin-context` marks, each context
+//!   with its own fuel, deadline and log (what the repricer runs);
+//! - many: one instance per 1000 contexts, one call each (per-context fuel, time and log; the
+//!   path of rules without the marks, and the batch's fallback);
 //! - fresh: the wasm rule through the sandbox, a fresh pooled instance per evaluation;
 //! - host only: a hand-written rule that just keeps, to show the host's share of the cost
 //!   (lowering the context into the guest, lifting the decision, instantiation).
@@ -109,6 +113,13 @@ fn main() {
         let (result, _) = sandbox.evaluate_batch(&rule, black_box(&batch));
         assert_eq!(result.unwrap().len(), BATCH);
     });
+    assert!(rule.marks_contexts(), "the SDK's rules mark their contexts");
+    let attributed_rate = rate(BATCH, || {
+        let evaluations = sandbox.evaluate_attributed(&rule, black_box(&batch));
+        if let Some(failed) = evaluations.iter().find_map(|e| e.result.as_ref().err()) {
+            panic!("an evaluation failed: {failed} ({:?})", failed.kind());
+        }
+    });
     let many_rate = rate(BATCH, || {
         let evaluations = sandbox.evaluate_many(&rule, black_box(&batch));
         if let Some(failed) = evaluations.iter().find_map(|e| e.result.as_ref().err()) {
@@ -137,6 +148,7 @@ fn main() {
     for (mode, r) in [
         ("native (baseline)", native_rate),
         ("wasm, batch entry point, 1000 per call", batch_rate),
+        ("wasm, attributed batch, 1000 per call", attributed_rate),
         ("wasm, reused instance, 1000 calls", many_rate),
         ("wasm, fresh pooled instance per eval", fresh_rate),
         ("host only (WAT keep), reused instance", keep_many_rate),
@@ -144,4 +156,9 @@ fn main() {
     ] {
         println!("{mode:<42} {r:>14.0} {:>12.3} {:>10.3}", 1e6 / r, r / native_rate);
     }
+    println!(
+        "attributed batch vs unattributed batch: {:.3}; vs one call per context: {:.3}",
+        attributed_rate / batch_rate,
+        attributed_rate / many_rate
+    );
 }

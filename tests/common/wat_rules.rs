@@ -75,3 +75,72 @@ pub fn rule_wat(body: &str, extra: &str, memory_pages: u32) -> String {
 /// The currency strings in the module's data.
 pub const EUR: &str = "(i32.const 512)";
 pub const USD: &str = "(i32.const 515)";
+
+/// Marks every context in order and closes the batch: what the SDK does.
+pub const MARKS_IN_ORDER: &str = "(block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+      (call $begin (local.get $i))
+      (call $work (local.get $i))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))
+    (call $begin (local.get $n))";
+
+/// The single `evaluate` of a rule that marks, as the SDK does: its one context, then the end.
+pub const MARKS_ONE: &str = "(call $begin (i32.const 0)) (call $work (i32.const 0)) (call $begin (i32.const 1))";
+
+/// A rule that imports `begin-context`, with hand-written marks: `evaluate_marks` runs in
+/// `evaluate` and `batch_marks` in `evaluate-batch` (locals `$i`, `$n`; `(call $work i)` does
+/// context i's work: it logs i + 1 bytes and burns fuel in proportion to i). Every decision
+/// keeps the price; the explanation says which entry point answered ("single" or "batch").
+pub fn marking_rule(evaluate_marks: &str, batch_marks: &str) -> Vec<u8> {
+    let wat = format!(
+        r#"(module
+  (import "$root" "log" (func $log (param i32 i32)))
+  (import "$root" "begin-context" (func $begin (param i32)))
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 4096))
+  (data (i32.const 600) "{log_line}")
+  (data (i32.const 700) "batch")
+  (data (i32.const 710) "single")
+  (func $realloc (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $p i32)
+    (local.set $p (i32.and (i32.add (global.get $heap) (i32.sub (local.get 2) (i32.const 1)))
+                           (i32.sub (i32.const 0) (local.get 2))))
+    (global.set $heap (i32.add (local.get $p) (local.get 3)))
+    (if (i32.gt_u (global.get $heap) (i32.mul (memory.size) (i32.const 65536)))
+      (then (drop (memory.grow (i32.add (i32.const 1)
+        (i32.div_u (i32.sub (global.get $heap) (i32.mul (memory.size) (i32.const 65536))) (i32.const 65536)))))))
+    (local.get $p))
+  (func $work (param $i i32)
+    (local $k i32)
+    (call $log (i32.const 600) (i32.add (local.get $i) (i32.const 1)))
+    (loop $l
+      (local.set $k (i32.add (local.get $k) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $k) (i32.mul (local.get $i) (i32.const 1000))))))
+  (func (export "evaluate") (param $ctx i32) (result i32)
+    {evaluate_marks}
+    (memory.fill (i32.const 64) (i32.const 0) (i32.const 40))
+    (i32.store (i32.const 88) (i32.const 710))
+    (i32.store (i32.const 92) (i32.const 6))
+    (i32.const 64))
+  (func (export "evaluate-batch") (param $ctxs i32) (param $n i32) (result i32)
+    (local $i i32) (local $out i32) (local $d i32)
+    (local.set $out (call $realloc (i32.const 0) (i32.const 0) (i32.const 8) (i32.mul (local.get $n) (i32.const 40))))
+    (memory.fill (local.get $out) (i32.const 0) (i32.mul (local.get $n) (i32.const 40)))
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+      (local.set $d (i32.add (local.get $out) (i32.mul (local.get $i) (i32.const 40))))
+      (i32.store offset=24 (local.get $d) (i32.const 700))
+      (i32.store offset=28 (local.get $d) (i32.const 5))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))
+    (local.set $i (i32.const 0))
+    {batch_marks}
+    (i32.store (i32.const 48) (local.get $out))
+    (i32.store (i32.const 52) (local.get $n))
+    (i32.const 48))
+)"#,
+        log_line = "x".repeat(100),
+    );
+    with_interface(&wat)
+}

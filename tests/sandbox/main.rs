@@ -2,6 +2,7 @@
 //! Rust rules in `tests/api`), and each one is either refused at upload with a clear reason
 //! or stopped at evaluation with its own error kind, within the limits.
 
+mod batch;
 #[path = "../common/mod.rs"]
 mod common;
 
@@ -373,55 +374,4 @@ fn one_sandbox_keeps_serving_after_every_kind_of_failure() {
             assert_eq!(sandbox.evaluate(&good.rule, &ctx).result.unwrap().price_minor, Some(1899));
         }
     }
-}
-
-// ---- many contexts on one instance ----
-
-fn attack(name: &str) -> pricing::sandbox::GuestContext {
-    let params: Map<String, serde_json::Value> = serde_json::from_value(serde_json::json!({"attack": name})).unwrap();
-    context().to_guest(&params).unwrap()
-}
-
-#[test]
-fn evaluating_many_contexts_attributes_each_result_and_log_and_survives_a_trap() {
-    let sandbox = Sandbox::new(&settings()).unwrap();
-    let rule = sandbox.compile(&common::rules::built_rule("hostile")).unwrap().rule;
-    let ctxs = [attack("none"), attack("panic"), attack("slow"), attack("spin"), attack("none")];
-    let results = sandbox.evaluate_many(&rule, &ctxs);
-    let kinds: Vec<&str> = results.iter().map(|e| e.result.as_ref().map_or_else(|e| e.kind(), |_| "ok")).collect();
-    assert!(matches!(kinds.as_slice(), ["ok", "guest_panic", "ok", "timeout" | "out_of_fuel", "ok"]), "{kinds:?}");
-    assert!(
-        results[1].stats.log.contains("panicked on purpose"),
-        "the panic's log is its own: {:?}",
-        results[1].stats.log
-    );
-    assert_eq!(results[0].stats.log, "");
-    assert_eq!(results[2].stats.log, "", "no log carried over from the panic");
-    assert!(results[2].stats.fuel_used > 200_000 && results[0].stats.fuel_used < 200_000);
-}
-
-#[test]
-fn a_batch_gets_the_fuel_time_and_log_of_that_many_evaluations() {
-    let sandbox = Sandbox::new(&settings()).unwrap();
-    let rule = sandbox.compile(&common::rules::built_rule("competitor-match")).unwrap().rule;
-    let mut ctx = context();
-    ctx.competitors.push(pricing::sandbox::CompetitorOffer {
-        competitor: "a".into(),
-        price_minor: 1899,
-        currency: None,
-        in_stock: true,
-        age_seconds: 60,
-        stale: false,
-    });
-    // Each evaluation logs a line: a batch of 500 writes far more than one evaluation may.
-    let batch = vec![ctx.to_guest(&Map::new()).unwrap(); 500];
-    let (result, stats) = sandbox.evaluate_batch(&rule, &batch);
-    let decisions = result.unwrap();
-    assert_eq!(decisions.len(), 500);
-    assert!(decisions.iter().all(|d| d.as_ref().unwrap().price_minor == Some(1898)));
-    assert!(stats.log.len() > 1024);
-    // The same contexts one by one on a reused instance give the same decisions.
-    let many = sandbox.evaluate_many(&rule, &batch[..20]);
-    assert!(many.iter().all(|e| e.result.as_ref().unwrap().price_minor == Some(1898)));
-    assert!(many.iter().all(|e| e.stats.log == "cheapest: a at 1899"));
 }

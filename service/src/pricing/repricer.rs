@@ -238,7 +238,9 @@ async fn reprice_batch(
     }
     let sandbox = inner.rules.sandbox().clone();
     let rule = rule.clone();
-    let evaluations = tokio::task::spawn_blocking(move || sandbox.evaluate_many(&rule, &guest))
+    // One call of the rule's batch entry point, split into each context's own result, fuel
+    // and log (one call per context for rules that cannot be split, or a batch that fails).
+    let evaluations = tokio::task::spawn_blocking(move || sandbox.evaluate_attributed(&rule, &guest))
         .await
         .expect("evaluation does not panic");
     inner.evaluations.fetch_add(evaluations.len() as u64, Ordering::Relaxed);

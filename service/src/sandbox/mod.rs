@@ -5,10 +5,14 @@
 //! that a restart loads without recompiling ([`Sandbox::load`]). Each evaluation gets a fresh
 //! `Store` with fuel (a deterministic stop), an epoch deadline (a wall-clock stop, ticked every
 //! millisecond by a background thread), memory and table limits, and a bounded log. A trap
-//! never escapes: it becomes an [`EvalError`] of its own kind.
+//! never escapes: it becomes an [`EvalError`] of its own kind. A batch of contexts runs in one
+//! call of the rule's batch entry point, each context with its own fuel, deadline and log
+//! ([`Sandbox::evaluate_attributed`]; the design is in `run.rs`).
 
+mod batch;
 mod bindings;
 mod context;
+mod host;
 mod outcome;
 mod run;
 mod upload;
@@ -17,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 pub use bindings::Context as GuestContext;
@@ -26,7 +30,7 @@ pub use outcome::{EvalError, EvalStats, Evaluation};
 pub use upload::{CompiledRule, PreparedRule, UploadError};
 
 use crate::config::SandboxSettings;
-use run::HostState;
+use host::HostState;
 
 /// Tags a decision may carry, and their size.
 pub const MAX_TAGS: usize = 16;
@@ -79,8 +83,7 @@ impl Sandbox {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| SandboxError(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
-        bindings::Policy::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
-            .map_err(|e| SandboxError(format!("{e:#}")))?;
+        host::add_to_linker(&mut linker).map_err(|e| SandboxError(format!("{e:#}")))?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
         start_epoch_ticker(engine.clone(), ticker_stop.clone());
         Ok(Self { engine, linker, settings: settings.clone(), ticker_stop })

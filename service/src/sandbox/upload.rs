@@ -1,5 +1,5 @@
 //! Accepting a rule: size and format checks, refusal of any import but the interface's own
-//! `log`, conversion of a wit-bindgen core module into a component, compilation, and the
+//! `log` and `begin-context`, conversion of a wit-bindgen core module into a component, compilation, and the
 //! check that it exports the rule interface. All of this happens at upload, never on the
 //! request path.
 
@@ -10,10 +10,8 @@ use wasmtime::component::Component;
 
 use super::Sandbox;
 use super::bindings::PolicyPre;
-use super::run::HostState;
+use super::host::{BEGIN_IMPORT, HostState, LOG_IMPORT};
 
-/// The interface's log function: the one function a rule may import.
-const LOG_IMPORT: &str = "log";
 /// The interface's own type definitions, which a component imports as an (empty) instance.
 const TYPES_IMPORT: &str = "pricing:policy/types@1.0.0";
 
@@ -23,7 +21,9 @@ pub enum UploadError {
     TooLarge { size: usize, limit: usize },
     #[error("the upload is not a WebAssembly module or component")]
     NotWasm,
-    #[error("the module imports `{0}`; rules may import only the interface's `log` (no WASI, clock, network or files)")]
+    #[error(
+        "the module imports `{0}`; rules may import only the interface's `log` and `begin-context` (no WASI, clock, network or files)"
+    )]
     ForbiddenImport(String),
     #[error("the module does not implement the pricing:policy@1.0.0 interface: {0}")]
     NoInterface(String),
@@ -48,6 +48,16 @@ impl UploadError {
 #[derive(Clone)]
 pub struct PreparedRule {
     pub(super) pre: PolicyPre<HostState>,
+    /// Whether the rule imports `begin-context`, so a batch call can be split by context.
+    pub(super) marks_contexts: bool,
+}
+
+impl PreparedRule {
+    /// Whether the rule marks its contexts (rules built with an SDK from before the mark do
+    /// not, and are evaluated one context per call).
+    pub fn marks_contexts(&self) -> bool {
+        self.marks_contexts
+    }
 }
 
 /// The result of accepting an upload.
@@ -103,30 +113,29 @@ impl Sandbox {
     }
 
     fn prepare(&self, component: &Component) -> Result<PreparedRule, UploadError> {
-        let imports: Vec<String> = component
-            .component_type()
-            .imports(&self.engine)
-            .map(|(name, _)| name.to_owned())
-            .filter(|name| name != LOG_IMPORT && name != TYPES_IMPORT)
-            .collect();
-        if let Some(name) = imports.into_iter().next() {
-            return Err(UploadError::ForbiddenImport(name));
+        let imports: Vec<String> =
+            component.component_type().imports(&self.engine).map(|(name, _)| name.to_owned()).collect();
+        if let Some(name) =
+            imports.iter().find(|name| ![LOG_IMPORT, BEGIN_IMPORT, TYPES_IMPORT].contains(&name.as_str()))
+        {
+            return Err(UploadError::ForbiddenImport(name.clone()));
         }
+        let marks_contexts = imports.iter().any(|name| name == BEGIN_IMPORT);
         let instance_pre =
             self.linker.instantiate_pre(component).map_err(|e| UploadError::NoInterface(format!("{e:#}")))?;
         let pre = PolicyPre::new(instance_pre).map_err(|e| UploadError::NoInterface(format!("{e:#}")))?;
-        Ok(PreparedRule { pre })
+        Ok(PreparedRule { pre, marks_contexts })
     }
 }
 
-/// A core module may import only the world's `log` (which wit-bindgen puts under `$root`).
+/// A core module may import only the world's functions (which wit-bindgen puts under `$root`).
 fn check_core_imports(module: &[u8]) -> Result<(), UploadError> {
     for payload in Parser::new(0).parse_all(module) {
         let payload = payload.map_err(|e| UploadError::Invalid(e.to_string()))?;
         if let wasmparser::Payload::ImportSection(reader) = payload {
             for import in reader.into_imports() {
                 let import = import.map_err(|e| UploadError::Invalid(e.to_string()))?;
-                if !(import.module == "$root" && import.name == LOG_IMPORT) {
+                if !(import.module == "$root" && [LOG_IMPORT, BEGIN_IMPORT].contains(&import.name)) {
                     return Err(UploadError::ForbiddenImport(format!("{}::{}", import.module, import.name)));
                 }
             }
