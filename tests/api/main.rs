@@ -18,3 +18,4 @@ mod readme;
 mod restart;
 mod rules;
 mod signals;
+mod ui;

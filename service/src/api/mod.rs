@@ -11,6 +11,7 @@ mod prices;
 mod products;
 mod rules;
 mod signals;
+mod ui;
 
 use actix_web::web;
 
@@ -29,6 +30,7 @@ pub fn configure(json_limit: usize) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(products::configure)
             .configure(rules::configure)
             .configure(signals::configure)
+            .configure(ui::configure)
             .default_service(web::to(extract::route_not_found));
     }
 }
