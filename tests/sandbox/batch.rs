@@ -105,12 +105,21 @@ fn one_trapping_context_fails_alone_and_its_neighbours_keep_their_decisions() {
     let sandbox = Sandbox::new(&settings()).unwrap();
     let rule = sandbox.compile(&built_rule("hostile")).unwrap().rule;
     let ctxs: Vec<GuestContext> =
-        ["none", "panic", "slow", "spin", "log-flood", "nan", "none"].into_iter().map(attack).collect();
+        ["none", "panic", "slow", "spin", "log-flood", "nan", "bad-mark", "none"].into_iter().map(attack).collect();
     let evaluations = sandbox.evaluate_attributed(&rule, &ctxs);
     assert!(
         matches!(
             kinds(&evaluations).as_slice(),
-            ["ok", "guest_panic", "ok", "timeout" | "out_of_fuel", "output_too_large", "invalid_output", "ok"]
+            [
+                "ok",
+                "guest_panic",
+                "ok",
+                "timeout" | "out_of_fuel",
+                "output_too_large",
+                "invalid_output",
+                "invalid_output",
+                "ok"
+            ]
         ),
         "{:?}",
         kinds(&evaluations)
@@ -118,7 +127,8 @@ fn one_trapping_context_fails_alone_and_its_neighbours_keep_their_decisions() {
     assert!(evaluations[1].stats.log.contains("panicked on purpose"), "{:?}", evaluations[1].stats.log);
     assert!(evaluations[4].stats.log.len() <= 1024);
     // The good contexts decide exactly as they do alone.
-    for i in [0, 2, 6] {
+    assert!(matches!(&evaluations[6].result, Err(e) if e.to_string().contains("marked context 4294967295")));
+    for i in [0, 2, 7] {
         let alone = sandbox.evaluate(&rule, &ctxs[i]);
         assert_eq!(evaluations[i].result, alone.result);
         assert_eq!(evaluations[i].stats.log, alone.stats.log);

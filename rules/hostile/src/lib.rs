@@ -1,7 +1,7 @@
 //! A deliberately hostile rule for the sandbox's test corpus: never upload it for real. Its
 //! `attack` parameter picks the misbehaviour, so one module covers what a Rust author could
 //! do wrong or on purpose: panic, allocate without end, recurse without end, spin, flood the
-//! log, or answer nonsense.
+//! log, answer nonsense, or lie to the host about which context it is working on.
 
 use std::hint::black_box;
 
@@ -33,6 +33,13 @@ pub fn hostile(ctx: &Context) -> Decision {
         "negative" => Decision::set(-100, "a negative price"),
         "overflow" => Decision::set_approx(1e300, "beyond any i64"),
         "huge-explanation" => Decision::set(1000, "x".repeat(100_000)),
+        "bad-mark" => {
+            // Announces a context that does not exist, through the SDK's hidden glue: the
+            // host refuses the whole call rather than guess whose costs follow.
+            #[cfg(target_arch = "wasm32")]
+            pricing_rule_sdk::guest::begin_context(u32::MAX);
+            Decision::keep("lied about its context")
+        }
         "slow" => {
             let mut acc = 0u64;
             for i in 0..black_box(200_000u64) {
