@@ -19,6 +19,8 @@ pub struct CachedPrice {
     pub currency: Currency,
     pub version: i64,
     pub effective_at: DateTime<Utc>,
+    /// The prior price, for merchants that show it (see [`crate::pricing::prior`]).
+    pub prior_minor: Option<i64>,
 }
 
 impl From<&CurrentPrice> for CachedPrice {
@@ -28,6 +30,7 @@ impl From<&CurrentPrice> for CachedPrice {
             currency: p.price.currency(),
             version: p.version,
             effective_at: p.effective_at,
+            prior_minor: p.prior_minor,
         }
     }
 }
@@ -72,7 +75,8 @@ impl PriceCache {
         self.prices.get(&(merchant, sku))
     }
 
-    /// Records a price that is now in force (never moves back to an older version).
+    /// Records a price that is now in force (never moves back to an older version; the same
+    /// version is replaced, which is how a change of the prior price setting lands).
     pub fn put(&self, merchant: MerchantId, price: &CurrentPrice) {
         let fresh = CachedPrice::from(price);
         self.prices.entry((merchant, price.sku.clone())).and_upsert_with(|existing| {

@@ -15,6 +15,7 @@ use crate::cache::PriceCache;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::pricing::Repricer;
+use crate::pricing::checkpoint::CheckpointSigner;
 use crate::rules::Rules;
 use crate::sandbox::Sandbox;
 use crate::store::{self, Store, StoreError};
@@ -49,12 +50,13 @@ impl Application {
         tracing::info!(prices = warmed, "price cache warmed");
         let sandbox = Arc::new(Sandbox::new(&settings.sandbox)?);
         let rules = Arc::new(Rules::new(store.clone(), sandbox, settings.pricing.stale_after_secs));
+        let signer = Arc::new(CheckpointSigner::load(store.as_ref()).await?);
         let repricer = Repricer::start(store.clone(), rules.clone(), prices.clone());
         if settings.pricing.schedule_secs > 0 {
             repricer.start_schedule(Duration::from_secs(settings.pricing.schedule_secs));
         }
         let server =
-            serve(listener, store.clone(), rules, prices, repricer.clone(), &settings).map_err(listen_error)?;
+            serve(listener, store.clone(), rules, prices, repricer.clone(), signer, &settings).map_err(listen_error)?;
         tracing::info!(port, backend = store.backend(), "pricing service listening");
         Ok(Self { server, port, store, repricer, generated_admin_key })
     }
@@ -106,6 +108,7 @@ fn serve(
     rules: Arc<Rules>,
     prices: Arc<PriceCache>,
     repricer: Repricer,
+    signer: Arc<CheckpointSigner>,
     settings: &Settings,
 ) -> std::io::Result<Server> {
     let authenticator = web::Data::new(Authenticator::new(
@@ -117,6 +120,7 @@ fn serve(
     let rules = web::Data::from(rules);
     let prices = web::Data::from(prices);
     let repricer = web::Data::new(repricer);
+    let signer = web::Data::from(signer);
     let pricing = web::Data::new(settings.pricing.clone());
     let metrics = web::Data::new(Metrics::new());
     let http = web::Data::new(settings.http.clone());
@@ -129,6 +133,7 @@ fn serve(
             .app_data(rules.clone())
             .app_data(prices.clone())
             .app_data(repricer.clone())
+            .app_data(signer.clone())
             .app_data(pricing.clone())
             .app_data(metrics.clone())
             .app_data(http.clone())

@@ -10,12 +10,12 @@ use crate::common::Backend;
 use crate::common::rules::built_rule;
 use crate::helpers::{TestApp, expect_status, spawn_app};
 
-async fn put(app: &TestApp, key: &str, sku: &str, body: Value) {
+pub(crate) async fn put(app: &TestApp, key: &str, sku: &str, body: Value) {
     let response = app.put_product(key, sku, body).await;
     assert!(response.status().is_success(), "{}", response.text().await.unwrap());
 }
 
-async fn activate(app: &TestApp, key: &str, rule: &str, params: Value) -> i64 {
+pub(crate) async fn activate(app: &TestApp, key: &str, rule: &str, params: Value) -> i64 {
     let version = app.rule_version(key, built_rule(rule)).await;
     let path = format!("/v1/rules/{version}/params");
     expect_status(app.call(Method::PUT, &path, Some(key), Some(params)).await, StatusCode::OK).await;
@@ -25,13 +25,13 @@ async fn activate(app: &TestApp, key: &str, rule: &str, params: Value) -> i64 {
     version
 }
 
-async fn price(app: &TestApp, key: &str, sku: &str) -> (i64, i64) {
+pub(crate) async fn price(app: &TestApp, key: &str, sku: &str) -> (i64, i64) {
     let body =
         expect_status(app.call(Method::GET, &format!("/v1/prices/{sku}"), Some(key), None).await, StatusCode::OK).await;
     (body["price_minor"].as_i64().unwrap(), body["version"].as_i64().unwrap())
 }
 
-async fn history(app: &TestApp, key: &str, sku: &str) -> Vec<Value> {
+pub(crate) async fn history(app: &TestApp, key: &str, sku: &str) -> Vec<Value> {
     let body = expect_status(
         app.call(Method::GET, &format!("/v1/prices/{sku}/history"), Some(key), None).await,
         StatusCode::OK,
@@ -40,7 +40,7 @@ async fn history(app: &TestApp, key: &str, sku: &str) -> Vec<Value> {
     body["items"].as_array().unwrap().clone()
 }
 
-async fn verification(app: &TestApp, key: &str) -> Value {
+pub(crate) async fn verification(app: &TestApp, key: &str) -> Value {
     expect_status(app.call(Method::GET, "/v1/audit/verify", Some(key), None).await, StatusCode::OK).await
 }
 
@@ -74,7 +74,8 @@ async fn activation_reprices_the_catalogue_within_guardrails(backend: Backend) {
     assert_eq!(price(&app, &key, "floored").await, (400, 2));
 
     let capped = history(&app, &key, "capped").await;
-    assert_eq!(capped.len(), 1);
+    assert_eq!(capped.len(), 2, "the product's creation, then the rule's decision");
+    assert_eq!(capped[1]["trigger"], "product_created");
     let decision = &capped[0];
     assert_eq!((decision["outcome"].as_str(), decision["trigger"].as_str()), (Some("changed"), Some("rule_activated")));
     assert_eq!((decision["old_price_minor"].as_i64(), decision["new_price_minor"].as_i64()), (Some(1999), Some(2999)));
@@ -94,7 +95,7 @@ async fn activation_reprices_the_catalogue_within_guardrails(backend: Backend) {
 
     let verified = verification(&app, &key).await;
     assert_eq!(verified["intact"], true, "{verified}");
-    assert_eq!(verified["records"], 4);
+    assert_eq!(verified["records"], 3 + 4, "three creations, four rule decisions");
 }
 
 both_backends! {
@@ -174,7 +175,7 @@ async fn an_edited_or_deleted_record_is_found_by_verification() {
         .await;
     }
     activate(&app, &key, "cost-plus", json!({"margin_bps": 2000})).await;
-    assert_eq!(verification(&app, &key).await["records"], 5);
+    assert_eq!(verification(&app, &key).await["records"], 5 + 5, "five creations, five rule decisions");
     let sqlite =
         pricing::store::SqliteStore::connect(&app.db.url, &pricing::config::Settings::defaults().store).await.unwrap();
     let pool = sqlite.pool();
@@ -225,11 +226,12 @@ async fn a_schedule_reprices_merchants_with_an_active_rule_periodically() {
         let triggers: Vec<String> =
             history(&app, &key, "tee-1").await.iter().map(|d| d["trigger"].as_str().unwrap().to_owned()).collect();
         if triggers.iter().any(|t| t == "schedule") {
-            assert_eq!(triggers.last().map(String::as_str), Some("rule_activated"));
+            assert_eq!(triggers[triggers.len() - 2..], ["rule_activated", "product_created"]);
             break;
         }
         assert!(std::time::Instant::now() < deadline, "no scheduled decision yet: {triggers:?}");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(history(&app, &idle, "tee-1").await.is_empty(), "a merchant without a rule is left alone");
+    let idle_history = history(&app, &idle, "tee-1").await;
+    assert_eq!(idle_history.len(), 1, "a merchant without a rule is left alone: {idle_history:?}");
 }

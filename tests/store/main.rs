@@ -370,7 +370,98 @@ async fn signals_are_read_for_a_range_of_skus(backend: Backend) {
     assert_eq!((one.prices.len(), one.demand[&sku("c")].units_sold_1d), (1, 1));
 }
 
+/// A small deterministic generator, so a failing history can be reproduced from its seed.
+struct XorShift(u64);
+
+/// Changes of one SKU: (hour, price after it; `None` for a deletion).
+type Timeline = Vec<(i64, Option<i64>)>;
+
+impl XorShift {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Random price histories written straight into the decisions table (changes on whole hours
+/// over 90 days: several a day, several in one hour, deletions), then the store's price at an
+/// instant and prior price compared with a brute-force scan of every hour.
+async fn the_prior_price_and_the_price_at_an_instant_match_a_brute_force_scan(backend: Backend) {
+    let db = fresh_database(backend).await;
+    let store = store::connect(&db.url, &Settings::defaults().store).await.unwrap();
+    let merchant = store.create_merchant("shop").await.unwrap().id;
+    let base = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+    let hour = |h: i64| base + chrono::Duration::hours(h);
+    let mut rng = XorShift(0x5eed_cafe);
+    let mut histories: Vec<(String, Timeline)> = Vec::new();
+    let mut statements = Vec::new();
+    let mut seq = 0;
+    for n in 0..24 {
+        let sku = format!("sku-{n:02}");
+        let mut changes: Timeline = (0..rng.below(30))
+            .map(|_| {
+                let price = (rng.below(10) > 0).then(|| 1 + rng.below(5_000) as i64);
+                (rng.below(90 * 24) as i64, price)
+            })
+            .collect();
+        changes.sort_by_key(|(h, _)| *h);
+        for (h, price) in &changes {
+            seq += 1;
+            let price = price.map_or("NULL".to_owned(), |p| p.to_string());
+            statements.push(format!(
+                "INSERT INTO decisions (merchant_id, seq, sku, trigger_kind, outcome, currency, old_price_minor,
+                                        new_price_minor, clipped, record, created_at, prev_hash, hash)
+                 VALUES ('{merchant}', {seq}, '{sku}', 'test', 'changed', 'EUR', NULL, {price}, FALSE, '{{}}', {}, '', '')",
+                hour(*h).timestamp_micros()
+            ));
+        }
+        // A decision that kept the price never counts as a change.
+        seq += 1;
+        statements.push(format!(
+            "INSERT INTO decisions (merchant_id, seq, sku, trigger_kind, outcome, currency, old_price_minor,
+                                    new_price_minor, clipped, record, created_at, prev_hash, hash)
+             VALUES ('{merchant}', {seq}, '{sku}', 'test', 'kept', 'EUR', 1, 1, FALSE, '{{}}', {}, '', '')",
+            hour(45 * 24).timestamp_micros()
+        ));
+        histories.push((sku, changes));
+    }
+    match backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            for statement in &statements {
+                sqlx::query(sqlx::AssertSqlSafe(statement.clone())).execute(&pool).await.unwrap();
+            }
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            for statement in &statements {
+                sqlx::query(sqlx::AssertSqlSafe(statement.clone())).execute(&pool).await.unwrap();
+            }
+        }
+    }
+    let in_force =
+        |changes: &[(i64, Option<i64>)], h: i64| changes.iter().rev().find(|(at, _)| *at <= h).and_then(|c| c.1);
+    let mut checked = 0;
+    for (sku_text, changes) in &histories {
+        let sku = Sku::parse(sku_text).unwrap();
+        let mut instants: Vec<i64> = changes.iter().flat_map(|(h, _)| [*h, h + 1, h + 24 * 30]).collect();
+        instants.extend((0..5).map(|_| rng.below(100 * 24) as i64));
+        for t in instants {
+            let expected_prior = ((t - 30 * 24)..t).filter_map(|h| in_force(changes, h)).min();
+            let prior = store.prior_price(merchant, &sku, hour(t)).await.unwrap();
+            assert_eq!(prior, expected_prior, "prior price of {sku_text} at hour {t}: {changes:?}");
+            let at = store.price_change_at(merchant, &sku, hour(t)).await.unwrap().and_then(|d| d.new_price_minor);
+            assert_eq!(at, in_force(changes, t), "price of {sku_text} at hour {t}: {changes:?}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 500, "{checked} instants checked");
+}
+
 both_backends! {
+    prior_price_brute_force => the_prior_price_and_the_price_at_an_instant_match_a_brute_force_scan;
     signals_by_range => signals_are_read_for_a_range_of_skus;
     warm_paging => prices_in_force_page_across_merchants_in_key_order;
     rule_versions => rule_versions_number_from_one_and_the_same_bytes_are_one_version;

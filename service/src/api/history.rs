@@ -1,35 +1,129 @@
-//! The decision history, for `auditor` and `merchant` keys: a SKU's decisions newest first
-//! (cursor pagination), and the check of the merchant's hash chain.
+//! The decision history, for `auditor` and `merchant` keys, own merchant only: a SKU's
+//! decisions and the merchant-wide feed with the same filters (time range, trigger, rule
+//! version, outcome; newest or oldest first; cursor pagination), one decision, a streamed
+//! export of a range as CSV or NDJSON, and the price in force at any instant.
+//!
+//! Exports are read from the store a page at a time and written out as each page arrives,
+//! so a million rows never sit in memory. If the store fails mid-export the response ends
+//! without its final chunk, which HTTP clients report as an incomplete body. CSV fields are
+//! written verbatim (RFC 4180 quoting, no formula escaping): an audit export must not alter
+//! what it exports.
 
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use actix_web::http::header;
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::resource;
 use super::{ApiError, ErrorBody};
 use crate::auth::{Principal, Role};
-use crate::domain::Sku;
-use crate::pricing::audit::{self, Verification};
-use crate::store::{Store, StoredDecision};
+use crate::domain::{MerchantId, Sku};
+use crate::pricing::DecisionRecord;
+use crate::store::{DecisionFilter, OutcomeFilter, Store, StoredDecision};
 
 const READ: &[Role] = &[Role::Auditor, Role::Merchant];
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1_000;
 
+/// Decisions read per store round trip while exporting.
+const EXPORT_PAGE: u32 = 1_000;
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/v1/prices/{sku}/history").route(web::get().to(history)))
-        .service(resource("/v1/audit/verify").route(web::get().to(verify)));
+        .service(resource("/v1/prices/{sku}/at").route(web::get().to(price_at)))
+        .service(resource("/v1/decisions").route(web::get().to(feed)))
+        .service(resource("/v1/decisions/export").route(web::get().to(export)))
+        .service(resource("/v1/decisions/{seq}").route(web::get().to(decision)));
 }
 
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    #[default]
+    Newest,
+    Oldest,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportFormat {
+    Csv,
+    Ndjson,
+}
+
+/// Filters, order and paging of the history, the feed and the export.
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct HistoryQuery {
-    /// `next_cursor` of the previous page.
+pub struct DecisionQuery {
+    /// One SKU (the feed and the export; the history has it in its path).
+    pub sku: Option<String>,
+    /// From this instant (RFC 3339), inclusive.
+    pub from: Option<DateTime<Utc>>,
+    /// Up to this instant (RFC 3339), exclusive.
+    pub to: Option<DateTime<Utc>>,
+    /// A trigger, e.g. `competitor_prices`, `rule_activated`, `product_created`.
+    pub trigger: Option<String>,
+    pub rule_version: Option<i64>,
+    /// `changed`, `kept`, `failed`, or `clipped` (a guardrail changed the rule's price).
+    #[param(value_type = Option<String>)]
+    pub outcome: Option<OutcomeFilter>,
+    /// `newest` (default) or `oldest` first.
+    #[param(value_type = Option<String>)]
+    pub order: Option<Order>,
+    /// `next_cursor` of the previous page (not for the export).
     pub cursor: Option<i64>,
-    /// Page size, 1 to 1000 (default 100).
+    /// Page size, 1 to 1000 (default 100; not for the export).
     pub limit: Option<u32>,
+    /// The export's format: `csv` or `ndjson` (only for the export).
+    #[param(value_type = Option<String>)]
+    pub format: Option<ExportFormat>,
+}
+
+impl DecisionQuery {
+    fn filter(&self, path_sku: Option<&str>) -> Result<DecisionFilter, ApiError> {
+        let sku = match (path_sku, self.sku.as_deref()) {
+            (Some(_), Some(_)) => return Err(ApiError::InvalidQuery("the SKU is already in the path".into())),
+            (Some(sku), None) => Some(Sku::parse(sku).map_err(|e| ApiError::InvalidPath(e.to_string()))?),
+            (None, Some(sku)) => Some(Sku::parse(sku).map_err(|e| ApiError::InvalidQuery(format!("sku: {e}")))?),
+            (None, None) => None,
+        };
+        if let (Some(from), Some(to)) = (self.from, self.to)
+            && from >= to
+        {
+            return Err(ApiError::InvalidQuery("`from` must be before `to`".into()));
+        }
+        if self.trigger.as_ref().is_some_and(|t| t.is_empty() || t.len() > 64) {
+            return Err(ApiError::InvalidQuery("trigger must be 1 to 64 characters".into()));
+        }
+        if self.rule_version.is_some_and(|v| v < 1) {
+            return Err(ApiError::InvalidQuery("rule_version must be 1 or more".into()));
+        }
+        Ok(DecisionFilter {
+            sku,
+            from: self.from,
+            to: self.to,
+            trigger: self.trigger.clone(),
+            rule_version: self.rule_version,
+            outcome: self.outcome,
+            oldest_first: matches!(self.order, Some(Order::Oldest)),
+        })
+    }
+
+    fn page_size(&self) -> Result<u32, ApiError> {
+        if self.format.is_some() {
+            return Err(ApiError::InvalidQuery("`format` is only for /v1/decisions/export".into()));
+        }
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ApiError::InvalidQuery(format!("limit must be between 1 and {MAX_PAGE}")));
+        }
+        Ok(limit)
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -43,10 +137,13 @@ pub struct DecisionView {
     pub new_price_minor: Option<i64>,
     pub rule_version: Option<i64>,
     pub rule_sha256: Option<String>,
+    /// Whether a guardrail changed the rule's price.
+    pub clipped: bool,
     pub created_at: DateTime<Utc>,
-    /// The full record (inputs, explanation, log, guardrails, fuel) that the hash covers.
+    /// The full record (inputs, explanation, log, guardrails, fuel), byte for byte the text
+    /// the hash covers, so `sha256(prev_hash + "\n" + record)` can be checked offline.
     #[schema(value_type = Object)]
-    pub record: Value,
+    pub record: Box<RawValue>,
     pub prev_hash: String,
     pub hash: String,
 }
@@ -54,7 +151,9 @@ pub struct DecisionView {
 impl From<StoredDecision> for DecisionView {
     fn from(d: StoredDecision) -> Self {
         Self {
-            record: serde_json::from_str(&d.record).unwrap_or(Value::String(d.record.clone())),
+            // Stored records are JSON; a corrupted one is shown as a string rather than lost.
+            record: RawValue::from_string(d.record.clone())
+                .unwrap_or_else(|_| serde_json::value::to_raw_value(&d.record).expect("a string serializes")),
             seq: d.seq,
             sku: d.sku,
             trigger: d.trigger,
@@ -64,6 +163,7 @@ impl From<StoredDecision> for DecisionView {
             new_price_minor: d.new_price_minor,
             rule_version: d.rule_version,
             rule_sha256: d.rule_sha256,
+            clipped: d.clipped,
             created_at: d.created_at,
             prev_hash: d.prev_hash,
             hash: d.hash,
@@ -77,23 +177,41 @@ pub struct HistoryPage {
     pub next_cursor: Option<i64>,
 }
 
-/// A SKU's decisions, newest first.
-#[utoipa::path(get, path = "/v1/prices/{sku}/history", tag = "audit", params(HistoryQuery),
+/// A SKU's decisions, filtered, newest (or oldest) first.
+#[utoipa::path(get, path = "/v1/prices/{sku}/history", tag = "audit", params(DecisionQuery),
     security(("bearer" = [])),
     responses((status = 200, body = HistoryPage), (status = "4XX", body = ErrorBody)))]
 pub async fn history(
     principal: Principal,
     store: web::Data<dyn Store>,
     path: web::Path<String>,
-    query: web::Query<HistoryQuery>,
+    query: web::Query<DecisionQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = principal.merchant_with(READ)?;
-    let sku = Sku::parse(&path).map_err(|e| ApiError::InvalidPath(e.to_string()))?;
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::InvalidQuery(format!("limit must be between 1 and {MAX_PAGE}")));
-    }
-    let mut items = store.decisions(merchant, Some(&sku), query.cursor, limit + 1).await?;
+    page(store.as_ref(), merchant, query.filter(Some(&path))?, &query).await
+}
+
+/// The merchant's decisions across SKUs, with the history's filters.
+#[utoipa::path(get, path = "/v1/decisions", tag = "audit", params(DecisionQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = HistoryPage), (status = "4XX", body = ErrorBody)))]
+pub async fn feed(
+    principal: Principal,
+    store: web::Data<dyn Store>,
+    query: web::Query<DecisionQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let merchant = principal.merchant_with(READ)?;
+    page(store.as_ref(), merchant, query.filter(None)?, &query).await
+}
+
+async fn page(
+    store: &dyn Store,
+    merchant: MerchantId,
+    filter: DecisionFilter,
+    query: &DecisionQuery,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.page_size()?;
+    let mut items = store.decisions(merchant, &filter, query.cursor, limit + 1).await?;
     let next_cursor = (items.len() > limit as usize).then(|| {
         items.truncate(limit as usize);
         items[items.len() - 1].seq
@@ -102,10 +220,185 @@ pub async fn history(
     Ok(HttpResponse::Ok().json(HistoryPage { items, next_cursor }))
 }
 
-/// Checks the merchant's whole decision chain and names the first broken record.
-#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", security(("bearer" = [])),
-    responses((status = 200, body = Verification), (status = "4XX", body = ErrorBody)))]
-pub async fn verify(principal: Principal, store: web::Data<dyn Store>) -> Result<HttpResponse, ApiError> {
+/// One decision, by its sequence number.
+#[utoipa::path(get, path = "/v1/decisions/{seq}", tag = "audit", security(("bearer" = [])),
+    responses((status = 200, body = DecisionView), (status = "4XX", body = ErrorBody)))]
+pub async fn decision(
+    principal: Principal,
+    store: web::Data<dyn Store>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let merchant = principal.merchant_with(READ)?;
-    Ok(HttpResponse::Ok().json(audit::verify(store.as_ref(), merchant).await?))
+    let seq = parse_seq(&path)?;
+    let decision =
+        store.decision(merchant, seq).await?.ok_or_else(|| ApiError::not_found(format!("decision {seq}")))?;
+    Ok(HttpResponse::Ok().json(DecisionView::from(decision)))
+}
+
+pub(super) fn parse_seq(text: &str) -> Result<i64, ApiError> {
+    text.parse::<i64>()
+        .ok()
+        .filter(|seq| *seq >= 1)
+        .ok_or_else(|| ApiError::InvalidPath(format!("`{text}` is not a decision sequence number")))
+}
+
+/// A range of decisions as CSV or NDJSON (one decision view per line, with its full record
+/// and hashes, enough to re-check the chain offline), streamed.
+#[utoipa::path(get, path = "/v1/decisions/export", tag = "audit", params(DecisionQuery),
+    security(("bearer" = [])),
+    responses((status = 200, content_type = "text/csv"), (status = "4XX", body = ErrorBody)))]
+pub async fn export(
+    principal: Principal,
+    store: web::Data<dyn Store>,
+    query: web::Query<DecisionQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let merchant = principal.merchant_with(READ)?;
+    let filter = query.filter(None)?;
+    if query.cursor.is_some() || query.limit.is_some() {
+        return Err(ApiError::InvalidQuery("the export takes every matching decision: no cursor or limit".into()));
+    }
+    let format = query.format.ok_or_else(|| ApiError::InvalidQuery("give `format=csv` or `format=ndjson`".into()))?;
+    let (content_type, extension) = match format {
+        ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),
+        ExportFormat::Ndjson => ("application/x-ndjson", "ndjson"),
+    };
+    let state = ExportState { store: store.into_inner(), merchant, filter, cursor: None, first: true, done: false };
+    let pages = futures_util::stream::try_unfold(state, move |mut state| async move {
+        if state.done {
+            return Ok::<_, ApiError>(None);
+        }
+        let page = state.store.decisions(state.merchant, &state.filter, state.cursor, EXPORT_PAGE).await?;
+        state.done = page.len() < EXPORT_PAGE as usize;
+        state.cursor = page.last().map(|d| d.seq);
+        let mut out = String::with_capacity(page.len() * 512);
+        if std::mem::take(&mut state.first) && matches!(format, ExportFormat::Csv) {
+            out.push_str(CSV_HEADER);
+        }
+        for decision in page {
+            match format {
+                ExportFormat::Csv => csv_row(&mut out, &decision),
+                ExportFormat::Ndjson => {
+                    out.push_str(
+                        &serde_json::to_string(&DecisionView::from(decision)).map_err(|_| ApiError::Internal)?,
+                    );
+                    out.push('\n');
+                }
+            }
+        }
+        Ok(Some((web::Bytes::from(out), state)))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"decisions.{extension}\"")))
+        .streaming(pages))
+}
+
+struct ExportState {
+    store: Arc<dyn Store>,
+    merchant: MerchantId,
+    filter: DecisionFilter,
+    cursor: Option<i64>,
+    first: bool,
+    done: bool,
+}
+
+const CSV_HEADER: &str = "seq,created_at,sku,trigger,outcome,currency,old_price_minor,new_price_minor,rule_version,\
+rule_sha256,rule_price_minor,clips,explanation,error,fuel_used,prev_hash,hash\r\n";
+
+fn csv_row(out: &mut String, d: &StoredDecision) {
+    let record = serde_json::from_str::<DecisionRecord>(&d.record).ok();
+    let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+    let clips = record
+        .as_ref()
+        .map(|r| {
+            r.clips
+                .iter()
+                .map(|c| serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(";")
+        })
+        .unwrap_or_default();
+    let fields = [
+        d.seq.to_string(),
+        d.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+        d.sku.clone(),
+        d.trigger.clone(),
+        d.outcome.clone(),
+        d.currency.clone(),
+        opt(d.old_price_minor),
+        opt(d.new_price_minor),
+        opt(d.rule_version),
+        d.rule_sha256.clone().unwrap_or_default(),
+        opt(record.as_ref().and_then(|r| r.rule_price_minor)),
+        clips,
+        record.as_ref().map(|r| r.explanation.clone()).unwrap_or_default(),
+        record.as_ref().and_then(|r| r.error.clone()).unwrap_or_default(),
+        record.as_ref().map(|r| r.fuel_used.to_string()).unwrap_or_default(),
+        d.prev_hash.clone(),
+        d.hash.clone(),
+    ];
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        csv_field(out, field);
+    }
+    out.push_str("\r\n");
+}
+
+/// RFC 4180: a field with a comma, quote or line break is quoted, its quotes doubled.
+fn csv_field(out: &mut String, field: &str) {
+    if field.contains([',', '"', '\r', '\n']) {
+        let _ = write!(out, "\"{}\"", field.replace('"', "\"\""));
+    } else {
+        out.push_str(field);
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AtQuery {
+    /// The instant (RFC 3339).
+    pub t: DateTime<Utc>,
+}
+
+/// The price in force at an instant.
+#[derive(Serialize, ToSchema)]
+pub struct PriceAtView {
+    pub sku: String,
+    pub at: DateTime<Utc>,
+    pub price_minor: i64,
+    pub currency: String,
+    /// When this price took effect, and the decision that put it in force.
+    pub effective_at: DateTime<Utc>,
+    pub seq: i64,
+    pub trigger: String,
+    pub rule_version: Option<i64>,
+}
+
+/// The price that was in force for a SKU at an instant, from the decision history.
+#[utoipa::path(get, path = "/v1/prices/{sku}/at", tag = "audit", params(AtQuery), security(("bearer" = [])),
+    responses((status = 200, body = PriceAtView), (status = "4XX", body = ErrorBody)))]
+pub async fn price_at(
+    principal: Principal,
+    store: web::Data<dyn Store>,
+    path: web::Path<String>,
+    query: web::Query<AtQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let merchant = principal.merchant_with(READ)?;
+    let sku = Sku::parse(&path).map_err(|e| ApiError::InvalidPath(e.to_string()))?;
+    let no_price = || ApiError::NotFound(format!("no price was in force for {sku} at {}", query.t.to_rfc3339()));
+    let change = store.price_change_at(merchant, &sku, query.t).await?.ok_or_else(no_price)?;
+    // A deletion ends the price in force.
+    let price_minor = change.new_price_minor.ok_or_else(no_price)?;
+    Ok(HttpResponse::Ok().json(PriceAtView {
+        sku: change.sku,
+        at: query.t,
+        price_minor,
+        currency: change.currency,
+        effective_at: change.created_at,
+        seq: change.seq,
+        trigger: change.trigger,
+        rule_version: change.rule_version,
+    }))
 }

@@ -1,5 +1,6 @@
 //! The HTTP API, v1: one file per resource, each with its `configure`.
 
+mod audit;
 mod error;
 mod extract;
 mod health;
@@ -10,6 +11,7 @@ pub mod openapi;
 mod prices;
 mod products;
 mod rules;
+mod settings;
 mod signals;
 mod ui;
 
@@ -25,10 +27,12 @@ pub fn configure(json_limit: usize) -> impl FnOnce(&mut web::ServiceConfig) {
             .app_data(extract::query_config())
             .configure(health::configure)
             .configure(merchants::configure)
+            .configure(audit::configure)
             .configure(history::configure)
             .configure(prices::configure)
             .configure(products::configure)
             .configure(rules::configure)
+            .configure(settings::configure)
             .configure(signals::configure)
             .configure(ui::configure)
             .default_service(web::to(extract::route_not_found));

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{history, merchants, prices, products, rules, signals};
+use super::{audit, history, merchants, prices, products, rules, settings, signals};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,7 +19,17 @@ use super::{history, merchants, prices, products, rules, signals};
         products::delete_product,
         products::list_products,
         history::history,
-        history::verify,
+        history::feed,
+        history::decision,
+        history::export,
+        history::price_at,
+        audit::verify,
+        audit::public_key,
+        audit::create_checkpoint,
+        audit::verify_checkpoint,
+        audit::replay_decision,
+        settings::get_settings,
+        settings::put_settings,
         prices::get_price,
         prices::lookup,
         rules::upload_rule,

@@ -31,6 +31,10 @@ pub struct PriceView {
     /// Incremented on every change of this product's price.
     pub version: i64,
     pub effective_at: DateTime<Utc>,
+    /// The lowest price in force during the 30 days before this price took effect, when the
+    /// merchant shows it (`PUT /v1/settings`) and a price was in force then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prior_price_minor: Option<i64>,
 }
 
 impl PriceView {
@@ -41,6 +45,7 @@ impl PriceView {
             currency: cached.currency.to_string(),
             version: cached.version,
             effective_at: cached.effective_at,
+            prior_price_minor: cached.prior_minor,
         }
     }
 }

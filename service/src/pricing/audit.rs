@@ -39,18 +39,31 @@ fn mismatch(decision: &StoredDecision) -> Option<&'static str> {
         (record.outcome == decision.outcome, "outcome"),
         (record.trigger == decision.trigger, "trigger"),
         (record.currency == decision.currency, "currency"),
-        (Some(record.old_price_minor) == decision.old_price_minor, "old price"),
-        (Some(record.new_price_minor) == decision.new_price_minor, "new price"),
+        (record.old_price_minor == decision.old_price_minor, "old price"),
+        (record.new_price_minor == decision.new_price_minor, "new price"),
+        (record.clips.is_empty() != decision.clipped, "clipped"),
         (record.rule_version == decision.rule_version, "rule version"),
         (record.rule_sha256 == decision.rule_sha256, "rule sha256"),
     ];
     checks.iter().find(|(ok, _)| !ok).map(|(_, column)| *column)
 }
 
+/// Checks the merchant's whole chain, up to its recorded head.
 pub async fn verify(store: &dyn Store, merchant: MerchantId) -> Result<Verification, StoreError> {
+    verify_range(store, merchant, 1, None).await
+}
+
+/// Checks records `from..=to` (to the head when `to` is `None`). A range that starts after
+/// the first record trusts the stored record before it as its anchor; a signed checkpoint
+/// (see [`super::checkpoint`]) is what makes that anchor trustworthy.
+pub async fn verify_range(
+    store: &dyn Store,
+    merchant: MerchantId,
+    from: i64,
+    to: Option<i64>,
+) -> Result<Verification, StoreError> {
     let (head_seq, head_hash) = store.chain_head(merchant).await?.unwrap_or((0, GENESIS_HASH.to_owned()));
-    let mut expected_seq = 1;
-    let mut prev_hash = GENESIS_HASH.to_owned();
+    let last = to.unwrap_or(head_seq).min(head_seq);
     let mut records = 0;
     let broken = |seq: i64, reason: String, records: i64| Verification {
         intact: false,
@@ -59,10 +72,21 @@ pub async fn verify(store: &dyn Store, merchant: MerchantId) -> Result<Verificat
         head_hash: head_hash.clone(),
         first_broken: Some(Broken { seq, reason }),
     };
-    loop {
+    let mut prev_hash = GENESIS_HASH.to_owned();
+    if from > 1 {
+        match store.chain(merchant, from - 2, 1).await?.pop() {
+            Some(anchor) if anchor.seq == from - 1 => prev_hash = anchor.hash,
+            _ => return Ok(broken(from - 1, format!("record {} is missing", from - 1), 0)),
+        }
+    }
+    let mut expected_seq = from;
+    'pages: while expected_seq <= last {
         let page = store.chain(merchant, expected_seq - 1, PAGE).await?;
         let full = page.len() == PAGE as usize;
         for decision in page {
+            if decision.seq > last {
+                break 'pages;
+            }
             if decision.seq != expected_seq {
                 return Ok(broken(
                     expected_seq,
@@ -91,12 +115,15 @@ pub async fn verify(store: &dyn Store, merchant: MerchantId) -> Result<Verificat
             break;
         }
     }
-    if records != head_seq || prev_hash != head_hash {
+    if expected_seq <= last {
         return Ok(broken(
             expected_seq,
             format!("the chain ends at {} but its head is at {head_seq}", expected_seq - 1),
             records,
         ));
+    }
+    if last == head_seq && prev_hash != head_hash && last >= from {
+        return Ok(broken(head_seq, "the last record is not the chain's recorded head".into(), records));
     }
     Ok(Verification { intact: true, records, head_seq, head_hash: head_hash.clone(), first_broken: None })
 }

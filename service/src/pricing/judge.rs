@@ -17,6 +17,7 @@ pub(super) struct Judged {
     ctx: RuleContext,
     evaluation: Evaluation,
     current: i64,
+    effective_at: chrono::DateTime<Utc>,
     new_price: i64,
     outcome: &'static str,
     clips: Vec<Clip>,
@@ -47,7 +48,8 @@ pub(super) fn judge(
         Err(_) => ("failed", current, Vec::new()),
     };
     let currency = product.currency().to_string();
-    Judged { product, trigger, ctx, evaluation, current, new_price, outcome, clips, currency }
+    let effective_at = price.effective_at;
+    Judged { product, trigger, ctx, evaluation, current, effective_at, new_price, outcome, clips, currency }
 }
 
 impl Judged {
@@ -62,11 +64,11 @@ impl Judged {
                 trigger: self.trigger.as_str().to_owned(),
                 outcome: self.outcome.to_owned(),
                 currency: self.currency.clone(),
-                old_price_minor: self.current,
-                new_price_minor: self.new_price,
+                old_price_minor: Some(self.current),
+                new_price_minor: Some(self.new_price),
                 rule_version: Some(version.version),
                 rule_sha256: Some(version.sha256.clone()),
-                inputs: self.ctx.clone(),
+                inputs: Some(self.ctx.clone()),
                 params: version.params.clone(),
                 rule_price_minor: decision.and_then(|d| d.price_minor),
                 explanation: decision.map(|d| d.explanation.clone()).unwrap_or_default(),
@@ -76,17 +78,20 @@ impl Judged {
                 error: error.map(|e| e.kind().to_owned()),
                 error_message: error.map(|e| e.to_string()),
                 fuel_used: self.evaluation.stats.fuel_used,
+                guardrails: Some(self.product.guardrails.as_input().clone()),
+                price_effective_at: Some(self.effective_at),
                 created_at,
             };
-            serde_json::to_string(&record).expect("a decision record serializes")
+            record.to_canonical_json()
         };
         NewDecision {
             sku: &self.product.sku,
             trigger: self.trigger.as_str(),
             outcome: self.outcome,
             currency: &self.currency,
-            old_price_minor: self.current,
-            new_price_minor: self.new_price,
+            old_price_minor: Some(self.current),
+            new_price_minor: Some(self.new_price),
+            clipped: !self.clips.is_empty(),
             rule_version: Some(version.version),
             rule_sha256: Some(&version.sha256),
             record: Box::new(record),

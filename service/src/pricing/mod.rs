@@ -2,10 +2,13 @@
 //! record, and the repricer that runs rules off the request path.
 
 pub mod audit;
+pub mod checkpoint;
 pub mod context;
 pub mod guardrails;
 mod judge;
+pub mod prior;
 pub mod record;
+pub mod replay;
 pub mod repricer;
 
 pub use guardrails::{Clip, Guarded, Situation, apply as apply_guardrails};

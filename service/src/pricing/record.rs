@@ -1,12 +1,25 @@
 //! The full record of one decision, as hashed into the merchant's chain: everything needed to
 //! say why the price was what it was, and to replay the decision later.
+//!
+//! Two kinds of decisions share the chain, so that the history holds every price that was ever
+//! in force (price at time T and the prior price are read from it alone):
+//! - a rule's evaluation, judged by the guardrails (`inputs` and `guardrails` set);
+//! - a price event from the catalogue: a product created, its base price changed while no rule
+//!   had set a price, or the product deleted (`inputs` absent; no old price on creation, no new
+//!   price on deletion).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::Clip;
+use crate::domain::GuardrailsInput;
 use crate::sandbox::RuleContext;
+
+/// Triggers of the catalogue's price events.
+pub const PRODUCT_CREATED: &str = "product_created";
+pub const BASE_PRICE_CHANGED: &str = "base_price_changed";
+pub const PRODUCT_DELETED: &str = "product_deleted";
 
 /// Field order is fixed (serde follows the struct), so the JSON, and so the hash, is canonical.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,12 +31,14 @@ pub struct DecisionRecord {
     /// `changed`, `kept` or `failed`.
     pub outcome: String,
     pub currency: String,
-    pub old_price_minor: i64,
-    pub new_price_minor: i64,
+    /// The price in force before (`None`: the product did not exist).
+    pub old_price_minor: Option<i64>,
+    /// The price in force after (`None`: the product was deleted).
+    pub new_price_minor: Option<i64>,
     pub rule_version: Option<i64>,
     pub rule_sha256: Option<String>,
-    /// The rule's inputs, exactly as evaluated.
-    pub inputs: RuleContext,
+    /// The rule's inputs, exactly as evaluated (`None` for a catalogue price event).
+    pub inputs: Option<RuleContext>,
     pub params: Map<String, Value>,
     /// The price the rule asked for, before guardrails (`None`: keep, or a failure).
     pub rule_price_minor: Option<i64>,
@@ -36,5 +51,59 @@ pub struct DecisionRecord {
     pub error: Option<String>,
     pub error_message: Option<String>,
     pub fuel_used: u64,
+    /// The product's guardrails as they were applied, and when the price in force had taken
+    /// effect (the minimum interval counts from it): with `inputs`, enough to replay the
+    /// decision through the guardrails.
+    #[serde(default)]
+    pub guardrails: Option<GuardrailsInput>,
+    #[serde(default)]
+    pub price_effective_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+}
+
+impl DecisionRecord {
+    /// The record of a catalogue price event (no rule involved).
+    #[allow(clippy::too_many_arguments)]
+    pub fn price_event(
+        seq: i64,
+        merchant_id: String,
+        sku: String,
+        trigger: &str,
+        currency: String,
+        old_price_minor: Option<i64>,
+        new_price_minor: Option<i64>,
+        explanation: String,
+        created_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            seq,
+            merchant_id,
+            sku,
+            trigger: trigger.to_owned(),
+            outcome: "changed".to_owned(),
+            currency,
+            old_price_minor,
+            new_price_minor,
+            rule_version: None,
+            rule_sha256: None,
+            inputs: None,
+            params: Map::new(),
+            rule_price_minor: None,
+            explanation,
+            tags: Vec::new(),
+            log: String::new(),
+            clips: Vec::new(),
+            error: None,
+            error_message: None,
+            fuel_used: 0,
+            guardrails: None,
+            price_effective_at: None,
+            created_at,
+        }
+    }
+
+    /// The canonical JSON that the chain hashes.
+    pub fn to_canonical_json(&self) -> String {
+        serde_json::to_string(self).expect("a decision record serializes")
+    }
 }

@@ -23,6 +23,10 @@ pub struct CurrentPrice {
     /// Incremented on every change of the price; starts at 1.
     pub version: i64,
     pub effective_at: DateTime<Utc>,
+    /// The lowest price in force during the 30 days before this one took effect, kept for
+    /// merchants that show it (EU price-indication rules); `None` otherwise, or when no
+    /// earlier price was in force in that window.
+    pub prior_minor: Option<i64>,
 }
 
 #[async_trait]
@@ -57,7 +61,10 @@ macro_rules! impl_catalog_store {
         const _: () = {
             use $crate::domain::{MerchantId, Product, ProductDraft, Sku};
             use $crate::store::rows::{MerchantPriceRow, PriceRow, ProductRow, convert_all};
-            use $crate::store::{CurrentPrice, StoreError, Upserted, now};
+            use $crate::pricing::record::{BASE_PRICE_CHANGED, DecisionRecord, PRODUCT_CREATED, PRODUCT_DELETED};
+            use $crate::store::decisions::append_chain;
+            use $crate::store::history::{prior_price_in, show_prior_price_in};
+            use $crate::store::{CurrentPrice, NewDecision, StoreError, Upserted, now};
 
         #[async_trait::async_trait]
         impl $crate::store::CatalogStore for $store {
@@ -123,25 +130,78 @@ macro_rules! impl_catalog_store {
                     }
                     return Ok((existing, Upserted::Unchanged));
                 };
-                // The base price is the price in force until a rule sets another.
-                sqlx::query(
-                    "INSERT INTO current_prices (merchant_id, sku, price_minor, currency, version, effective_at, source)
-                     VALUES ($1, $2, $3, $4, 1, $5, 'base')
-                     ON CONFLICT (merchant_id, sku) DO UPDATE SET
-                         price_minor = excluded.price_minor,
-                         version = current_prices.version + 1,
-                         effective_at = excluded.effective_at
-                     WHERE current_prices.source = 'base' AND current_prices.price_minor <> excluded.price_minor",
+                let product = Product::try_from(written)?;
+                // The base price is the price in force until a rule sets another. Putting it in
+                // force is a price change like any other, so it is appended to the chain.
+                let in_force: Option<(i64, String)> = sqlx::query_as(
+                    "SELECT price_minor, source FROM current_prices WHERE merchant_id = $1 AND sku = $2",
                 )
                 .bind(&merchant_id)
                 .bind(sku)
-                .bind(draft.base_price.minor())
-                .bind(draft.currency().code())
-                .bind(at)
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
+                let base = draft.base_price.minor();
+                let event = match &in_force {
+                    None => Some((PRODUCT_CREATED, None, "the product was created at its base price")),
+                    Some((price, source)) if source == "base" && *price != base => {
+                        Some((BASE_PRICE_CHANGED, Some(*price), "the base price changed while no rule had set a price"))
+                    }
+                    _ => None,
+                };
+                if let Some((trigger, old_price_minor, explanation)) = event {
+                    let currency = product.currency().to_string();
+                    let record = |seq, created_at| {
+                        DecisionRecord::price_event(
+                            seq,
+                            merchant_id.clone(),
+                            sku.to_owned(),
+                            trigger,
+                            currency.clone(),
+                            old_price_minor,
+                            Some(base),
+                            explanation.to_owned(),
+                            created_at,
+                        )
+                        .to_canonical_json()
+                    };
+                    let decision = NewDecision {
+                        sku: &draft.sku,
+                        trigger,
+                        outcome: "changed",
+                        currency: &currency,
+                        old_price_minor,
+                        new_price_minor: Some(base),
+                        clipped: false,
+                        rule_version: None,
+                        rule_sha256: None,
+                        record: Box::new(record),
+                    };
+                    let (_, effective_at) = append_chain!(tx, &merchant_id, std::slice::from_ref(&decision));
+                    let prior = if show_prior_price_in!(tx, &merchant_id) {
+                        prior_price_in!(tx, &merchant_id, sku, effective_at)
+                    } else {
+                        None
+                    };
+                    sqlx::query(
+                        "INSERT INTO current_prices (merchant_id, sku, price_minor, currency, version, effective_at,
+                                                     source, prior_price_minor)
+                         VALUES ($1, $2, $3, $4, 1, $5, 'base', $6)
+                         ON CONFLICT (merchant_id, sku) DO UPDATE SET
+                             price_minor = excluded.price_minor,
+                             version = current_prices.version + 1,
+                             effective_at = excluded.effective_at,
+                             prior_price_minor = excluded.prior_price_minor",
+                    )
+                    .bind(&merchant_id)
+                    .bind(sku)
+                    .bind(base)
+                    .bind(&currency)
+                    .bind(effective_at.timestamp_micros())
+                    .bind(prior)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 tx.commit().await?;
-                let product = Product::try_from(written)?;
                 let outcome = if product.version == 1 { Upserted::Created } else { Upserted::Updated };
                 Ok((product, outcome))
             }
@@ -183,11 +243,44 @@ macro_rules! impl_catalog_store {
             async fn delete_product(&self, merchant: MerchantId, sku: &Sku) -> Result<bool, StoreError> {
                 let merchant_id = merchant.to_string();
                 let mut tx = self.pool.begin().await?;
-                sqlx::query("DELETE FROM current_prices WHERE merchant_id = $1 AND sku = $2")
-                    .bind(&merchant_id)
-                    .bind(sku.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+                // Deleting first takes SQLite's write lock at once.
+                let in_force: Option<(i64, String)> = sqlx::query_as(
+                    "DELETE FROM current_prices WHERE merchant_id = $1 AND sku = $2 RETURNING price_minor, currency",
+                )
+                .bind(&merchant_id)
+                .bind(sku.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some((price, currency)) = in_force {
+                    // The end of the price in force belongs to the history too.
+                    let record = |seq, created_at| {
+                        DecisionRecord::price_event(
+                            seq,
+                            merchant_id.clone(),
+                            sku.to_string(),
+                            PRODUCT_DELETED,
+                            currency.clone(),
+                            Some(price),
+                            None,
+                            "the product was deleted".to_owned(),
+                            created_at,
+                        )
+                        .to_canonical_json()
+                    };
+                    let decision = NewDecision {
+                        sku,
+                        trigger: PRODUCT_DELETED,
+                        outcome: "changed",
+                        currency: &currency,
+                        old_price_minor: Some(price),
+                        new_price_minor: None,
+                        clipped: false,
+                        rule_version: None,
+                        rule_sha256: None,
+                        record: Box::new(record),
+                    };
+                    append_chain!(tx, &merchant_id, std::slice::from_ref(&decision));
+                }
                 let deleted = sqlx::query("DELETE FROM products WHERE merchant_id = $1 AND sku = $2")
                     .bind(&merchant_id)
                     .bind(sku.as_str())
@@ -205,7 +298,7 @@ macro_rules! impl_catalog_store {
             ) -> Result<Vec<(MerchantId, CurrentPrice)>, StoreError> {
                 let (merchant, sku) = after.map_or((String::new(), ""), |(m, s)| (m.to_string(), s.as_str()));
                 let rows = sqlx::query_as::<_, MerchantPriceRow>(
-                    "SELECT merchant_id, sku, price_minor, currency, version, effective_at FROM current_prices
+                    "SELECT merchant_id, sku, price_minor, currency, version, effective_at, prior_price_minor FROM current_prices
                      WHERE merchant_id > $1 OR (merchant_id = $1 AND sku > $2)
                      ORDER BY merchant_id, sku LIMIT $3",
                 )
@@ -219,7 +312,7 @@ macro_rules! impl_catalog_store {
 
             async fn current_price(&self, merchant: MerchantId, sku: &Sku) -> Result<Option<CurrentPrice>, StoreError> {
                 sqlx::query_as::<_, PriceRow>(
-                    "SELECT sku, price_minor, currency, version, effective_at
+                    "SELECT sku, price_minor, currency, version, effective_at, prior_price_minor
                      FROM current_prices WHERE merchant_id = $1 AND sku = $2",
                 )
                 .bind(merchant.to_string())

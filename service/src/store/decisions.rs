@@ -19,9 +19,13 @@ pub struct NewDecision<'a> {
     /// `changed`, `kept` or `failed`.
     pub outcome: &'a str,
     pub currency: &'a str,
-    pub old_price_minor: i64,
-    /// The price in force after the decision (the old one unless it changed).
-    pub new_price_minor: i64,
+    /// The price in force before (`None`: the product did not exist yet).
+    pub old_price_minor: Option<i64>,
+    /// The price in force after the decision (the old one unless it changed; `None`: the
+    /// product was deleted).
+    pub new_price_minor: Option<i64>,
+    /// Whether a guardrail changed the rule's price.
+    pub clipped: bool,
     pub rule_version: Option<i64>,
     pub rule_sha256: Option<&'a str>,
     /// Builds the record's JSON once the sequence number and time are known.
@@ -40,6 +44,7 @@ pub struct StoredDecision {
     pub new_price_minor: Option<i64>,
     pub rule_version: Option<i64>,
     pub rule_sha256: Option<String>,
+    pub clipped: bool,
     /// The canonical JSON the hash covers.
     pub record: String,
     pub created_at: DateTime<Utc>,
@@ -65,28 +70,93 @@ pub trait DecisionStore: Send + Sync {
         merchant: MerchantId,
         decisions: &[NewDecision<'_>],
     ) -> Result<Vec<(StoredDecision, Option<CurrentPrice>)>, StoreError>;
-    /// Decisions newest first, before `before_seq`, optionally for one SKU.
-    async fn decisions(
-        &self,
-        merchant: MerchantId,
-        sku: Option<&Sku>,
-        before_seq: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<StoredDecision>, StoreError>;
     /// The chain in order, after `after_seq`.
     async fn chain(&self, merchant: MerchantId, after_seq: i64, limit: u32) -> Result<Vec<StoredDecision>, StoreError>;
     /// The chain's head: its last sequence number and hash (`None` before any decision).
     async fn chain_head(&self, merchant: MerchantId) -> Result<Option<(i64, String)>, StoreError>;
 }
 
+/// Appends `$decisions` to the merchant's chain inside the caller's transaction `$tx` and
+/// evaluates to the stored decisions and their time (microseconds); `?` returns errors from
+/// the caller. Locking the chain head comes first, and the time is read under that lock and
+/// never earlier than the chain's last record, so one merchant's history is in time order as
+/// well as in sequence order.
+macro_rules! append_chain {
+    ($tx:expr, $merchant_id:expr, $decisions:expr) => {{
+        use $crate::store::decisions::{GENESIS_HASH, chain_hash};
+        use $crate::store::rows::DecisionRow;
+        let merchant_id: &str = $merchant_id;
+        let decisions: &[$crate::store::NewDecision<'_>] = $decisions;
+        sqlx::query(
+            "INSERT INTO chain_heads (merchant_id, seq, head_hash) VALUES ($1, 0, $2)
+             ON CONFLICT (merchant_id) DO NOTHING",
+        )
+        .bind(merchant_id)
+        .bind(GENESIS_HASH)
+        .execute(&mut *$tx)
+        .await?;
+        let (last_seq, mut prev_hash, last_at): (i64, String, i64) = sqlx::query_as(
+            "UPDATE chain_heads SET seq = seq + $2 WHERE merchant_id = $1 RETURNING seq, head_hash, last_at",
+        )
+        .bind(merchant_id)
+        .bind(decisions.len() as i64)
+        .fetch_one(&mut *$tx)
+        .await?;
+        let at = $crate::store::now().max($crate::store::from_micros(last_at));
+        let mut seq = last_seq - decisions.len() as i64;
+        let mut appended = Vec::with_capacity(decisions.len());
+        for decision in decisions {
+            seq += 1;
+            let record = (decision.record)(seq, at);
+            let hash = chain_hash(&prev_hash, &record);
+            let stored = sqlx::query_as::<_, DecisionRow>(
+                "INSERT INTO decisions (merchant_id, seq, sku, trigger_kind, outcome, currency, old_price_minor,
+                                        new_price_minor, rule_version, rule_sha256, clipped, record, created_at,
+                                        prev_hash, hash)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                 RETURNING seq, sku, trigger_kind, outcome, currency, old_price_minor, new_price_minor,
+                           rule_version, rule_sha256, clipped, record, created_at, prev_hash, hash",
+            )
+            .bind(merchant_id)
+            .bind(seq)
+            .bind(decision.sku.as_str())
+            .bind(decision.trigger)
+            .bind(decision.outcome)
+            .bind(decision.currency)
+            .bind(decision.old_price_minor)
+            .bind(decision.new_price_minor)
+            .bind(decision.rule_version)
+            .bind(decision.rule_sha256)
+            .bind(decision.clipped)
+            .bind(&record)
+            .bind(at.timestamp_micros())
+            .bind(&prev_hash)
+            .bind(&hash)
+            .fetch_one(&mut *$tx)
+            .await?;
+            prev_hash = hash;
+            appended.push($crate::store::StoredDecision::try_from(stored)?);
+        }
+        sqlx::query("UPDATE chain_heads SET head_hash = $2, last_at = $3 WHERE merchant_id = $1")
+            .bind(merchant_id)
+            .bind(&prev_hash)
+            .bind(at.timestamp_micros())
+            .execute(&mut *$tx)
+            .await?;
+        (appended, at)
+    }};
+}
+
+pub(crate) use append_chain;
+
 /// Implements [`DecisionStore`] for a backend's store type with the SQL both backends accept.
 macro_rules! impl_decision_store {
     ($store:ty) => {
         const _: () = {
-            use $crate::domain::{MerchantId, Sku};
-            use $crate::store::decisions::{GENESIS_HASH, chain_hash};
+            use $crate::domain::MerchantId;
+            use $crate::store::history::{prior_price_in, show_prior_price_in};
             use $crate::store::rows::{DecisionRow, PriceRow, convert_all};
-            use $crate::store::{CurrentPrice, NewDecision, StoreError, StoredDecision, now};
+            use $crate::store::{CurrentPrice, NewDecision, StoreError, StoredDecision, decisions::append_chain};
 
             #[async_trait::async_trait]
             impl $crate::store::DecisionStore for $store {
@@ -99,106 +169,42 @@ macro_rules! impl_decision_store {
                         return Ok(Vec::new());
                     }
                     let merchant_id = merchant.to_string();
-                    let at = now();
                     let mut tx = self.pool.begin().await?;
-                    // Writing the chain head first takes the merchant's lock (and SQLite's
-                    // write lock) before anything is read.
-                    sqlx::query(
-                        "INSERT INTO chain_heads (merchant_id, seq, head_hash) VALUES ($1, 0, $2)
-                         ON CONFLICT (merchant_id) DO NOTHING",
-                    )
-                    .bind(&merchant_id)
-                    .bind(GENESIS_HASH)
-                    .execute(&mut *tx)
-                    .await?;
-                    let (last_seq, mut prev_hash): (i64, String) = sqlx::query_as(
-                        "UPDATE chain_heads SET seq = seq + $2 WHERE merchant_id = $1 RETURNING seq, head_hash",
-                    )
-                    .bind(&merchant_id)
-                    .bind(decisions.len() as i64)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    let mut seq = last_seq - decisions.len() as i64;
-                    let mut appended = Vec::with_capacity(decisions.len());
-                    for decision in decisions {
-                        seq += 1;
-                        let record = (decision.record)(seq, at);
-                        let hash = chain_hash(&prev_hash, &record);
-                        let stored = sqlx::query_as::<_, DecisionRow>(
-                            "INSERT INTO decisions (merchant_id, seq, sku, trigger_kind, outcome, currency, old_price_minor,
-                                                    new_price_minor, rule_version, rule_sha256, record, created_at,
-                                                    prev_hash, hash)
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-                             RETURNING seq, sku, trigger_kind, outcome, currency, old_price_minor, new_price_minor,
-                                       rule_version, rule_sha256, record, created_at, prev_hash, hash",
-                        )
-                        .bind(&merchant_id)
-                        .bind(seq)
-                        .bind(decision.sku.as_str())
-                        .bind(decision.trigger)
-                        .bind(decision.outcome)
-                        .bind(decision.currency)
-                        .bind(decision.old_price_minor)
-                        .bind(decision.new_price_minor)
-                        .bind(decision.rule_version)
-                        .bind(decision.rule_sha256)
-                        .bind(&record)
-                        .bind(at.timestamp_micros())
-                        .bind(&prev_hash)
-                        .bind(&hash)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                        prev_hash = hash;
-                        let moved = if decision.new_price_minor != decision.old_price_minor {
-                            sqlx::query_as::<_, PriceRow>(
-                                "UPDATE current_prices SET price_minor = $3, version = version + 1, effective_at = $4,
-                                                           source = 'rule'
-                                 WHERE merchant_id = $1 AND sku = $2
-                                 RETURNING sku, price_minor, currency, version, effective_at",
-                            )
-                            .bind(&merchant_id)
-                            .bind(decision.sku.as_str())
-                            .bind(decision.new_price_minor)
-                            .bind(at.timestamp_micros())
-                            .fetch_optional(&mut *tx)
-                            .await?
-                            .map(CurrentPrice::try_from)
-                            .transpose()?
-                        } else {
-                            None
+                    // Appending writes the chain head first, which takes the merchant's lock (and
+                    // SQLite's write lock) before anything is read.
+                    let (stored, at) = append_chain!(tx, &merchant_id, decisions);
+                    let show_prior = show_prior_price_in!(tx, &merchant_id);
+                    let mut appended = Vec::with_capacity(stored.len());
+                    for (decision, stored) in decisions.iter().zip(stored) {
+                        let moved = match decision.new_price_minor {
+                            Some(new_price) if decision.new_price_minor != decision.old_price_minor => {
+                                let prior = if show_prior {
+                                    prior_price_in!(tx, &merchant_id, decision.sku.as_str(), at)
+                                } else {
+                                    None
+                                };
+                                sqlx::query_as::<_, PriceRow>(
+                                    "UPDATE current_prices SET price_minor = $3, version = version + 1, effective_at = $4,
+                                                               source = 'rule', prior_price_minor = $5
+                                     WHERE merchant_id = $1 AND sku = $2
+                                     RETURNING sku, price_minor, currency, version, effective_at, prior_price_minor",
+                                )
+                                .bind(&merchant_id)
+                                .bind(decision.sku.as_str())
+                                .bind(new_price)
+                                .bind(at.timestamp_micros())
+                                .bind(prior)
+                                .fetch_optional(&mut *tx)
+                                .await?
+                                .map(CurrentPrice::try_from)
+                                .transpose()?
+                            }
+                            _ => None,
                         };
-                        appended.push((StoredDecision::try_from(stored)?, moved));
+                        appended.push((stored, moved));
                     }
-                    sqlx::query("UPDATE chain_heads SET head_hash = $2 WHERE merchant_id = $1")
-                        .bind(&merchant_id)
-                        .bind(&prev_hash)
-                        .execute(&mut *tx)
-                        .await?;
                     tx.commit().await?;
                     Ok(appended)
-                }
-
-                async fn decisions(
-                    &self,
-                    merchant: MerchantId,
-                    sku: Option<&Sku>,
-                    before_seq: Option<i64>,
-                    limit: u32,
-                ) -> Result<Vec<StoredDecision>, StoreError> {
-                    let rows = sqlx::query_as::<_, DecisionRow>(
-                        "SELECT seq, sku, trigger_kind, outcome, currency, old_price_minor, new_price_minor, rule_version,
-                                rule_sha256, record, created_at, prev_hash, hash
-                         FROM decisions
-                         WHERE merchant_id = $1 AND ($2 = '' OR sku = $2) AND seq < $3
-                         ORDER BY seq DESC LIMIT $4",
-                    )
-                    .bind(merchant.to_string())
-                    .bind(sku.map_or("", Sku::as_str))
-                    .bind(before_seq.unwrap_or(i64::MAX))
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
-                    .await?;
-                    convert_all(rows)
                 }
 
                 async fn chain_head(&self, merchant: MerchantId) -> Result<Option<(i64, String)>, StoreError> {
@@ -216,7 +222,7 @@ macro_rules! impl_decision_store {
                 ) -> Result<Vec<StoredDecision>, StoreError> {
                     let rows = sqlx::query_as::<_, DecisionRow>(
                         "SELECT seq, sku, trigger_kind, outcome, currency, old_price_minor, new_price_minor, rule_version,
-                                rule_sha256, record, created_at, prev_hash, hash
+                                rule_sha256, clipped, record, created_at, prev_hash, hash
                          FROM decisions WHERE merchant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
                     )
                     .bind(merchant.to_string())

@@ -2,11 +2,12 @@
 //! SQLite file (the default) and PostgreSQL. Both share their SQL text (`$n` parameters,
 //! `ON CONFLICT ... RETURNING`, `IS NOT DISTINCT FROM` work on both); the
 //! migrations under `migrations/<backend>/` run when a store is opened. The trait is the sum
-//! of one trait per concern (`tenants`, `catalog`, `rules`, `decisions`, `signals`), each in its own file beside the
+//! of one trait per concern (`tenants`, `catalog`, `rules`, `decisions`, `history`, `signals`), each in its own file beside the
 //! SQL that implements it for both backends.
 
 mod catalog;
 pub mod decisions;
+pub mod history;
 mod postgres;
 mod rows;
 mod rules;
@@ -24,6 +25,7 @@ use crate::domain::{Currency, Sku};
 
 pub use catalog::{CatalogStore, CurrentPrice, Upserted};
 pub use decisions::{DecisionStore, NewDecision, StoredDecision};
+pub use history::{DecisionFilter, HistoryStore, OutcomeFilter, SigningKeyRecord};
 pub use postgres::PostgresStore;
 pub use rules::{Activation, NewRuleVersion, RuleCode, RuleStore, RuleVersion};
 pub use signals::{DemandEvent, DemandKind, DemandSummary, Observation, SignalStore, Signals};
@@ -63,7 +65,7 @@ impl From<sqlx::Error> for StoreError {
 
 /// Everything the service keeps, behind one trait with one implementation per backend.
 #[async_trait]
-pub trait Store: TenantStore + CatalogStore + RuleStore + DecisionStore + SignalStore + 'static {
+pub trait Store: TenantStore + CatalogStore + RuleStore + DecisionStore + HistoryStore + SignalStore + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Succeeds when the database answers a query.
@@ -94,6 +96,7 @@ macro_rules! impl_store {
         $crate::store::catalog::impl_catalog_store!($store);
         $crate::store::rules::impl_rule_store!($store);
         $crate::store::decisions::impl_decision_store!($store);
+        $crate::store::history::impl_history_store!($store);
         $crate::store::signals::impl_signal_store!($store);
     };
 }
@@ -116,6 +119,6 @@ pub fn now() -> DateTime<Utc> {
     from_micros(Utc::now().timestamp_micros())
 }
 
-fn from_micros(micros: i64) -> DateTime<Utc> {
+pub(crate) fn from_micros(micros: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(micros).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }

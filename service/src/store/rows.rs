@@ -18,6 +18,7 @@ pub(super) struct MerchantRow {
     id: String,
     name: String,
     created_at: i64,
+    show_prior_price: bool,
 }
 
 impl TryFrom<MerchantRow> for Merchant {
@@ -27,6 +28,7 @@ impl TryFrom<MerchantRow> for Merchant {
             id: MerchantId::parse(&row.id).map_err(|e| corrupt("merchant id", e))?,
             name: row.name,
             created_at: from_micros(row.created_at),
+            show_prior_price: row.show_prior_price,
         })
     }
 }
@@ -107,6 +109,7 @@ pub(super) struct PriceRow {
     currency: String,
     version: i64,
     effective_at: i64,
+    prior_price_minor: Option<i64>,
 }
 
 impl TryFrom<PriceRow> for CurrentPrice {
@@ -118,6 +121,7 @@ impl TryFrom<PriceRow> for CurrentPrice {
             price: Money::new(row.price_minor, currency),
             version: row.version,
             effective_at: from_micros(row.effective_at),
+            prior_minor: row.prior_price_minor,
         })
     }
 }
@@ -213,6 +217,7 @@ pub(super) struct DecisionRow {
     new_price_minor: Option<i64>,
     rule_version: Option<i64>,
     rule_sha256: Option<String>,
+    clipped: bool,
     record: String,
     created_at: i64,
     prev_hash: String,
@@ -232,6 +237,7 @@ impl TryFrom<DecisionRow> for StoredDecision {
             new_price_minor: row.new_price_minor,
             rule_version: row.rule_version,
             rule_sha256: row.rule_sha256,
+            clipped: row.clipped,
             record: row.record,
             created_at: from_micros(row.created_at),
             prev_hash: row.prev_hash,

@@ -190,7 +190,7 @@ macro_rules! impl_signal_store {
                     let (first, last, end) = (first.as_str(), last.as_str(), now.timestamp_micros());
                     let mut signals = Signals::default();
                     let prices = sqlx::query_as::<_, PriceRow>(
-                        "SELECT sku, price_minor, currency, version, effective_at FROM current_prices
+                        "SELECT sku, price_minor, currency, version, effective_at, prior_price_minor FROM current_prices
                          WHERE merchant_id = $1 AND sku >= $2 AND sku <= $3",
                     )
                     .bind(&merchant_id)

@@ -12,6 +12,9 @@ pub struct Merchant {
     pub id: MerchantId,
     pub name: String,
     pub created_at: DateTime<Utc>,
+    /// Whether checkout lookups carry the prior price (the lowest in the 30 days before the
+    /// current price took effect), as EU price-indication rules ask of price reductions.
+    pub show_prior_price: bool,
 }
 
 /// An API key as stored: its public id, what it may do, and the hash of its secret.
@@ -53,7 +56,12 @@ macro_rules! impl_tenant_store {
             #[async_trait::async_trait]
             impl $crate::store::TenantStore for $store {
                 async fn create_merchant(&self, name: &str) -> Result<Merchant, StoreError> {
-                    let merchant = Merchant { id: MerchantId::generate(), name: name.to_owned(), created_at: now() };
+                    let merchant = Merchant {
+                        id: MerchantId::generate(),
+                        name: name.to_owned(),
+                        created_at: now(),
+                        show_prior_price: false,
+                    };
                     sqlx::query("INSERT INTO merchants (id, name, created_at) VALUES ($1, $2, $3)")
                         .bind(merchant.id.to_string())
                         .bind(&merchant.name)
@@ -64,12 +72,14 @@ macro_rules! impl_tenant_store {
                 }
 
                 async fn merchant(&self, id: MerchantId) -> Result<Option<Merchant>, StoreError> {
-                    sqlx::query_as::<_, MerchantRow>("SELECT id, name, created_at FROM merchants WHERE id = $1")
-                        .bind(id.to_string())
-                        .fetch_optional(&self.pool)
-                        .await?
-                        .map(Merchant::try_from)
-                        .transpose()
+                    sqlx::query_as::<_, MerchantRow>(
+                        "SELECT id, name, created_at, show_prior_price FROM merchants WHERE id = $1",
+                    )
+                    .bind(id.to_string())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(Merchant::try_from)
+                    .transpose()
                 }
 
                 async fn insert_key(&self, key: &StoredKey) -> Result<(), StoreError> {

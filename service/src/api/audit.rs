@@ -1,0 +1,164 @@
+//! `/v1/audit`: proving the history. Verification of the merchant's chain (whole or a range
+//! of sequence numbers), signed checkpoints and their later check, the published checkpoint
+//! key, and the replay of a recorded decision. `auditor` and `merchant` keys, own merchant
+//! only; the public key is public.
+
+use actix_web::{HttpResponse, web};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::extract::resource;
+use super::history::parse_seq;
+use super::{ApiError, ErrorBody};
+use crate::auth::{Principal, Role};
+use crate::pricing::audit::{self, Verification};
+use crate::pricing::checkpoint::{CheckpointSigner, PublicKey, SignedCheckpoint};
+use crate::pricing::replay::{self, Replay, ReplayError};
+use crate::rules::Rules;
+use crate::store::Store;
+use crate::store::decisions::GENESIS_HASH;
+
+const READ: &[Role] = &[Role::Auditor, Role::Merchant];
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/v1/audit/verify").route(web::get().to(verify)))
+        .service(resource("/v1/audit/public-key").route(web::get().to(public_key)))
+        .service(resource("/v1/audit/checkpoints").route(web::post().to(create_checkpoint)))
+        .service(resource("/v1/audit/checkpoints/verify").route(web::post().to(verify_checkpoint)))
+        .service(resource("/v1/decisions/{seq}/replay").route(web::post().to(replay_decision)));
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyQuery {
+    /// First sequence number to check (default 1). A range after 1 trusts the record before it.
+    pub from: Option<i64>,
+    /// Last sequence number to check (default: the head).
+    pub to: Option<i64>,
+}
+
+/// Checks the merchant's decision chain, or a range of it, and names the first broken record.
+#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", params(VerifyQuery), security(("bearer" = [])),
+    responses((status = 200, body = Verification), (status = "4XX", body = ErrorBody)))]
+pub async fn verify(
+    principal: Principal,
+    store: web::Data<dyn Store>,
+    query: web::Query<VerifyQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let merchant = principal.merchant_with(READ)?;
+    let from = query.from.unwrap_or(1);
+    if from < 1 || query.to.is_some_and(|to| to < from) {
+        return Err(ApiError::InvalidQuery("give 1 <= from <= to".into()));
+    }
+    Ok(HttpResponse::Ok().json(audit::verify_range(store.as_ref(), merchant, from, query.to).await?))
+}
+
+/// The key that signs checkpoints, to check them without the service.
+#[utoipa::path(get, path = "/v1/audit/public-key", tag = "audit",
+    responses((status = 200, body = PublicKey)))]
+pub async fn public_key(signer: web::Data<CheckpointSigner>) -> HttpResponse {
+    HttpResponse::Ok().json(signer.public_key())
+}
+
+/// Signs the chain as it stands: its length and head hash, now. The chain is verified first;
+/// a broken chain is never signed.
+#[utoipa::path(post, path = "/v1/audit/checkpoints", tag = "audit", security(("bearer" = [])),
+    responses((status = 201, body = SignedCheckpoint), (status = "4XX", body = ErrorBody)))]
+pub async fn create_checkpoint(
+    principal: Principal,
+    store: web::Data<dyn Store>,
+    signer: web::Data<CheckpointSigner>,
+) -> Result<HttpResponse, ApiError> {
+    let merchant = principal.merchant_with(READ)?;
+    let verification = audit::verify(store.as_ref(), merchant).await?;
+    if let Some(broken) = verification.first_broken {
+        return Err(ApiError::Conflict {
+            code: "chain_broken",
+            message: format!("the chain is broken at record {}: {}; it cannot be signed", broken.seq, broken.reason),
+        });
+    }
+    let signed = signer.sign(merchant.to_string(), verification.head_seq, verification.head_hash, Utc::now());
+    Ok(HttpResponse::Created().json(signed))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CheckpointCheck {
+    /// Everything holds: the service signed it, and the chain up to it is unchanged.
+    pub valid: bool,
+    pub signature_valid: bool,
+    /// Records 1 to `seq` verify and record `seq` still has the checkpoint's hash.
+    pub chain_matches: bool,
+    pub verification: Verification,
+    pub reason: Option<String>,
+}
+
+/// Checks a checkpoint made earlier: its signature, and that nothing up to it has changed.
+#[utoipa::path(post, path = "/v1/audit/checkpoints/verify", tag = "audit", request_body = SignedCheckpoint,
+    security(("bearer" = [])),
+    responses((status = 200, body = CheckpointCheck), (status = "4XX", body = ErrorBody)))]
+pub async fn verify_checkpoint(
+    principal: Principal,
+    store: web::Data<dyn Store>,
+    signer: web::Data<CheckpointSigner>,
+    body: web::Json<SignedCheckpoint>,
+) -> Result<HttpResponse, ApiError> {
+    let merchant = principal.merchant_with(READ)?;
+    let checkpoint = &body.checkpoint;
+    if checkpoint.merchant_id != merchant.to_string() {
+        return Err(ApiError::not_found("a checkpoint of this merchant"));
+    }
+    if checkpoint.seq < 0 {
+        return Err(ApiError::InvalidBody("checkpoint.seq must not be negative".into()));
+    }
+    let signature_valid = signer.signed_this(&body);
+    let verification = audit::verify_range(store.as_ref(), merchant, 1, Some(checkpoint.seq)).await?;
+    let stored_hash = match checkpoint.seq {
+        0 => Some(GENESIS_HASH.to_owned()),
+        seq => store.decision(merchant, seq).await?.map(|d| d.hash),
+    };
+    let head_matches = stored_hash.as_deref() == Some(checkpoint.head_hash.as_str());
+    let chain_matches = verification.intact && head_matches;
+    let reason = if !signature_valid {
+        Some("the signature is not this service's signature over this checkpoint".to_owned())
+    } else if let Some(broken) = &verification.first_broken {
+        Some(format!("record {} is broken: {}", broken.seq, broken.reason))
+    } else if !head_matches {
+        Some(format!("record {} no longer has the checkpoint's hash", checkpoint.seq))
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(CheckpointCheck {
+        valid: signature_valid && chain_matches,
+        signature_valid,
+        chain_matches,
+        verification,
+        reason,
+    }))
+}
+
+/// Runs a recorded decision again with its recorded inputs, parameters, rule version and
+/// guardrails, and reports whether the result is identical, with the differences if not.
+#[utoipa::path(post, path = "/v1/decisions/{seq}/replay", tag = "audit", security(("bearer" = [])),
+    responses((status = 200, body = Replay), (status = "4XX", body = ErrorBody)))]
+pub async fn replay_decision(
+    principal: Principal,
+    store: web::Data<dyn Store>,
+    rules: web::Data<Rules>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let merchant = principal.merchant_with(READ)?;
+    let seq = parse_seq(&path)?;
+    match replay::replay(store.as_ref(), &rules, merchant, seq).await {
+        Ok(replay) => Ok(HttpResponse::Ok().json(replay)),
+        Err(ReplayError::UnknownDecision(seq)) => Err(ApiError::not_found(format!("decision {seq}"))),
+        Err(e @ ReplayError::NotARuleDecision(_)) => {
+            Err(ApiError::Conflict { code: "not_a_rule_decision", message: e.to_string() })
+        }
+        Err(e @ ReplayError::UnreadableRecord(..)) => {
+            Err(ApiError::Conflict { code: "unreadable_record", message: e.to_string() })
+        }
+        Err(ReplayError::Rule(e)) => Err(e.into()),
+        Err(ReplayError::Store(e)) => Err(e.into()),
+    }
+}

@@ -1,0 +1,54 @@
+//! `/v1/settings`: a merchant's own settings, for `merchant` keys. Today one: whether checkout
+//! lookups carry the prior price (the lowest price in force in the 30 days before the current
+//! one took effect), which EU price-indication rules ask for with every price reduction.
+//! Turning it on fills the prior price of every product from the history before answering,
+//! and puts it in the price cache; turning it off clears it.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::extract::resource;
+use super::{ApiError, ErrorBody};
+use crate::auth::{Principal, Role};
+use crate::cache::PriceCache;
+use crate::store::Store;
+
+const MERCHANT: &[Role] = &[Role::Merchant];
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/v1/settings").route(web::get().to(get_settings)).route(web::put().to(put_settings)));
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MerchantSettings {
+    /// Checkout lookups carry `prior_price_minor`.
+    pub show_prior_price: bool,
+}
+
+#[utoipa::path(get, path = "/v1/settings", tag = "merchants", security(("bearer" = [])),
+    responses((status = 200, body = MerchantSettings), (status = "4XX", body = ErrorBody)))]
+pub async fn get_settings(principal: Principal, store: web::Data<dyn Store>) -> Result<HttpResponse, ApiError> {
+    let merchant = principal.merchant_with(MERCHANT)?;
+    let merchant = store.merchant(merchant).await?.ok_or_else(|| ApiError::not_found("the merchant"))?;
+    Ok(HttpResponse::Ok().json(MerchantSettings { show_prior_price: merchant.show_prior_price }))
+}
+
+#[utoipa::path(put, path = "/v1/settings", tag = "merchants", request_body = MerchantSettings,
+    security(("bearer" = [])),
+    responses((status = 200, body = MerchantSettings), (status = "4XX", body = ErrorBody)))]
+pub async fn put_settings(
+    principal: Principal,
+    store: web::Data<dyn Store>,
+    cache: web::Data<PriceCache>,
+    body: web::Json<MerchantSettings>,
+) -> Result<HttpResponse, ApiError> {
+    let merchant = principal.merchant_with(MERCHANT)?;
+    let prices = store.set_show_prior_price(merchant, body.show_prior_price).await?;
+    for price in &prices {
+        cache.put(merchant, price);
+    }
+    tracing::info!(merchant_id = %merchant, show_prior_price = body.show_prior_price, prices = prices.len(), "settings changed");
+    Ok(HttpResponse::Ok().json(body.into_inner()))
+}
