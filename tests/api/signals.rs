@@ -80,6 +80,7 @@ async fn competitor_prices_move_the_price_and_replays_or_older_offers_change_not
 
 both_backends! {
     competitor_prices => competitor_prices_move_the_price_and_replays_or_older_offers_change_nothing;
+    demand => demand_events_feed_the_demand_policy_once_each;
 }
 
 #[tokio::test]
@@ -96,9 +97,8 @@ async fn offers_past_the_staleness_window_are_marked_stale_and_the_policy_ignore
     assert!(latest["record"]["inputs"]["competitors"][0]["age_seconds"].as_i64().unwrap() >= 7200);
 }
 
-#[tokio::test]
-async fn demand_events_feed_the_demand_policy_once_each() {
-    let app = spawn_app(Backend::Sqlite).await;
+async fn demand_events_feed_the_demand_policy_once_each(backend: Backend) {
+    let app = spawn_app(backend).await;
     let key = setup(&app, "demand-based", json!({})).await;
     let now = Utc::now();
     let mut events = vec![
