@@ -50,6 +50,11 @@ async fn the_readme_walkthrough_works_when_pasted_into_a_shell() {
     assert!(stdout.contains(r#""active_version":1"#), "{stdout}");
     assert!(stdout.contains(r#""trigger":"rule_activated""#), "the history shows the activation: {stdout}");
     assert!(stdout.contains(r#""intact":true"#), "{stdout}");
+    assert!(stdout.contains(r#""trigger":"product_created""#), "the feed starts with the creation: {stdout}");
+    assert!(stdout.contains("seq,created_at,sku,trigger"), "the CSV export's header: {stdout}");
+    assert!(stdout.contains(r#""valid":true"#), "the checkpoint checks: {stdout}");
+    assert!(stdout.contains(r#""prior_price_minor":1999"#), "the prior price is the base price: {stdout}");
+    assert!(stdout.contains("review page: http"), "{stdout}");
     let products = app.store.products(first_merchant(&stdout), None, 10).await.unwrap();
     assert_eq!(products.len(), 1, "exactly the one valid product was stored");
 }
