@@ -9,6 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod metrics;
 pub mod pricing;
+pub mod replication;
 pub mod rules;
 pub mod runner;
 pub mod sandbox;

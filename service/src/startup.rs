@@ -16,9 +16,10 @@ use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::pricing::Repricer;
 use crate::pricing::checkpoint::CheckpointSigner;
+use crate::replication::{self, Replication};
 use crate::rules::Rules;
 use crate::sandbox::Sandbox;
-use crate::store::{self, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -40,18 +41,21 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let store = store::connect(&settings.database_url, &settings.store).await?;
+        let (store, replication) = replication::open(&settings.database_url, &settings.store).await?;
         let generated_admin_key = bootstrap_admin_key(store.as_ref(), &settings).await?;
         let listen_error = |source| StartupError::Listen { address: settings.listen.clone(), source };
         let listener = TcpListener::bind(&settings.listen).map_err(listen_error)?;
         let port = listener.local_addr().map_err(listen_error)?.port();
         let prices = Arc::new(PriceCache::new());
+        // Other replicas' changes: subscribed before warming so none falls in between.
+        let listening = replication.subscribe().await?;
         let warmed = prices.warm(&store).await?;
         tracing::info!(prices = warmed, "price cache warmed");
+        listening.run(store.clone(), prices.clone());
         let sandbox = Arc::new(Sandbox::new(&settings.sandbox)?);
         let rules = Arc::new(Rules::new(store.clone(), sandbox, settings.pricing.stale_after_secs));
         let signer = Arc::new(CheckpointSigner::load(store.as_ref()).await?);
-        let repricer = Repricer::start(store.clone(), rules.clone(), prices.clone());
+        let repricer = Repricer::start_replicated(store.clone(), rules.clone(), prices.clone(), replication);
         if settings.pricing.schedule_secs > 0 {
             repricer.start_schedule(Duration::from_secs(settings.pricing.schedule_secs));
         }
@@ -119,6 +123,7 @@ fn serve(
     let store: web::Data<dyn Store> = web::Data::from(store);
     let rules = web::Data::from(rules);
     let prices = web::Data::from(prices);
+    let replication: web::Data<Replication> = web::Data::new(repricer.replication().clone());
     let repricer = web::Data::new(repricer);
     let signer = web::Data::from(signer);
     let pricing = web::Data::new(settings.pricing.clone());
@@ -133,6 +138,7 @@ fn serve(
             .app_data(rules.clone())
             .app_data(prices.clone())
             .app_data(repricer.clone())
+            .app_data(replication.clone())
             .app_data(signer.clone())
             .app_data(pricing.clone())
             .app_data(metrics.clone())

@@ -16,6 +16,7 @@ mod prices;
 mod process;
 mod products;
 mod readme;
+mod replicas;
 mod restart;
 mod rules;
 mod signals;

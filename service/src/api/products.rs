@@ -16,6 +16,7 @@ use crate::auth::{Principal, Role};
 use crate::cache::PriceCache;
 use crate::domain::{GuardrailsInput, Product, ProductDraft, Sku};
 use crate::pricing::{Repricer, Trigger};
+use crate::replication::{Change, Replication};
 use crate::store::{CurrentPrice, Store, Upserted};
 
 pub const DEFAULT_PAGE: u32 = 100;
@@ -128,6 +129,7 @@ pub async fn put_product(
     store: web::Data<dyn Store>,
     cache: web::Data<PriceCache>,
     repricer: web::Data<Repricer>,
+    replication: web::Data<Replication>,
     path: web::Path<String>,
     body: web::Json<ProductBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -150,6 +152,8 @@ pub async fn put_product(
         cache.put(merchant, price);
     }
     if outcome != Upserted::Unchanged {
+        let version = price.as_ref().map_or(0, |p| p.version);
+        replication.publish(Change::Skus(merchant, vec![(product.sku.clone(), version)]));
         // Cost, guardrails or attributes changed: the active rule decides again.
         repricer.request(merchant, [product.sku.clone()], Trigger::ProductChanged);
     }
@@ -182,12 +186,14 @@ pub async fn delete_product(
     principal: Principal,
     store: web::Data<dyn Store>,
     cache: web::Data<PriceCache>,
+    replication: web::Data<Replication>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = principal.merchant_with(WRITE)?;
     let sku = sku_from_path(&path)?;
     if store.delete_product(merchant, &sku).await? {
         cache.remove(merchant, &sku);
+        replication.publish(Change::Skus(merchant, vec![(sku, 0)]));
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(ApiError::not_found(format!("product {sku}")))

@@ -12,6 +12,7 @@ use super::extract::resource;
 use super::{ApiError, ErrorBody};
 use crate::auth::{Principal, Role};
 use crate::cache::PriceCache;
+use crate::replication::{Change, Replication};
 use crate::store::Store;
 
 const MERCHANT: &[Role] = &[Role::Merchant];
@@ -42,6 +43,7 @@ pub async fn put_settings(
     principal: Principal,
     store: web::Data<dyn Store>,
     cache: web::Data<PriceCache>,
+    replication: web::Data<Replication>,
     body: web::Json<MerchantSettings>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = principal.merchant_with(MERCHANT)?;
@@ -49,6 +51,8 @@ pub async fn put_settings(
     for price in &prices {
         cache.put(merchant, price);
     }
+    // The prior price changes without a new version: every replica re-reads the merchant.
+    replication.publish(Change::Merchant(merchant));
     tracing::info!(merchant_id = %merchant, show_prior_price = body.show_prior_price, prices = prices.len(), "settings changed");
     Ok(HttpResponse::Ok().json(body.into_inner()))
 }

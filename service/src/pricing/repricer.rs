@@ -3,10 +3,12 @@
 //! the worker takes them, runs the merchant's active rule on them (one reused instance per
 //! batch, each result and log its own), applies the guardrails, and appends each decision with
 //! its price change in one transaction, then updates the price cache. Products of a merchant
-//! with no active rule keep their set price.
+//! with no active rule keep their set price. With several replicas, a merchant's work runs
+//! under its repricing lock and moved prices are published to the other replicas' caches
+//! (see [`crate::replication`]); work whose merchant is locked elsewhere waits and retries.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,11 +19,14 @@ use super::context::{assemble, context, rule_now};
 use super::judge::{Judged, judge};
 use crate::cache::PriceCache;
 use crate::domain::{MerchantId, Product, Sku};
+use crate::replication::{Change, Replication};
 use crate::rules::Rules;
 use crate::store::{CurrentPrice, NewDecision, Store, StoreError};
 
 /// Products evaluated per batch (one rule instance each).
 const BATCH: u32 = 500;
+/// How long work waits when another replica holds its merchant's lock.
+const LOCKED_RETRY: Duration = Duration::from_millis(25);
 
 /// Why a product is being repriced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +67,9 @@ struct Inner {
     wake: Arc<Notify>,
     busy: AtomicBool,
     evaluations: AtomicU64,
+    replication: Replication,
+    /// Merchants' work waiting out another replica's lock.
+    deferred: AtomicUsize,
 }
 
 #[derive(Clone)]
@@ -72,6 +80,16 @@ pub struct Repricer {
 impl Repricer {
     /// Starts the worker on the current tokio runtime.
     pub fn start(store: Arc<dyn Store>, rules: Arc<Rules>, cache: Arc<PriceCache>) -> Self {
+        Self::start_replicated(store, rules, cache, Replication::local())
+    }
+
+    /// Starts the worker, locking and publishing through `replication`.
+    pub fn start_replicated(
+        store: Arc<dyn Store>,
+        rules: Arc<Rules>,
+        cache: Arc<PriceCache>,
+        replication: Replication,
+    ) -> Self {
         let inner = Arc::new(Inner {
             store,
             rules,
@@ -80,6 +98,8 @@ impl Repricer {
             wake: Arc::new(Notify::new()),
             busy: AtomicBool::new(false),
             evaluations: AtomicU64::new(0),
+            replication,
+            deferred: AtomicUsize::new(0),
         });
         tokio::spawn(work(Arc::downgrade(&inner), inner.wake.clone()));
         Self { inner }
@@ -125,6 +145,10 @@ impl Repricer {
         });
     }
 
+    pub fn replication(&self) -> &Replication {
+        &self.inner.replication
+    }
+
     /// Rule evaluations run so far.
     pub fn evaluations(&self) -> u64 {
         self.inner.evaluations.load(Ordering::Relaxed)
@@ -134,7 +158,8 @@ impl Repricer {
     pub async fn settled(&self) {
         loop {
             let queued = !self.inner.pending.lock().expect("the queue lock is not poisoned").is_empty();
-            if !queued && !self.inner.busy.load(Ordering::SeqCst) {
+            let deferred = self.inner.deferred.load(Ordering::SeqCst) > 0;
+            if !queued && !deferred && !self.inner.busy.load(Ordering::SeqCst) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -159,12 +184,43 @@ async fn work(inner: std::sync::Weak<Inner>, wake: Arc<Notify>) {
             continue;
         }
         for (merchant, pending) in work {
+            let lock = match strong.replication.try_lock_merchant(merchant).await {
+                Ok(Some(lock)) => lock,
+                held_or_failed => {
+                    if let Err(e) = held_or_failed {
+                        tracing::warn!(merchant_id = %merchant, error = %e, "the repricing lock is unavailable");
+                    }
+                    defer(&strong, merchant, pending);
+                    continue;
+                }
+            };
             if let Err(e) = reprice_merchant(&strong, merchant, pending).await {
                 tracing::error!(merchant_id = %merchant, error = %e, "repricing failed");
             }
+            lock.release().await;
         }
         strong.busy.store(false, Ordering::SeqCst);
     }
+}
+
+/// Puts work back after a short wait (another replica reprices the merchant meanwhile; its
+/// evaluation may not have seen the signals behind this work, so they are evaluated again).
+fn defer(inner: &Arc<Inner>, merchant: MerchantId, pending: Pending) {
+    inner.deferred.fetch_add(1, Ordering::SeqCst);
+    let inner = inner.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(LOCKED_RETRY).await;
+        let mut queue = inner.pending.lock().expect("the queue lock is not poisoned");
+        let entry = queue.entry(merchant).or_default();
+        // Anything queued since is newer and wins.
+        entry.all = entry.all.or(pending.all);
+        for (sku, trigger) in pending.skus {
+            entry.skus.entry(sku).or_insert(trigger);
+        }
+        drop(queue);
+        inner.deferred.fetch_sub(1, Ordering::SeqCst);
+        inner.wake.notify_one();
+    });
 }
 
 async fn reprice_merchant(inner: &Inner, merchant: MerchantId, pending: Pending) -> Result<(), StoreError> {
@@ -190,6 +246,7 @@ async fn reprice_merchant(inner: &Inner, merchant: MerchantId, pending: Pending)
             let products = inner.store.products(merchant, after.as_ref(), BATCH).await?;
             let (Some(first), Some(last)) = (products.first(), products.last()) else { break };
             after = Some(last.sku.clone());
+            let (from, to) = (first.sku.clone(), last.sku.clone());
             let full = products.len() == BATCH as usize;
             let now = rule_now(Utc::now());
             let signals = inner.store.signals_between(merchant, &first.sku, &last.sku, now).await?;
@@ -197,7 +254,10 @@ async fn reprice_merchant(inner: &Inner, merchant: MerchantId, pending: Pending)
                 .into_iter()
                 .filter_map(|p| context(&p, &signals, now, stale_after).map(|(ctx, price)| (p, price, trigger, ctx)))
                 .collect();
-            reprice_batch(inner, merchant, &version, &rule, batch).await?;
+            if !reprice_batch(inner, merchant, &version, &rule, batch).await?.is_empty() {
+                // One range read per page for the other replicas, rather than a SKU list.
+                inner.replication.publish(Change::Range(merchant, from, to));
+            }
             if !full {
                 break;
             }
@@ -216,7 +276,8 @@ async fn reprice_merchant(inner: &Inner, merchant: MerchantId, pending: Pending)
                 batch.push((product, price, *trigger, ctx));
             }
         }
-        reprice_batch(inner, merchant, &version, &rule, batch).await?;
+        let moved = reprice_batch(inner, merchant, &version, &rule, batch).await?;
+        inner.replication.publish(Change::Skus(merchant, moved));
     }
     Ok(())
 }
@@ -227,14 +288,14 @@ async fn reprice_batch(
     version: &crate::store::RuleVersion,
     rule: &crate::sandbox::PreparedRule,
     batch: Vec<(Product, CurrentPrice, Trigger, crate::sandbox::RuleContext)>,
-) -> Result<(), StoreError> {
+) -> Result<Vec<(Sku, i64)>, StoreError> {
     if batch.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let guest: Vec<_> = batch.iter().filter_map(|(_, _, _, ctx)| ctx.to_guest(&version.params).ok()).collect();
     if guest.len() != batch.len() {
         tracing::error!(merchant_id = %merchant, "stored data gave a context the rule interface refuses");
-        return Ok(());
+        return Ok(Vec::new());
     }
     let sandbox = inner.rules.sandbox().clone();
     let rule = rule.clone();
@@ -250,10 +311,13 @@ async fn reprice_batch(
         .map(|((product, price, trigger, ctx), evaluation)| judge(product, price, trigger, ctx, evaluation))
         .collect();
     let decisions: Vec<NewDecision> = judged.iter().map(|j| j.new_decision(merchant, version)).collect();
+    // The prices that moved, for the caller to publish to the other replicas.
+    let mut published = Vec::new();
     for (_, moved) in inner.store.append_decisions(merchant, &decisions).await? {
         if let Some(moved) = moved {
             inner.cache.put(merchant, &moved);
+            published.push((moved.sku, moved.version));
         }
     }
-    Ok(())
+    Ok(published)
 }
