@@ -2,7 +2,8 @@
 //! the time from a competitor signal to the new price being visible.
 //!
 //! The service runs in this process (release build, SQLite, 2 HTTP workers); the load
-//! generator is a minimal keep-alive HTTP/1.1 client on the same machine (32 connections).
+//! generator is a minimal keep-alive HTTP/1.1 client on the same machine: 32 connections on
+//! one thread's event loop, one request in flight on each, as `redis-benchmark` drives Redis.
 //! Run with `cargo bench -p pricing-service --bench lookup`.
 
 #[path = "../../tests/common/mod.rs"]
@@ -20,24 +21,32 @@ const RUN_FOR: Duration = Duration::from_secs(5);
 const PRODUCTS: usize = 10_000;
 const ADMIN: &str = "bench-admin-key-0123456789";
 
+/// The status and total length of the response at the start of `buf`, once its head is in.
+fn parse_head(buf: &[u8]) -> Option<(u16, usize)> {
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = &buf[..end];
+    let status = std::str::from_utf8(&head[9..12]).expect("ASCII status").parse().expect("a status code");
+    const LENGTH: &[u8] = b"content-length:";
+    let length = head
+        .split(|&b| b == b'\n')
+        .find_map(|line| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            (line.len() > LENGTH.len() && line[..LENGTH.len()].eq_ignore_ascii_case(LENGTH))
+                .then(|| std::str::from_utf8(&line[LENGTH.len()..]).unwrap().trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    Some((status, end + 4 + length))
+}
+
 /// Reads one HTTP/1.1 response (headers and a Content-Length body) and returns its status.
 fn read_response(stream: &mut std::net::TcpStream, buf: &mut Vec<u8>) -> u16 {
     use std::io::Read;
     buf.clear();
     let mut chunk = [0u8; 16 * 1024];
     loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = std::str::from_utf8(&buf[..end]).expect("ASCII headers");
-            let status = head[9..12].parse().expect("a status code");
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
-                .unwrap_or(0);
-            while buf.len() < end + 4 + length {
-                let n = stream.read(&mut chunk).expect("the server answers");
-                assert!(n > 0, "the server closed the connection");
-                buf.extend_from_slice(&chunk[..n]);
-            }
+        if let Some((status, total)) = parse_head(buf)
+            && buf.len() >= total
+        {
             return status;
         }
         let n = stream.read(&mut chunk).expect("the server answers");
@@ -46,16 +55,31 @@ fn read_response(stream: &mut std::net::TcpStream, buf: &mut Vec<u8>) -> u16 {
     }
 }
 
+/// [`read_response`] on an event loop's socket.
+async fn read_response_async(stream: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> u16 {
+    use tokio::io::AsyncReadExt;
+    buf.clear();
+    loop {
+        if let Some((status, total)) = parse_head(buf)
+            && buf.len() >= total
+        {
+            return status;
+        }
+        let n = stream.read_buf(buf).await.expect("the server answers");
+        assert!(n > 0, "the server closed the connection");
+    }
+}
+
 /// Like [`load`], but each connection sends at a fixed pace so that all together offer `rate`
 /// requests per second; latency is measured from each request's scheduled time, so a stalled
 /// server is not hidden by the client waiting for it (coordinated omission).
-async fn paced(port: u16, rate: f64, request: impl Fn(usize) -> Vec<u8> + Clone + Send + 'static) -> Vec<u64> {
+async fn paced(port: u16, rate: f64, requests: Requests) -> Vec<u64> {
     use std::io::Write;
     let interval = Duration::from_secs_f64(CONNECTIONS as f64 / rate);
     let start = Instant::now();
     let clients: Vec<_> = (0..CONNECTIONS)
         .map(|c| {
-            let request = request.clone();
+            let requests = requests.clone();
             std::thread::spawn(move || {
                 let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
                 stream.set_nodelay(true).unwrap();
@@ -68,7 +92,7 @@ async fn paced(port: u16, rate: f64, request: impl Fn(usize) -> Vec<u8> + Clone 
                     if let Some(wait) = due.checked_duration_since(Instant::now()) {
                         std::thread::sleep(wait);
                     }
-                    stream.write_all(&request(i)).unwrap();
+                    stream.write_all(requests.pick(i)).unwrap();
                     assert_eq!(read_response(&mut stream, &mut buf), 200);
                     latencies.push(due.elapsed().as_micros() as u64);
                     due += interval;
@@ -86,43 +110,61 @@ async fn paced(port: u16, rate: f64, request: impl Fn(usize) -> Vec<u8> + Clone 
     all
 }
 
-/// `CONNECTIONS` clients, one blocking thread each (as wrk's connections are cheap, these
-/// must not wait on an async scheduler), sending requests made by `request(i)` for `RUN_FOR`;
+/// Requests made before the clock starts, so that the load generator spends its share of the
+/// two cores on sending and reading, not on formatting: request `i` is `table[(i * stride) % len]`.
+#[derive(Clone)]
+struct Requests {
+    table: std::sync::Arc<Vec<Vec<u8>>>,
+    stride: usize,
+}
+
+impl Requests {
+    fn new(table: Vec<Vec<u8>>, stride: usize) -> Self {
+        Self { table: std::sync::Arc::new(table), stride }
+    }
+
+    fn pick(&self, i: usize) -> &[u8] {
+        &self.table[(i * self.stride) % self.table.len()]
+    }
+}
+
+/// `CONNECTIONS` keep-alive connections with one request in flight each, driven by one thread's
+/// event loop: the shape of `redis-benchmark` (one thread, epoll, no pipelining by default), so
+/// that the service and the Redis baseline are loaded alike. Sends `requests` for `RUN_FOR`;
 /// returns the latencies in microseconds, sorted.
-async fn load(port: u16, request: impl Fn(usize) -> Vec<u8> + Clone + Send + 'static) -> Vec<u64> {
-    use std::io::Write;
-    let until = Instant::now() + RUN_FOR;
-    let clients: Vec<_> = (0..CONNECTIONS)
-        .map(|c| {
-            let request = request.clone();
-            std::thread::spawn(move || {
-                let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-                stream.set_nodelay(true).unwrap();
-                let mut buf = Vec::with_capacity(64 * 1024);
-                let mut latencies = Vec::new();
-                let mut i = c;
-                while Instant::now() < until {
-                    let bytes = request(i);
-                    let started = Instant::now();
-                    stream.write_all(&bytes).unwrap();
-                    assert_eq!(read_response(&mut stream, &mut buf), 200);
-                    latencies.push(started.elapsed().as_micros() as u64);
-                    i += CONNECTIONS;
-                }
-                latencies
-            })
+async fn load(port: u16, requests: Requests) -> Vec<u64> {
+    let client = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let until = Instant::now() + RUN_FOR;
+            let mut connections = tokio::task::JoinSet::new();
+            for c in 0..CONNECTIONS {
+                let requests = requests.clone();
+                connections.spawn(async move {
+                    use tokio::io::AsyncWriteExt;
+                    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+                    stream.set_nodelay(true).unwrap();
+                    let mut buf = Vec::with_capacity(64 * 1024);
+                    let mut latencies = Vec::new();
+                    let mut i = c;
+                    while Instant::now() < until {
+                        let started = Instant::now();
+                        stream.write_all(requests.pick(i)).await.unwrap();
+                        assert_eq!(read_response_async(&mut stream, &mut buf).await, 200);
+                        latencies.push(started.elapsed().as_micros() as u64);
+                        i += CONNECTIONS;
+                    }
+                    latencies
+                });
+            }
+            let mut all = Vec::new();
+            while let Some(latencies) = connections.join_next().await {
+                all.extend(latencies.unwrap());
+            }
+            all
         })
-        .collect();
-    let all = tokio::task::spawn_blocking(move || {
-        let mut all = Vec::new();
-        for client in clients {
-            all.extend(client.join().unwrap());
-        }
-        all
-    })
-    .await
-    .unwrap();
-    let mut all = all;
+    });
+    let mut all = tokio::task::spawn_blocking(move || client.join().unwrap()).await.unwrap();
     all.sort_unstable();
     all
 }
@@ -212,15 +254,24 @@ async fn run() {
     }
     let _ = store;
 
-    let constant = load(port, |_| b"GET /healthz HTTP/1.1\r\nHost: bench\r\n\r\n".to_vec()).await;
-    let lookup_key = key.clone();
-    let lookups = load(port, move |i| get(&format!("/v1/prices/sku-{:05}", (i * 7919) % PRODUCTS), &lookup_key)).await;
-    let batch_key = key.clone();
+    // Request i asks for SKU (i * 7919) % PRODUCTS, the batch i for 100 SKUs from i * 100.
+    let lookup_requests =
+        Requests::new((0..PRODUCTS).map(|k| get(&format!("/v1/prices/sku-{k:05}"), &key)).collect(), 7919);
+    if std::env::var_os("LOOKUP_PROFILE").is_some() {
+        // Only single lookups, for a profiler attached to this process.
+        eprintln!("profiling window starts");
+        load(port, lookup_requests).await;
+        eprintln!("profiling window ends");
+        return;
+    }
+    let constant = load(port, Requests::new(vec![b"GET /healthz HTTP/1.1\r\nHost: bench\r\n\r\n".to_vec()], 1)).await;
+    let lookups = load(port, lookup_requests.clone()).await;
     let batch_body = |i: usize| {
         let skus: Vec<String> = (0..100).map(|j| format!("sku-{:05}", (i * 100 + j * 37) % PRODUCTS)).collect();
         json!({"skus": skus}).to_string()
     };
-    let batches = load(port, move |i| post("/v1/prices/lookup", &batch_key, &batch_body(i))).await;
+    let batch_requests = (0..PRODUCTS / 100).map(|i| post("/v1/prices/lookup", &key, &batch_body(i))).collect();
+    let batches = load(port, Requests::new(batch_requests, 1)).await;
 
     let seconds = RUN_FOR.as_secs_f64();
     println!("checkout lookups, {PRODUCTS} products, {CONNECTIONS} connections, {}s per mode", RUN_FOR.as_secs());
@@ -241,10 +292,7 @@ async fn run() {
     }
     println!("batch lookup: {:.0} SKU prices/s", batches.len() as f64 * 100.0 / seconds);
     let peak = lookups.len() as f64 / seconds;
-    let paced_key = key.clone();
-    let at_70 =
-        paced(port, 0.7 * peak, move |i| get(&format!("/v1/prices/sku-{:05}", (i * 7919) % PRODUCTS), &paced_key))
-            .await;
+    let at_70 = paced(port, 0.7 * peak, lookup_requests).await;
     println!(
         "GET /v1/prices/{{sku}} paced at 70% of peak ({:.0} requests/s offered, {:.0} done): p50 {} us, p99 {} us",
         0.7 * peak,

@@ -35,6 +35,17 @@ impl From<&CurrentPrice> for CachedPrice {
     }
 }
 
+/// A borrowed `(MerchantId, Sku)`: hashes as the owned key does (a tuple hashes its fields in
+/// order, and a `Sku` hashes as its `String`, which hashes as its `str`).
+#[derive(Hash)]
+struct KeyRef<'a>(MerchantId, &'a str);
+
+impl moka::Equivalent<(MerchantId, Sku)> for KeyRef<'_> {
+    fn equivalent(&self, key: &(MerchantId, Sku)) -> bool {
+        self.0 == key.0 && self.1 == key.1.as_str()
+    }
+}
+
 pub struct PriceCache {
     prices: moka::sync::Cache<(MerchantId, Sku), CachedPrice>,
 }
@@ -75,6 +86,12 @@ impl PriceCache {
         self.prices.get(&(merchant, sku))
     }
 
+    /// [`Self::get`] for SKU text as it came in, without copying it into a [`Sku`]. Text that
+    /// is not a valid SKU finds nothing, as every key in the cache is one.
+    pub fn get_text(&self, merchant: MerchantId, sku: &str) -> Option<CachedPrice> {
+        self.prices.get(&KeyRef(merchant, sku))
+    }
+
     /// Records a price that is now in force (never moves back to an older version; the same
     /// version is replaced, which is how a change of the prior price setting lands).
     pub fn put(&self, merchant: MerchantId, price: &CurrentPrice) {
@@ -89,5 +106,33 @@ impl PriceCache {
 
     pub fn remove(&self, merchant: MerchantId, sku: &Sku) {
         self.prices.invalidate(&(merchant, sku.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Money;
+
+    #[test]
+    fn text_lookups_find_what_owned_keys_stored() {
+        let cache = PriceCache::new();
+        let merchant = MerchantId::generate();
+        let price = CurrentPrice {
+            sku: Sku::parse("tee-1").unwrap(),
+            price: Money::new(1999, "EUR".parse().unwrap()),
+            version: 1,
+            effective_at: Utc::now(),
+            prior_minor: None,
+        };
+        cache.put(merchant, &price);
+        assert_eq!(cache.get_text(merchant, "tee-1"), cache.get(merchant, price.sku.clone()));
+        assert_eq!(cache.get_text(merchant, "tee-1").map(|p| p.price_minor), Some(1999));
+        for other in ["tee-2", "TEE-1", "tee-1 ", "", "not a sku!"] {
+            assert_eq!(cache.get_text(merchant, other), None, "{other:?}");
+        }
+        assert_eq!(cache.get_text(MerchantId::generate(), "tee-1"), None);
+        cache.remove(merchant, &price.sku);
+        assert_eq!(cache.get_text(merchant, "tee-1"), None);
     }
 }

@@ -1,7 +1,8 @@
 //! `/v1/prices`: checkout's price lookups, for `checkout` keys, answered from the price cache
 //! alone (never the store, never waiting on repricing).
 
-use actix_web::{HttpResponse, web};
+use actix_web::http::header::ContentType;
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -10,7 +11,7 @@ use super::extract::resource;
 use super::{ApiError, ErrorBody};
 use crate::auth::{Principal, Role};
 use crate::cache::{CachedPrice, PriceCache};
-use crate::domain::{Invalid, MerchantId, Sku};
+use crate::domain::{Invalid, MerchantId};
 
 /// Most SKUs in one lookup.
 pub const MAX_LOOKUP: usize = 1_000;
@@ -65,7 +66,7 @@ pub struct LookupResponse {
 }
 
 fn find(cache: &PriceCache, merchant: MerchantId, text: &str) -> Option<CachedPrice> {
-    Sku::parse(text).ok().and_then(|sku| cache.get(merchant, sku))
+    cache.get_text(merchant, text)
 }
 
 /// The price in force for one SKU.
@@ -74,12 +75,47 @@ fn find(cache: &PriceCache, merchant: MerchantId, text: &str) -> Option<CachedPr
 pub async fn get_price(
     principal: Principal,
     cache: web::Data<PriceCache>,
-    path: web::Path<String>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = principal.merchant_with(CHECKOUT)?;
-    let sku = path.into_inner();
-    let cached = find(&cache, merchant, &sku).ok_or_else(|| ApiError::not_found(format!("price of {sku}")))?;
-    Ok(HttpResponse::Ok().json(PriceView::new(sku, cached)))
+    // The segment as routed, borrowed: checkout's hot path copies no SKU. The router leaves
+    // only `%2F`, `%25` and `%2B` encoded, and `/`, `%` and `+` are never in a SKU, so text
+    // that finds a price is exactly what `web::Path<String>` would have decoded.
+    let raw = req.match_info().get("sku").unwrap_or_default();
+    match cache.get_text(merchant, raw) {
+        Some(cached) => Ok(HttpResponse::Ok().content_type(ContentType::json()).body(price_json(raw, &cached))),
+        None => {
+            let sku: String = req.match_info().load().unwrap_or_else(|_| raw.to_owned());
+            Err(ApiError::not_found(format!("price of {sku}")))
+        }
+    }
+}
+
+/// The JSON of [`PriceView`] for one price, written into one buffer of about the right size
+/// instead of through an intermediate view with owned strings.
+fn price_json(sku: &str, cached: &CachedPrice) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut out = Vec::with_capacity(160);
+    // Writing into a `Vec` cannot fail, and these values always serialize.
+    let written: std::io::Result<()> = (|| {
+        out.extend_from_slice(b"{\"sku\":");
+        serde_json::to_writer(&mut out, sku)?;
+        write!(
+            out,
+            ",\"price_minor\":{},\"currency\":\"{}\",\"version\":{},\"effective_at\":",
+            cached.price_minor,
+            cached.currency.code(),
+            cached.version
+        )?;
+        serde_json::to_writer(&mut out, &cached.effective_at)?;
+        if let Some(prior) = cached.prior_minor {
+            write!(out, ",\"prior_price_minor\":{prior}")?;
+        }
+        out.push(b'}');
+        Ok(())
+    })();
+    written.expect("JSON into memory");
+    out
 }
 
 /// The prices in force for up to 1000 SKUs.
@@ -105,4 +141,31 @@ pub async fn lookup(
         }
     }
     Ok(HttpResponse::Ok().json(LookupResponse { prices, missing }))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn the_written_price_is_what_serde_writes_for_the_view() {
+        let at = Utc.with_ymd_and_hms(2026, 3, 1, 12, 30, 5).unwrap();
+        for (effective_at, prior_minor, sku) in [
+            (at, None, "tee-1"),
+            (at + chrono::Duration::nanoseconds(123_456_789), Some(1499), "A.b:c_d-9"),
+            (at + chrono::Duration::microseconds(250), Some(-1), "x"),
+        ] {
+            let cached = CachedPrice {
+                price_minor: 1999,
+                currency: "EUR".parse().unwrap(),
+                version: 7,
+                effective_at,
+                prior_minor,
+            };
+            let expected = serde_json::to_vec(&PriceView::new(sku.to_owned(), cached)).unwrap();
+            assert_eq!(String::from_utf8(price_json(sku, &cached)).unwrap(), String::from_utf8(expected).unwrap());
+        }
+    }
 }
