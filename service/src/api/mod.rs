@@ -25,11 +25,12 @@ pub fn configure(json_limit: usize) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(extract::json_config(json_limit))
             .app_data(extract::query_config())
+            // Checkout's lookups first: actix tries routes in order, and this is the hot one.
+            .configure(prices::configure)
             .configure(health::configure)
             .configure(merchants::configure)
             .configure(audit::configure)
             .configure(history::configure)
-            .configure(prices::configure)
             .configure(products::configure)
             .configure(rules::configure)
             .configure(settings::configure)

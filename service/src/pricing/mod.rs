@@ -2,6 +2,7 @@
 //! record, and the repricer that runs rules off the request path.
 
 pub mod audit;
+mod catalogue;
 pub mod checkpoint;
 pub mod context;
 pub mod guardrails;

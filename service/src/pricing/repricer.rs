@@ -15,16 +15,17 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::Notify;
 
-use super::context::{assemble, context, rule_now};
+use super::context::assemble;
 use super::judge::{Judged, judge};
 use crate::cache::PriceCache;
 use crate::domain::{MerchantId, Product, Sku};
 use crate::replication::{Change, Replication};
 use crate::rules::Rules;
-use crate::store::{CurrentPrice, NewDecision, Store, StoreError};
+use crate::sandbox::{PreparedRule, RuleContext};
+use crate::store::{CurrentPrice, NewDecision, RuleVersion, Store, StoreError};
 
 /// Products evaluated per batch (one rule instance each).
-const BATCH: u32 = 500;
+pub(super) const BATCH: u32 = 500;
 /// How long work waits when another replica holds its merchant's lock.
 const LOCKED_RETRY: Duration = Duration::from_millis(25);
 
@@ -59,15 +60,15 @@ struct Pending {
     skus: HashMap<Sku, Trigger>,
 }
 
-struct Inner {
-    store: Arc<dyn Store>,
-    rules: Arc<Rules>,
+pub(super) struct Inner {
+    pub(super) store: Arc<dyn Store>,
+    pub(super) rules: Arc<Rules>,
     cache: Arc<PriceCache>,
     pending: Mutex<HashMap<MerchantId, Pending>>,
     wake: Arc<Notify>,
     busy: AtomicBool,
     evaluations: AtomicU64,
-    replication: Replication,
+    pub(super) replication: Replication,
     /// Merchants' work waiting out another replica's lock.
     deferred: AtomicUsize,
 }
@@ -239,30 +240,7 @@ async fn reprice_merchant(inner: &Inner, merchant: MerchantId, pending: Pending)
     };
     let stale_after = inner.rules.stale_after_secs();
     if let Some(trigger) = pending.all {
-        // Pages of the catalogue in SKU order: each page is a contiguous range, whose
-        // signals are read in a few queries.
-        let mut after: Option<Sku> = None;
-        loop {
-            let products = inner.store.products(merchant, after.as_ref(), BATCH).await?;
-            let (Some(first), Some(last)) = (products.first(), products.last()) else { break };
-            after = Some(last.sku.clone());
-            let (from, to) = (first.sku.clone(), last.sku.clone());
-            let full = products.len() == BATCH as usize;
-            let now = rule_now(Utc::now());
-            let signals = inner.store.signals_between(merchant, &first.sku, &last.sku, now).await?;
-            let batch = products
-                .into_iter()
-                .filter_map(|p| context(&p, &signals, now, stale_after).map(|(ctx, price)| (p, price, trigger, ctx)))
-                .collect();
-            if !reprice_batch(inner, merchant, &version, &rule, batch).await?.is_empty() {
-                // One range read per page for the other replicas, rather than a SKU list.
-                inner.replication.publish(Change::Range(merchant, from, to));
-            }
-            if !full {
-                break;
-            }
-        }
-        return Ok(());
+        return super::catalogue::reprice_catalogue(inner, merchant, &version, &rule, trigger).await;
     }
     let mut skus: Vec<(Sku, Trigger)> = pending.skus.into_iter().collect();
     skus.sort_by(|a, b| a.0.cmp(&b.0));
@@ -285,17 +263,32 @@ async fn reprice_merchant(inner: &Inner, merchant: MerchantId, pending: Pending)
 async fn reprice_batch(
     inner: &Inner,
     merchant: MerchantId,
-    version: &crate::store::RuleVersion,
-    rule: &crate::sandbox::PreparedRule,
-    batch: Vec<(Product, CurrentPrice, Trigger, crate::sandbox::RuleContext)>,
+    version: &RuleVersion,
+    rule: &PreparedRule,
+    batch: Vec<Candidate>,
 ) -> Result<Vec<(Sku, i64)>, StoreError> {
+    let judged = evaluate_batch(inner, merchant, version, rule, batch).await;
+    write_batch(inner, merchant, version, &judged).await
+}
+
+/// A product to evaluate: with its price in force, why, and its context.
+pub(super) type Candidate = (Product, CurrentPrice, Trigger, RuleContext);
+
+/// Runs the rule on a batch and judges each result (no store access).
+pub(super) async fn evaluate_batch(
+    inner: &Inner,
+    merchant: MerchantId,
+    version: &RuleVersion,
+    rule: &PreparedRule,
+    batch: Vec<Candidate>,
+) -> Vec<Judged> {
     if batch.is_empty() {
-        return Ok(Vec::new());
+        return Vec::new();
     }
     let guest: Vec<_> = batch.iter().filter_map(|(_, _, _, ctx)| ctx.to_guest(&version.params).ok()).collect();
     if guest.len() != batch.len() {
         tracing::error!(merchant_id = %merchant, "stored data gave a context the rule interface refuses");
-        return Ok(Vec::new());
+        return Vec::new();
     }
     let sandbox = inner.rules.sandbox().clone();
     let rule = rule.clone();
@@ -305,13 +298,25 @@ async fn reprice_batch(
         .await
         .expect("evaluation does not panic");
     inner.evaluations.fetch_add(evaluations.len() as u64, Ordering::Relaxed);
-    let judged: Vec<Judged> = batch
+    batch
         .into_iter()
         .zip(evaluations)
         .map(|((product, price, trigger, ctx), evaluation)| judge(product, price, trigger, ctx, evaluation))
-        .collect();
+        .collect()
+}
+
+/// Appends a judged batch's decisions and moves its prices in one transaction, then updates
+/// the cache; returns the prices that moved, for the caller to publish to other replicas.
+pub(super) async fn write_batch(
+    inner: &Inner,
+    merchant: MerchantId,
+    version: &RuleVersion,
+    judged: &[Judged],
+) -> Result<Vec<(Sku, i64)>, StoreError> {
+    if judged.is_empty() {
+        return Ok(Vec::new());
+    }
     let decisions: Vec<NewDecision> = judged.iter().map(|j| j.new_decision(merchant, version)).collect();
-    // The prices that moved, for the caller to publish to the other replicas.
     let mut published = Vec::new();
     for (_, moved) in inner.store.append_decisions(merchant, &decisions).await? {
         if let Some(moved) = moved {

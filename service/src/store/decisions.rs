@@ -76,6 +76,65 @@ pub trait DecisionStore: Send + Sync {
     async fn chain_head(&self, merchant: MerchantId) -> Result<Option<(i64, String)>, StoreError>;
 }
 
+/// Decisions per multi-row INSERT. PostgreSQL gains from large statements (fewer round trips);
+/// SQLite's binding looks each parameter up by name, which grows with the statement, so it
+/// takes small ones. Both stay far below the backends' limits on parameters per statement.
+pub(crate) fn insert_chunk<DB: sqlx::Database>(_: &sqlx::Transaction<'_, DB>) -> usize {
+    if DB::NAME == "PostgreSQL" { 100 } else { 20 }
+}
+
+/// `INSERT INTO decisions (...) VALUES (...), (...)` for `rows` rows of 15 parameters. Built
+/// from constants only; the values are bound.
+pub(crate) fn insert_decisions_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO decisions (merchant_id, seq, sku, trigger_kind, outcome, currency, old_price_minor, \
+         new_price_minor, rule_version, rule_sha256, clipped, record, created_at, prev_hash, hash) VALUES ",
+    );
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..15 {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(row * 15 + column + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// Moved prices per multi-row UPDATE (3 parameters a row, after the merchant and the time).
+pub(crate) const UPDATE_CHUNK: usize = 300;
+
+/// Moves the prices of many SKUs at once: `$1` the merchant, `$2` the time, then (SKU, price,
+/// prior price) per row. Casts give PostgreSQL the parameters' types inside `VALUES`.
+pub(crate) fn move_prices_sql(rows: usize) -> String {
+    let mut sql = String::from("WITH moved (sku, price_minor, prior_price_minor) AS (VALUES ");
+    for row in 0..rows {
+        let first = 3 + row * 3;
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(CAST(${first} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS BIGINT))",
+            first + 1,
+            first + 2
+        ));
+    }
+    // A join (PostgreSQL hashes it), restricted by `IN` so that SQLite walks the primary key
+    // for the listed SKUs instead of joining the whole catalogue against the list.
+    sql.push_str(
+        ") UPDATE current_prices SET price_minor = moved.price_minor, prior_price_minor = moved.prior_price_minor, \
+         version = current_prices.version + 1, effective_at = $2, source = 'rule' FROM moved \
+         WHERE current_prices.merchant_id = $1 AND current_prices.sku = moved.sku \
+         AND current_prices.sku IN (SELECT sku FROM moved) \
+         RETURNING current_prices.sku, current_prices.price_minor, current_prices.currency, current_prices.version, \
+         current_prices.effective_at, current_prices.prior_price_minor",
+    );
+    sql
+}
+
 /// Appends `$decisions` to the merchant's chain inside the caller's transaction `$tx` and
 /// evaluates to the stored decisions and their time (microseconds); `?` returns errors from
 /// the caller. Locking the chain head comes first, and the time is read under that lock and
@@ -84,7 +143,6 @@ pub trait DecisionStore: Send + Sync {
 macro_rules! append_chain {
     ($tx:expr, $merchant_id:expr, $decisions:expr) => {{
         use $crate::store::decisions::{GENESIS_HASH, chain_hash};
-        use $crate::store::rows::DecisionRow;
         let merchant_id: &str = $merchant_id;
         let decisions: &[$crate::store::NewDecision<'_>] = $decisions;
         sqlx::query(
@@ -109,33 +167,46 @@ macro_rules! append_chain {
             seq += 1;
             let record = (decision.record)(seq, at);
             let hash = chain_hash(&prev_hash, &record);
-            let stored = sqlx::query_as::<_, DecisionRow>(
-                "INSERT INTO decisions (merchant_id, seq, sku, trigger_kind, outcome, currency, old_price_minor,
-                                        new_price_minor, rule_version, rule_sha256, clipped, record, created_at,
-                                        prev_hash, hash)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-                 RETURNING seq, sku, trigger_kind, outcome, currency, old_price_minor, new_price_minor,
-                           rule_version, rule_sha256, clipped, record, created_at, prev_hash, hash",
-            )
-            .bind(merchant_id)
-            .bind(seq)
-            .bind(decision.sku.as_str())
-            .bind(decision.trigger)
-            .bind(decision.outcome)
-            .bind(decision.currency)
-            .bind(decision.old_price_minor)
-            .bind(decision.new_price_minor)
-            .bind(decision.rule_version)
-            .bind(decision.rule_sha256)
-            .bind(decision.clipped)
-            .bind(&record)
-            .bind(at.timestamp_micros())
-            .bind(&prev_hash)
-            .bind(&hash)
-            .fetch_one(&mut *$tx)
-            .await?;
-            prev_hash = hash;
-            appended.push($crate::store::StoredDecision::try_from(stored)?);
+            appended.push($crate::store::StoredDecision {
+                seq,
+                sku: decision.sku.to_string(),
+                trigger: decision.trigger.to_owned(),
+                outcome: decision.outcome.to_owned(),
+                currency: decision.currency.to_owned(),
+                old_price_minor: decision.old_price_minor,
+                new_price_minor: decision.new_price_minor,
+                rule_version: decision.rule_version,
+                rule_sha256: decision.rule_sha256.map(str::to_owned),
+                clipped: decision.clipped,
+                record,
+                created_at: at,
+                prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
+                hash,
+            });
+        }
+        // Many rows per statement: one round trip per chunk instead of one per decision.
+        for chunk in appended.chunks($crate::store::decisions::insert_chunk(&$tx)) {
+            let sql = $crate::store::decisions::insert_decisions_sql(chunk.len());
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for d in chunk {
+                insert = insert
+                    .bind(merchant_id)
+                    .bind(d.seq)
+                    .bind(d.sku.as_str())
+                    .bind(d.trigger.as_str())
+                    .bind(d.outcome.as_str())
+                    .bind(d.currency.as_str())
+                    .bind(d.old_price_minor)
+                    .bind(d.new_price_minor)
+                    .bind(d.rule_version)
+                    .bind(d.rule_sha256.as_deref())
+                    .bind(d.clipped)
+                    .bind(d.record.as_str())
+                    .bind(at.timestamp_micros())
+                    .bind(d.prev_hash.as_str())
+                    .bind(d.hash.as_str());
+            }
+            insert.execute(&mut *$tx).await?;
         }
         sqlx::query("UPDATE chain_heads SET head_hash = $2, last_at = $3 WHERE merchant_id = $1")
             .bind(merchant_id)
@@ -156,7 +227,8 @@ macro_rules! impl_decision_store {
             use $crate::domain::MerchantId;
             use $crate::store::history::{prior_price_in, show_prior_price_in};
             use $crate::store::rows::{DecisionRow, PriceRow, convert_all};
-            use $crate::store::{CurrentPrice, NewDecision, StoreError, StoredDecision, decisions::append_chain};
+            use $crate::store::decisions::{UPDATE_CHUNK, append_chain, move_prices_sql};
+            use $crate::store::{CurrentPrice, NewDecision, StoreError, StoredDecision};
 
             #[async_trait::async_trait]
             impl $crate::store::DecisionStore for $store {
@@ -174,35 +246,47 @@ macro_rules! impl_decision_store {
                     // SQLite's write lock) before anything is read.
                     let (stored, at) = append_chain!(tx, &merchant_id, decisions);
                     let show_prior = show_prior_price_in!(tx, &merchant_id);
-                    let mut appended = Vec::with_capacity(stored.len());
-                    for (decision, stored) in decisions.iter().zip(stored) {
-                        let moved = match decision.new_price_minor {
-                            Some(new_price) if decision.new_price_minor != decision.old_price_minor => {
-                                let prior = if show_prior {
-                                    prior_price_in!(tx, &merchant_id, decision.sku.as_str(), at)
-                                } else {
-                                    None
-                                };
-                                sqlx::query_as::<_, PriceRow>(
-                                    "UPDATE current_prices SET price_minor = $3, version = version + 1, effective_at = $4,
-                                                               source = 'rule', prior_price_minor = $5
-                                     WHERE merchant_id = $1 AND sku = $2
-                                     RETURNING sku, price_minor, currency, version, effective_at, prior_price_minor",
-                                )
-                                .bind(&merchant_id)
-                                .bind(decision.sku.as_str())
-                                .bind(new_price)
-                                .bind(at.timestamp_micros())
-                                .bind(prior)
-                                .fetch_optional(&mut *tx)
-                                .await?
-                                .map(CurrentPrice::try_from)
-                                .transpose()?
-                            }
-                            _ => None,
-                        };
-                        appended.push((stored, moved));
+                    // The prices that move: at most one decision per SKU in a batch (the
+                    // repricer coalesces), so one row per SKU in the multi-row update.
+                    let mut moving: Vec<(&str, i64, Option<i64>)> = Vec::new();
+                    for decision in decisions {
+                        if let Some(new_price) = decision.new_price_minor
+                            && decision.new_price_minor != decision.old_price_minor
+                        {
+                            let prior = if show_prior {
+                                prior_price_in!(tx, &merchant_id, decision.sku.as_str(), at)
+                            } else {
+                                None
+                            };
+                            moving.push((decision.sku.as_str(), new_price, prior));
+                        }
                     }
+                    let distinct: std::collections::HashSet<&str> = moving.iter().map(|m| m.0).collect();
+                    let chunk = if distinct.len() == moving.len() { UPDATE_CHUNK } else { 1 };
+                    let mut moved: std::collections::HashMap<String, CurrentPrice> = std::collections::HashMap::new();
+                    for rows in moving.chunks(chunk) {
+                        let mut update = sqlx::query_as::<_, PriceRow>(sqlx::AssertSqlSafe(move_prices_sql(rows.len())))
+                            .bind(&merchant_id)
+                            .bind(at.timestamp_micros());
+                        for (sku, price, prior) in rows {
+                            update = update.bind(*sku).bind(*price).bind(*prior);
+                        }
+                        for row in update.fetch_all(&mut *tx).await? {
+                            let price = CurrentPrice::try_from(row)?;
+                            moved.insert(price.sku.to_string(), price);
+                        }
+                    }
+                    let appended = stored
+                        .into_iter()
+                        .map(|stored| {
+                            let price = if stored.new_price_minor != stored.old_price_minor {
+                                moved.remove(&stored.sku)
+                            } else {
+                                None
+                            };
+                            (stored, price)
+                        })
+                        .collect();
                     tx.commit().await?;
                     Ok(appended)
                 }
