@@ -4,9 +4,9 @@
 //! (no clock, no randomness, no I/O; the host's `now` is an input), so any difference means
 //! the record, the stored rule or the host changed.
 //!
-//! Fuel is reported but not compared: the repricer evaluates contexts in batches on one
-//! instance, and the guest's allocator state (so its instruction count) depends on what ran
-//! before on that instance, while a replay runs the context alone on a fresh instance.
+//! Fuel is reported but not compared: the repricer evaluates contexts in batches, where the
+//! guest's allocator works on a heap that also holds the rest of the batch, so a context's
+//! instruction count differs a little from the same context run alone, as a replay runs it.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

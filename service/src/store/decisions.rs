@@ -225,9 +225,9 @@ macro_rules! impl_decision_store {
     ($store:ty) => {
         const _: () = {
             use $crate::domain::MerchantId;
+            use $crate::store::decisions::{UPDATE_CHUNK, append_chain, move_prices_sql};
             use $crate::store::history::{prior_price_in, show_prior_price_in};
             use $crate::store::rows::{DecisionRow, PriceRow, convert_all};
-            use $crate::store::decisions::{UPDATE_CHUNK, append_chain, move_prices_sql};
             use $crate::store::{CurrentPrice, NewDecision, StoreError, StoredDecision};
 
             #[async_trait::async_trait]
@@ -265,9 +265,10 @@ macro_rules! impl_decision_store {
                     let chunk = if distinct.len() == moving.len() { UPDATE_CHUNK } else { 1 };
                     let mut moved: std::collections::HashMap<String, CurrentPrice> = std::collections::HashMap::new();
                     for rows in moving.chunks(chunk) {
-                        let mut update = sqlx::query_as::<_, PriceRow>(sqlx::AssertSqlSafe(move_prices_sql(rows.len())))
-                            .bind(&merchant_id)
-                            .bind(at.timestamp_micros());
+                        let mut update =
+                            sqlx::query_as::<_, PriceRow>(sqlx::AssertSqlSafe(move_prices_sql(rows.len())))
+                                .bind(&merchant_id)
+                                .bind(at.timestamp_micros());
                         for (sku, price, prior) in rows {
                             update = update.bind(*sku).bind(*price).bind(*prior);
                         }
@@ -304,11 +305,11 @@ macro_rules! impl_decision_store {
                     after_seq: i64,
                     limit: u32,
                 ) -> Result<Vec<StoredDecision>, StoreError> {
-                    let rows = sqlx::query_as::<_, DecisionRow>(
-                        "SELECT seq, sku, trigger_kind, outcome, currency, old_price_minor, new_price_minor, rule_version,
-                                rule_sha256, clipped, record, created_at, prev_hash, hash
-                         FROM decisions WHERE merchant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                    )
+                    let rows = sqlx::query_as::<_, DecisionRow>(concat!(
+                        "SELECT ",
+                        $crate::store::history::decision_columns!(),
+                        " FROM decisions WHERE merchant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+                    ))
                     .bind(merchant.to_string())
                     .bind(after_seq)
                     .bind(i64::from(limit))

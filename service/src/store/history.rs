@@ -116,14 +116,22 @@ macro_rules! prior_price_in {
     }};
 }
 
+/// The columns of a stored decision, in `DecisionRow`'s order: `concat!` it into queries.
+macro_rules! decision_columns {
+    () => {
+        "seq, sku, trigger_kind, outcome, currency, old_price_minor, new_price_minor, rule_version, rule_sha256, \
+         clipped, record, created_at, prev_hash, hash"
+    };
+}
+
 /// The filtered decisions query in one order. Filters are bound as `$2..$8`: an empty text,
 /// -1 or FALSE matches everything; `$9` and `$10` bound the sequence numbers (the cursor).
 macro_rules! filtered_decisions {
     ($order:literal) => {
         concat!(
-            "SELECT seq, sku, trigger_kind, outcome, currency, old_price_minor, new_price_minor,
-                    rule_version, rule_sha256, clipped, record, created_at, prev_hash, hash
-             FROM decisions
+            "SELECT ",
+            $crate::store::history::decision_columns!(),
+            " FROM decisions
              WHERE merchant_id = $1 AND ($2 = '' OR sku = $2) AND created_at >= $3 AND created_at < $4
                AND ($5 = '' OR trigger_kind = $5) AND ($6 = -1 OR rule_version = $6)
                AND ($7 = '' OR outcome = $7) AND ($8 = FALSE OR clipped = TRUE)
@@ -135,7 +143,7 @@ macro_rules! filtered_decisions {
     };
 }
 
-pub(crate) use {filtered_decisions, prior_price_in, show_prior_price_in};
+pub(crate) use {decision_columns, filtered_decisions, prior_price_in, show_prior_price_in};
 
 /// Implements [`HistoryStore`] for a backend's store type with the SQL both backends accept.
 macro_rules! impl_history_store {
@@ -143,7 +151,9 @@ macro_rules! impl_history_store {
         const _: () = {
             use chrono::{DateTime, Utc};
             use $crate::domain::{MerchantId, Sku};
-            use $crate::store::history::{DecisionFilter, OutcomeFilter, SigningKeyRecord, filtered_decisions, prior_price_in};
+            use $crate::store::history::{
+                DecisionFilter, OutcomeFilter, SigningKeyRecord, decision_columns, filtered_decisions, prior_price_in,
+            };
             use $crate::store::rows::{DecisionRow, MerchantPriceRow, convert_all};
             use $crate::store::{CurrentPrice, StoreError, StoredDecision};
 
@@ -185,11 +195,11 @@ macro_rules! impl_history_store {
                 }
 
                 async fn decision(&self, merchant: MerchantId, seq: i64) -> Result<Option<StoredDecision>, StoreError> {
-                    sqlx::query_as::<_, DecisionRow>(
-                        "SELECT seq, sku, trigger_kind, outcome, currency, old_price_minor, new_price_minor,
-                                rule_version, rule_sha256, clipped, record, created_at, prev_hash, hash
-                         FROM decisions WHERE merchant_id = $1 AND seq = $2",
-                    )
+                    sqlx::query_as::<_, DecisionRow>(concat!(
+                        "SELECT ",
+                        decision_columns!(),
+                        " FROM decisions WHERE merchant_id = $1 AND seq = $2"
+                    ))
                     .bind(merchant.to_string())
                     .bind(seq)
                     .fetch_optional(&self.pool)
@@ -204,13 +214,13 @@ macro_rules! impl_history_store {
                     sku: &Sku,
                     at: DateTime<Utc>,
                 ) -> Result<Option<StoredDecision>, StoreError> {
-                    sqlx::query_as::<_, DecisionRow>(
-                        "SELECT seq, sku, trigger_kind, outcome, currency, old_price_minor, new_price_minor,
-                                rule_version, rule_sha256, clipped, record, created_at, prev_hash, hash
-                         FROM decisions
+                    sqlx::query_as::<_, DecisionRow>(concat!(
+                        "SELECT ",
+                        decision_columns!(),
+                        " FROM decisions
                          WHERE merchant_id = $1 AND sku = $2 AND outcome = 'changed' AND created_at <= $3
-                         ORDER BY created_at DESC, seq DESC LIMIT 1",
-                    )
+                         ORDER BY created_at DESC, seq DESC LIMIT 1"
+                    ))
                     .bind(merchant.to_string())
                     .bind(sku.as_str())
                     .bind(at.timestamp_micros())
