@@ -223,7 +223,7 @@ async fn run() {
     settings.http.workers = 2;
     let app = Application::build(settings).await.unwrap();
     let port = app.port();
-    let repricer = app.repricer();
+    let engine = app.engine();
     let store = app.store();
     tokio::spawn(app.run_until_stopped());
     let base = format!("http://127.0.0.1:{port}");
@@ -322,7 +322,7 @@ async fn run() {
         .unwrap();
     let version = uploaded["version"].as_i64().unwrap();
     call(&client, reqwest::Method::POST, format!("{base}/v1/rules/{version}/activate"), &key, None).await;
-    repricer.settled().await;
+    engine.settled().await;
     let mut latencies = Vec::new();
     for n in 0..200i64 {
         let competitor_price = 1900 - n;

@@ -11,11 +11,14 @@ use std::time::Instant;
 
 use pricing::cache::PriceCache;
 use pricing::config::Settings;
+use pricing::domain::Trigger;
 use pricing::domain::{ProductDraft, Sku};
-use pricing::pricing::{Repricer, Trigger};
+use pricing::engine::Engine;
+use pricing::replication::Replication;
 use pricing::rules::Rules;
 use pricing::sandbox::Sandbox;
 use pricing::store::{self, Store};
+use pricing::write::{Prices, catalogue};
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -36,7 +39,7 @@ async fn run() {
         }
         let db = common::fresh_database(backend).await;
         let settings = Settings::defaults();
-        let store: Arc<dyn Store> = store::connect(&db.url, &settings.store).await.unwrap();
+        let store: Store = store::connect(&db.url, &settings.store).await.unwrap();
         let merchant = store.create_merchant("Bench").await.unwrap().id;
         let writers = (0..8).map(|w| {
             let store = store.clone();
@@ -46,7 +49,7 @@ async fn run() {
                     let cost = 1000 + (i % 500) as i64;
                     let draft =
                         ProductDraft::parse(sku, "EUR", cost, 1999, Default::default(), Default::default()).unwrap();
-                    store.upsert_product(merchant, &draft).await.unwrap();
+                    catalogue::put(&store, merchant, &draft, &pricing::write::Gate::open()).await.unwrap();
                 }
             })
         });
@@ -73,15 +76,16 @@ async fn run() {
         }
         let eval_rate = guest.len() as f64 / started.elapsed().as_secs_f64();
 
-        let repricer = Repricer::start(store.clone(), rules.clone(), cache.clone());
+        let prices = Prices::new(store.clone(), cache.clone(), Replication::local());
+        let engine = Engine::start(prices.clone(), rules.clone());
         let started = Instant::now();
-        repricer.request_all(merchant, Trigger::RuleActivated);
-        repricer.settled().await;
+        prices.request_all(merchant, Trigger::RuleActivated);
+        engine.settled().await;
         let seconds = started.elapsed().as_secs_f64();
-        assert_eq!(repricer.evaluations(), skus as u64);
+        assert_eq!(engine.evaluations(), skus as u64);
         let rate = skus as f64 / seconds;
         println!("{name:<10} {seconds:>14.2} {rate:>16.0} {:>12.3} {eval_rate:>18.0}", rate / eval_rate);
-        let verified = pricing::pricing::audit::verify(store.as_ref(), merchant).await.unwrap();
+        let verified = pricing::audit::verify::verify(&store, merchant).await.unwrap();
         // Each product's creation, then its repricing.
         assert!(verified.intact && verified.records == 2 * skus as i64, "{verified:?}");
         store.close().await;

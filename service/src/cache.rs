@@ -3,8 +3,6 @@
 //! acknowledged. It holds every price, so a SKU that is not in it does not exist: a lookup
 //! never falls through to the store, and unknown SKUs cannot become a storm of queries.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 
 use crate::domain::{Currency, MerchantId, Sku};
@@ -19,7 +17,7 @@ pub struct CachedPrice {
     pub currency: Currency,
     pub version: i64,
     pub effective_at: DateTime<Utc>,
-    /// The prior price, for merchants that show it (see [`crate::pricing::prior`]).
+    /// The prior price, for merchants that show it (see [`crate::domain::prior`]).
     pub prior_minor: Option<i64>,
 }
 
@@ -63,7 +61,7 @@ impl PriceCache {
     }
 
     /// Loads every price in force; returns how many.
-    pub async fn warm(&self, store: &Arc<dyn Store>) -> Result<usize, StoreError> {
+    pub async fn warm(&self, store: &Store) -> Result<usize, StoreError> {
         let mut loaded = 0;
         let mut after: Option<(MerchantId, Sku)> = None;
         loop {

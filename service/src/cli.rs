@@ -66,11 +66,11 @@ pub async fn run(command: Command, settings: Settings) -> Result<Outcome, Box<dy
         }
         Command::Migrate => {
             let store = store::connect(&settings.database_url, &settings.store).await?;
-            println!("{} database is migrated", store.backend());
+            println!("{} database is migrated", store.backend().as_str());
             store.close().await;
         }
         Command::Rule(RuleCommand::Run { wasm, input, params }) => {
-            let report = runner::run(&settings.sandbox, &wasm, &input, params.as_deref())?;
+            let report = runner::run(&settings.sandbox, &wasm, &input, params.as_deref()).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             if report.error.is_some() {
                 return Ok(Outcome::RuleFailed);

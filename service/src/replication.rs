@@ -34,7 +34,9 @@ mod reread;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgListener, PgPool};
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use tokio::sync::mpsc;
 
 pub use self::notes::Change;
@@ -43,7 +45,7 @@ use self::reread::{apply, rewarm};
 use crate::cache::PriceCache;
 use crate::config::StoreSettings;
 use crate::domain::MerchantId;
-use crate::store::{self, PostgresStore, Store, StoreError};
+use crate::store::{Backend, Store, StoreError};
 
 const CHANNEL: &str = "pricing_prices";
 
@@ -54,15 +56,21 @@ pub struct Replication {
 }
 
 /// Opens the store; on PostgreSQL also the fan-out (its outbox task starts now).
-pub async fn open(url: &str, settings: &StoreSettings) -> Result<(Arc<dyn Store>, Replication), StoreError> {
-    if !(url.starts_with("postgres:") || url.starts_with("postgresql:")) {
-        return Ok((store::connect(url, settings).await?, Replication::local()));
+pub async fn open(url: &str, settings: &StoreSettings) -> Result<(Store, Replication), StoreError> {
+    let store = Store::connect(url, settings).await?;
+    if store.backend() != Backend::Postgres {
+        return Ok((store, Replication::local()));
     }
-    let store = PostgresStore::connect(url, settings).await?;
-    let pool = store.pool().clone();
+    // Notes, listening and advisory locks are PostgreSQL's own: a pool of its native driver.
+    let options = PgConnectOptions::from_str(url)?.application_name("pricing-replication");
+    let pool = PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
+        .connect_with(options)
+        .await?;
     let (outbox, queued) = mpsc::unbounded_channel();
     tokio::spawn(send_notes(pool.clone(), queued));
-    Ok((Arc::new(store), Replication { pg: Some((pool, outbox)) }))
+    Ok((store, Replication { pg: Some((pool, outbox)) }))
 }
 
 impl Replication {
@@ -116,7 +124,7 @@ pub struct Listening(Option<(PgListener, PgPool)>);
 
 impl Listening {
     /// Applies notes to the cache until the store closes.
-    pub fn run(self, store: Arc<dyn Store>, cache: Arc<PriceCache>) {
+    pub fn run(self, store: Store, cache: Arc<PriceCache>) {
         if let Some((listener, pool)) = self.0 {
             tokio::spawn(listen(listener, pool, store, cache));
         }
@@ -129,7 +137,7 @@ async fn subscribe(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     Ok(listener)
 }
 
-async fn listen(mut listener: PgListener, pool: PgPool, store: Arc<dyn Store>, cache: Arc<PriceCache>) {
+async fn listen(mut listener: PgListener, pool: PgPool, store: Store, cache: Arc<PriceCache>) {
     loop {
         let healthy = match listener.try_recv().await {
             Ok(Some(note)) => match decode(note.payload()) {

@@ -50,7 +50,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(path: &Path, what: &'static str) -
 }
 
 /// Runs the rule once. `Ok` holds the report whether the rule decided or failed.
-pub fn run(
+pub async fn run(
     settings: &SandboxSettings,
     wasm: &Path,
     input: &Path,
@@ -62,12 +62,7 @@ pub fn run(
         Some(path) => parse_json(path, "parameter object")?,
         None => Map::new(),
     };
-    let guest = context.to_guest(&params).map_err(|e| RunError::Parse {
-        path: input.display().to_string(),
-        what: "rule context",
-        message: e.to_string(),
-    })?;
-    let sandbox = Sandbox::new(settings)?;
+    let sandbox = std::sync::Arc::new(Sandbox::new(settings)?);
     let compiled = match sandbox.compile(&module) {
         Ok(compiled) => compiled,
         Err(e) => {
@@ -79,7 +74,17 @@ pub fn run(
             });
         }
     };
-    let evaluation = sandbox.evaluate(&compiled.rule, &guest);
+    let evaluation = crate::rules::evaluate(
+        &sandbox,
+        &compiled.rule,
+        &params,
+        std::slice::from_ref(&context),
+        crate::rules::Mode::Alone,
+    )
+    .await
+    .map_err(|e| RunError::Parse { path: input.display().to_string(), what: "rule context", message: e.to_string() })?
+    .pop()
+    .expect("one evaluation per context");
     let (decision, error) = match evaluation.result {
         Ok(decision) => (Some(decision), None),
         Err(e) => (None, Some(RunFailure { kind: e.kind().into(), message: e.to_string() })),

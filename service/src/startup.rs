@@ -10,16 +10,17 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 
 use crate::api;
+use crate::audit::checkpoint::CheckpointSigner;
 use crate::auth::{self, Authenticator, Role, Roles};
 use crate::cache::PriceCache;
 use crate::config::Settings;
+use crate::engine::Engine;
 use crate::metrics::Metrics;
-use crate::pricing::Repricer;
-use crate::pricing::checkpoint::CheckpointSigner;
-use crate::replication::{self, Replication};
+use crate::replication;
 use crate::rules::Rules;
 use crate::sandbox::Sandbox;
 use crate::store::{Store, StoreError};
+use crate::write::Prices;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -34,15 +35,15 @@ pub enum StartupError {
 pub struct Application {
     server: Server,
     port: u16,
-    store: Arc<dyn Store>,
-    repricer: Repricer,
+    store: Store,
+    engine: Engine,
     generated_admin_key: Option<String>,
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let (store, replication) = replication::open(&settings.database_url, &settings.store).await?;
-        let generated_admin_key = bootstrap_admin_key(store.as_ref(), &settings).await?;
+        let generated_admin_key = bootstrap_admin_key(&store, &settings).await?;
         let listen_error = |source| StartupError::Listen { address: settings.listen.clone(), source };
         let listener = TcpListener::bind(&settings.listen).map_err(listen_error)?;
         let port = listener.local_addr().map_err(listen_error)?.port();
@@ -54,28 +55,28 @@ impl Application {
         listening.run(store.clone(), prices.clone());
         let sandbox = Arc::new(Sandbox::new(&settings.sandbox)?);
         let rules = Arc::new(Rules::new(store.clone(), sandbox, settings.pricing.stale_after_secs));
-        let signer = Arc::new(CheckpointSigner::load(store.as_ref()).await?);
-        let repricer = Repricer::start_replicated(store.clone(), rules.clone(), prices.clone(), replication);
+        let signer = Arc::new(CheckpointSigner::load(&store).await?);
+        let writer = Prices::new(store.clone(), prices.clone(), replication);
+        let engine = Engine::start(writer.clone(), rules.clone());
         if settings.pricing.schedule_secs > 0 {
-            repricer.start_schedule(Duration::from_secs(settings.pricing.schedule_secs));
+            engine.start_schedule(Duration::from_secs(settings.pricing.schedule_secs));
         }
-        let server =
-            serve(listener, store.clone(), rules, prices, repricer.clone(), signer, &settings).map_err(listen_error)?;
-        tracing::info!(port, backend = store.backend(), "pricing service listening");
-        Ok(Self { server, port, store, repricer, generated_admin_key })
+        let server = serve(listener, store.clone(), rules, prices, writer, signer, &settings).map_err(listen_error)?;
+        tracing::info!(port, backend = store.backend().as_str(), "pricing service listening");
+        Ok(Self { server, port, store, engine, generated_admin_key })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    pub fn store(&self) -> Arc<dyn Store> {
+    pub fn store(&self) -> Store {
         self.store.clone()
     }
 
-    /// The repricer (tests wait on it to settle).
-    pub fn repricer(&self) -> Repricer {
-        self.repricer.clone()
+    /// The repricing engine (tests wait on it to settle).
+    pub fn engine(&self) -> Engine {
+        self.engine.clone()
     }
 
     /// The admin key made on a first start with none configured; to be shown once.
@@ -97,7 +98,7 @@ impl Application {
 }
 
 /// With no admin key configured and none stored, makes one: only its hash is kept.
-async fn bootstrap_admin_key(store: &dyn Store, settings: &Settings) -> Result<Option<String>, StoreError> {
+async fn bootstrap_admin_key(store: &Store, settings: &Settings) -> Result<Option<String>, StoreError> {
     if settings.admin_key.is_some() || store.count_active_admin_keys().await? > 0 {
         return Ok(None);
     }
@@ -108,10 +109,10 @@ async fn bootstrap_admin_key(store: &dyn Store, settings: &Settings) -> Result<O
 
 fn serve(
     listener: TcpListener,
-    store: Arc<dyn Store>,
+    store: Store,
     rules: Arc<Rules>,
     prices: Arc<PriceCache>,
-    repricer: Repricer,
+    writer: Prices,
     signer: Arc<CheckpointSigner>,
     settings: &Settings,
 ) -> std::io::Result<Server> {
@@ -120,11 +121,10 @@ fn serve(
         settings.admin_key.as_ref().map(|k| k.expose()),
         Duration::from_secs(settings.auth.key_cache_ttl_secs),
     ));
-    let store: web::Data<dyn Store> = web::Data::from(store);
+    let store = web::Data::new(store);
     let rules = web::Data::from(rules);
     let prices = web::Data::from(prices);
-    let replication: web::Data<Replication> = web::Data::new(repricer.replication().clone());
-    let repricer = web::Data::new(repricer);
+    let writer = web::Data::new(writer);
     let signer = web::Data::from(signer);
     let pricing = web::Data::new(settings.pricing.clone());
     let metrics = web::Data::new(Metrics::new());
@@ -137,8 +137,7 @@ fn serve(
             .app_data(authenticator.clone())
             .app_data(rules.clone())
             .app_data(prices.clone())
-            .app_data(repricer.clone())
-            .app_data(replication.clone())
+            .app_data(writer.clone())
             .app_data(signer.clone())
             .app_data(pricing.clone())
             .app_data(metrics.clone())

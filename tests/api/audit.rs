@@ -77,7 +77,7 @@ async fn known_history(app: &TestApp) -> (String, DateTime<Utc>) {
     assert_eq!(activate(app, &key, "hostile", json!({"attack": "panic"})).await, 2);
     let path = "/v1/rules/1/activate";
     expect_status(app.call(Method::POST, path, Some(&key), None).await, StatusCode::OK).await;
-    app.repricer.settled().await;
+    app.engine.settled().await;
     (key, between)
 }
 
@@ -267,7 +267,7 @@ async fn exports_stream_every_matching_decision_as_csv_and_as_ndjson() {
     let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 1_150 + 1 + 1_150, "creations, one base price change, one decision per product");
     // Enough to re-check the whole chain offline.
-    let mut prev = pricing::store::decisions::GENESIS_HASH.to_owned();
+    let mut prev = pricing::domain::chain::GENESIS_HASH.to_owned();
     for (i, line) in lines.iter().enumerate() {
         assert_eq!(line["seq"], i as i64 + 1);
         assert_eq!(line["prev_hash"], prev.as_str());
@@ -275,7 +275,7 @@ async fn exports_stream_every_matching_decision_as_csv_and_as_ndjson() {
         let raw: &serde_json::value::RawValue =
             serde_json::from_str::<RawRecord>(text.lines().nth(i).unwrap()).unwrap().record;
         let record = raw.get();
-        assert_eq!(pricing::store::decisions::chain_hash(&prev, record), line["hash"].as_str().unwrap());
+        assert_eq!(pricing::domain::chain::chain_hash(&prev, record), line["hash"].as_str().unwrap());
         prev = line["hash"].as_str().unwrap().to_owned();
     }
 
@@ -445,7 +445,7 @@ async fn a_signed_checkpoint_later_proves_that_nothing_before_it_changed() {
     let key_bytes: [u8; 32] = hex::decode(public["public_key_hex"].as_str().unwrap()).unwrap().try_into().unwrap();
     let verifying = ed25519_dalek::VerifyingKey::from_bytes(&key_bytes).unwrap();
     // The signed JSON has the checkpoint's fields in their documented order.
-    let fields: pricing::pricing::checkpoint::Checkpoint =
+    let fields: pricing::audit::checkpoint::Checkpoint =
         serde_json::from_value(checkpoint["checkpoint"].clone()).unwrap();
     let mut message = b"pricing-checkpoint-v1\n".to_vec();
     message.extend_from_slice(serde_json::to_string(&fields).unwrap().as_bytes());
@@ -468,13 +468,13 @@ async fn a_signed_checkpoint_later_proves_that_nothing_before_it_changed() {
     // Someone with database access edits record 2 and rehashes every record after it and the
     // head: the chain verifies on its own, but not against the checkpoint.
     let mut chain = app.store.chain(merchant.parse().unwrap(), 0, 100).await.unwrap();
-    let mut prev = pricing::store::decisions::GENESIS_HASH.to_owned();
+    let mut prev = pricing::domain::chain::GENESIS_HASH.to_owned();
     let mut statements = Vec::new();
     for decision in &mut chain {
         if decision.seq == 2 {
             decision.record = decision.record.replace("was created", "was CREATED");
         }
-        let hash = pricing::store::decisions::chain_hash(&prev, &decision.record);
+        let hash = pricing::domain::chain::chain_hash(&prev, &decision.record);
         statements.push(format!(
             "UPDATE decisions SET record = '{}', prev_hash = '{prev}', hash = '{hash}' WHERE seq = {}",
             decision.record.replace('\'', "''"),
@@ -520,7 +520,7 @@ async fn replaying_recorded_decisions_gives_identical_results(backend: Backend) 
          "in_stock": true, "observed_at": observed}]});
     let response = app.call(Method::POST, "/v1/signals/competitor-prices", Some(&key), Some(signal)).await;
     assert!(response.status().is_success(), "{}", response.text().await.unwrap());
-    app.repricer.settled().await;
+    app.engine.settled().await;
     activate(&app, &key, "hostile", json!({"attack": "panic"})).await;
 
     let decisions = items(&app, &key, "/v1/prices/tee/history").await;
@@ -590,7 +590,7 @@ async fn checkout_lookups_carry_the_prior_price_when_the_merchant_shows_it(backe
     assert_eq!(lookup("new").await["prior_price_minor"], 900);
     // A new price's prior price counts every price of the last 30 days, the current one too.
     put(&app, &key, "tee", json!({"currency": "EUR", "cost_minor": 1100, "base_price_minor": 2000})).await;
-    app.repricer.settled().await;
+    app.engine.settled().await;
     let body = lookup("tee").await;
     assert_eq!((body["price_minor"].as_i64(), body["prior_price_minor"].as_i64()), (Some(1210), Some(1100)));
     let batch = app.call(Method::POST, "/v1/prices/lookup", Some(&key), Some(json!({"skus": ["tee", "new"]}))).await;
@@ -598,7 +598,7 @@ async fn checkout_lookups_carry_the_prior_price_when_the_merchant_shows_it(backe
     assert_eq!(batch["prices"][0]["prior_price_minor"], 1100);
     // A product created now has had no earlier price.
     put(&app, &key, "fresh", json!({"currency": "EUR", "cost_minor": 1, "base_price_minor": 500})).await;
-    app.repricer.settled().await;
+    app.engine.settled().await;
     assert_eq!(get(&app, &key, "/v1/prices/fresh/history").await["items"].as_array().unwrap().len(), 2);
     assert_eq!(lookup("fresh").await["prior_price_minor"], 500, "its base price was in force before the rule's");
 

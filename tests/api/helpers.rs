@@ -1,7 +1,5 @@
 //! `spawn_app()` and the small client helpers every API test uses.
 
-use std::sync::Arc;
-
 use actix_web::dev::ServerHandle;
 use pricing::config::{Secret, Settings};
 use pricing::startup::Application;
@@ -18,8 +16,8 @@ pub struct TestApp {
     pub admin_key: String,
     pub client: reqwest::Client,
     pub db: TestDb,
-    pub store: Arc<dyn Store>,
-    pub repricer: pricing::pricing::Repricer,
+    pub store: Store,
+    pub engine: pricing::engine::Engine,
     handle: ServerHandle,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -50,7 +48,7 @@ pub async fn spawn_app_with(settings: Settings, db: TestDb) -> TestApp {
     let admin_key = app.generated_admin_key().map(str::to_owned).unwrap_or(admin_key);
     let address = format!("http://127.0.0.1:{}", app.port());
     let store = app.store();
-    let repricer = app.repricer();
+    let engine = app.engine();
     let handle = app.handle();
     let server = tokio::spawn(app.run_until_stopped());
     // Idle connections are dropped long before the server's keep-alive ends.
@@ -58,7 +56,7 @@ pub async fn spawn_app_with(settings: Settings, db: TestDb) -> TestApp {
         .pool_idle_timeout(std::time::Duration::from_secs(10))
         .build()
         .expect("an HTTP client");
-    TestApp { address, admin_key, client, db, store, repricer, handle, server }
+    TestApp { address, admin_key, client, db, store, engine, handle, server }
 }
 
 /// Logs go to the test output only when `TEST_LOG` is set.

@@ -21,7 +21,7 @@ pub(crate) async fn activate(app: &TestApp, key: &str, rule: &str, params: Value
     expect_status(app.call(Method::PUT, &path, Some(key), Some(params)).await, StatusCode::OK).await;
     let path = format!("/v1/rules/{version}/activate");
     expect_status(app.call(Method::POST, &path, Some(key), None).await, StatusCode::OK).await;
-    app.repricer.settled().await;
+    app.engine.settled().await;
     version
 }
 
@@ -89,7 +89,7 @@ async fn activation_reprices_the_catalogue_within_guardrails(backend: Backend) {
 
     // A cost change reprices that product alone.
     put(&app, &key, "plain", json!({"currency": "EUR", "cost_minor": 1600, "base_price_minor": 1999})).await;
-    app.repricer.settled().await;
+    app.engine.settled().await;
     assert_eq!(price(&app, &key, "plain").await, (1999, 3)); // 1600 × 1.25 = 2000 → 19.99
     assert_eq!(history(&app, &key, "plain").await[0]["trigger"], "product_changed");
 
@@ -127,7 +127,7 @@ async fn a_burst_of_changes_to_one_product_gives_far_fewer_evaluations_and_the_l
     let (merchant, key) = app.merchant_with_key(&["merchant", "checkout"]).await;
     put(&app, &key, "hot", json!({"currency": "EUR", "cost_minor": 1000, "base_price_minor": 1999})).await;
     activate(&app, &key, "cost-plus", json!({"margin_bps": 0})).await;
-    let before = app.repricer.evaluations();
+    let before = app.engine.evaluations();
 
     // 100 cost changes as fast as HTTP allows, 8 at a time.
     let mut costs = (1..=100).map(|i| 1000 + i).collect::<Vec<i64>>().into_iter();
@@ -145,20 +145,20 @@ async fn a_burst_of_changes_to_one_product_gives_far_fewer_evaluations_and_the_l
     }
     let last = json!({"currency": "EUR", "cost_minor": 1234, "base_price_minor": 1999});
     put(&app, &key, "hot", last).await;
-    app.repricer.settled().await;
-    let http_evaluations = app.repricer.evaluations() - before;
+    app.engine.settled().await;
+    let http_evaluations = app.engine.evaluations() - before;
     // Seen here: about 35. The worker takes whatever has queued since its last round.
     assert!(http_evaluations < 70, "{http_evaluations} evaluations for 101 changes");
     assert_eq!(price(&app, &key, "hot").await.0, 1234, "the last cost decides");
 
     // Queued faster than any worker runs, a thousand requests are one or two evaluations.
-    let before = app.repricer.evaluations();
+    let before = app.engine.evaluations();
     let sku = pricing::domain::Sku::parse("hot").unwrap();
     for _ in 0..1000 {
-        app.repricer.request(merchant.parse().unwrap(), [sku.clone()], pricing::pricing::Trigger::ProductChanged);
+        app.engine.request(merchant.parse().unwrap(), [sku.clone()], pricing::domain::Trigger::ProductChanged);
     }
-    app.repricer.settled().await;
-    assert!(app.repricer.evaluations() - before <= 2, "{} evaluations", app.repricer.evaluations() - before);
+    app.engine.settled().await;
+    assert!(app.engine.evaluations() - before <= 2, "{} evaluations", app.engine.evaluations() - before);
 }
 
 #[tokio::test]
@@ -177,7 +177,7 @@ async fn an_edited_or_deleted_record_is_found_by_verification() {
     activate(&app, &key, "cost-plus", json!({"margin_bps": 2000})).await;
     assert_eq!(verification(&app, &key).await["records"], 5 + 5, "five creations, five rule decisions");
     let sqlite =
-        pricing::store::SqliteStore::connect(&app.db.url, &pricing::config::Settings::defaults().store).await.unwrap();
+        pricing::store::Store::connect(&app.db.url, &pricing::config::Settings::defaults().store).await.unwrap();
     let pool = sqlite.pool();
     // Someone with database access removes the append-only guard and edits record 3's price.
     sqlx::query("DROP TRIGGER decisions_no_update").execute(pool).await.unwrap();

@@ -73,8 +73,8 @@ async fn a_price_written_on_one_replica_reaches_the_others_lookups() {
     // A cost change on B is repriced (by whichever replica holds the merchant) and A sees it.
     put(&b, &key, "tee", tee(2000, 2019)).await;
     eventually("A sees B's repricing", || async { lookup(&a, &key, "tee").await.map(|p| p.0) == Some(2499) }).await;
-    b.repricer.settled().await;
-    a.repricer.settled().await;
+    b.engine.settled().await;
+    a.engine.settled().await;
     assert_eq!(lookup(&a, &key, "tee").await, lookup(&b, &key, "tee").await);
 
     // A product deleted on A is gone from B's lookups.
@@ -83,7 +83,7 @@ async fn a_price_written_on_one_replica_reaches_the_others_lookups() {
 
     // The prior-price setting changes no version; B re-reads the merchant anyway.
     put(&a, &key, "cap", tee(100, 5000)).await; // the rule takes it down to 0.99 at once
-    a.repricer.settled().await;
+    a.engine.settled().await;
     expect_status(
         a.call(Method::PUT, "/v1/settings", Some(&key), Some(json!({"show_prior_price": true}))).await,
         StatusCode::OK,
@@ -103,7 +103,7 @@ async fn signals_to_both_replicas_end_in_one_price_and_one_intact_chain() {
     put(&a, &key, "cold", tee(500, 999)).await;
     activate(&a, &key, "cost-plus", json!({"margin_bps": 0})).await;
     eventually("B has the rule's price", || async { lookup(&b, &key, "hot").await == Some((1000, 2)) }).await;
-    let before = a.repricer.evaluations() + b.repricer.evaluations();
+    let before = a.engine.evaluations() + b.engine.evaluations();
 
     // Cost changes alternating between the replicas, 8 at a time; the last one is 1234.
     let costs: Vec<i64> = (1..=40).map(|i| 1000 + i).chain([1234]).collect();
@@ -120,14 +120,14 @@ async fn signals_to_both_replicas_end_in_one_price_and_one_intact_chain() {
     let sku = pricing::domain::Sku::parse("cold").unwrap();
     for _ in 0..500 {
         for replica in [&a, &b] {
-            replica.repricer.request(merchant.parse().unwrap(), [sku.clone()], pricing::pricing::Trigger::Demand);
+            replica.engine.request(merchant.parse().unwrap(), [sku.clone()], pricing::domain::Trigger::Demand);
         }
     }
-    a.repricer.settled().await;
-    b.repricer.settled().await;
-    a.repricer.settled().await;
+    a.engine.settled().await;
+    b.engine.settled().await;
+    a.engine.settled().await;
 
-    let evaluations = a.repricer.evaluations() + b.repricer.evaluations() - before;
+    let evaluations = a.engine.evaluations() + b.engine.evaluations() - before;
     assert!(evaluations < 41 + 4, "{evaluations} evaluations for 41 changes and two bursts");
     eventually("both replicas agree on the last cost", || async {
         lookup(&a, &key, "hot").await.map(|p| p.0) == Some(1234)
@@ -157,15 +157,15 @@ async fn work_for_a_merchant_locked_by_another_replica_waits_and_is_not_lost() {
         .await
         .unwrap();
     assert!(locked);
-    let before = a.repricer.evaluations();
+    let before = a.engine.evaluations();
     put(&a, &key, "tee", tee(1100, 1999)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(a.repricer.evaluations(), before, "no evaluation while another replica holds the merchant");
+    assert_eq!(a.engine.evaluations(), before, "no evaluation while another replica holds the merchant");
     assert_eq!(lookup(&a, &key, "tee").await.map(|p| p.0), Some(1000));
 
     held.rollback().await.unwrap();
-    a.repricer.settled().await;
-    assert_eq!(a.repricer.evaluations(), before + 1);
+    a.engine.settled().await;
+    assert_eq!(a.engine.evaluations(), before + 1);
     assert_eq!(lookup(&a, &key, "tee").await.map(|p| p.0), Some(1100), "the deferred signal was evaluated");
 }
 

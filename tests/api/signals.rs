@@ -20,7 +20,7 @@ async fn setup(app: &TestApp, rule: &str, params: Value) -> String {
     expect_status(app.call(Method::PUT, &path, Some(&key), Some(params)).await, StatusCode::OK).await;
     let path = format!("/v1/rules/{version}/activate");
     expect_status(app.call(Method::POST, &path, Some(&key), None).await, StatusCode::OK).await;
-    app.repricer.settled().await;
+    app.engine.settled().await;
     key
 }
 
@@ -33,7 +33,7 @@ async fn send_offers(app: &TestApp, key: &str, offers: Vec<Value>) -> Value {
     let response =
         app.call(Method::POST, "/v1/signals/competitor-prices", Some(key), Some(json!({"observations": offers}))).await;
     let receipt = expect_status(response, StatusCode::OK).await;
-    app.repricer.settled().await;
+    app.engine.settled().await;
     receipt
 }
 
@@ -111,7 +111,7 @@ async fn demand_events_feed_the_demand_policy_once_each(backend: Backend) {
         |events: Vec<Value>| app.call(Method::POST, "/v1/signals/demand", Some(&key), Some(json!({"events": events})));
     let receipt = expect_status(send(events.clone()).await, StatusCode::OK).await;
     assert_eq!((receipt["received"].as_i64(), receipt["skus_changed"].as_i64()), (Some(7), Some(1)));
-    app.repricer.settled().await;
+    app.engine.settled().await;
     // 60 sold in a week against 100 in stock is fast: 19.99 + 5 % = 20.99.
     assert_eq!(price(&app, &key).await, 2099);
     let inputs = &decisions(&app, &key).await[0]["record"]["inputs"]["demand"];
@@ -119,7 +119,7 @@ async fn demand_events_feed_the_demand_policy_once_each(backend: Backend) {
 
     let receipt = expect_status(send(events).await, StatusCode::OK).await;
     assert_eq!(receipt["skus_changed"], 0, "a replayed batch adds nothing");
-    app.repricer.settled().await;
+    app.engine.settled().await;
     assert_eq!(price(&app, &key).await, 2099);
 }
 
@@ -159,7 +159,7 @@ async fn bad_or_oversized_batches_are_refused_whole_and_feeds_need_their_role() 
             "observations[2].observed_at"
         ]
     );
-    app.repricer.settled().await;
+    app.engine.settled().await;
     assert_eq!(price(&app, &key).await, 1999, "the valid entry of a refused batch was not stored either");
 
     let merchant = app.create_merchant("Other").await;

@@ -106,7 +106,7 @@ async fn known_history(app: &TestApp) -> (String, String) {
     expect_status(app.put_product(&key, SKU, product.clone()).await, StatusCode::CREATED).await;
     let path = format!("/v1/rules/{version}/activate");
     expect_status(app.call(Method::POST, &path, Some(&key), None).await, StatusCode::OK).await;
-    app.repricer.settled().await; // 1: kept, no competitor yet
+    app.engine.settled().await; // 1: kept, no competitor yet
 
     let batches = [
         vec![offer("o-1", "a", 1899, true, 10), offer("o-2", "b", 1799, false, 10)], // 2: 18.94
@@ -118,12 +118,12 @@ async fn known_history(app: &TestApp) -> (String, String) {
         let body = json!({"observations": batch});
         let response = app.call(Method::POST, "/v1/signals/competitor-prices", Some(&key), Some(body)).await;
         expect_status(response, StatusCode::OK).await;
-        app.repricer.settled().await;
+        app.engine.settled().await;
     }
     let mut cost_change = product;
     cost_change["cost_minor"] = json!(1300);
     expect_status(app.put_product(&key, SKU, cost_change).await, StatusCode::OK).await;
-    app.repricer.settled().await; // 6: kept at 16.95
+    app.engine.settled().await; // 6: kept at 16.95
     (key, auditor)
 }
 
@@ -220,7 +220,7 @@ async fn the_chain_badge_names_the_first_broken_record() {
     let (_, auditor) = known_history(&app).await;
     // Someone with database access lifts the append-only guard and edits record 3's price.
     let sqlite =
-        pricing::store::SqliteStore::connect(&app.db.url, &pricing::config::Settings::defaults().store).await.unwrap();
+        pricing::store::Store::connect(&app.db.url, &pricing::config::Settings::defaults().store).await.unwrap();
     sqlx::query("DROP TRIGGER decisions_no_update").execute(sqlite.pool()).await.unwrap();
     sqlx::query("UPDATE decisions SET new_price_minor = 1 WHERE seq = 3").execute(sqlite.pool()).await.unwrap();
 

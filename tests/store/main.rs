@@ -1,5 +1,6 @@
-//! The store test suite: one set of tests, generic over the `Store` trait, run against both
-//! backends (an SQLite file and a PostgreSQL database, fresh for each test).
+//! The store test suite: one set of tests run against both backends (an SQLite file and a
+//! PostgreSQL database, fresh for each test). Catalogue writes go through the write side's
+//! transactions (`write::catalogue`), which compose the store's product, price and chain rows.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -9,13 +10,25 @@ use std::sync::Arc;
 use common::{Backend, fresh_database};
 use pricing::auth::{self, Role, Roles};
 use pricing::config::Settings;
-use pricing::domain::{GuardrailsInput, MerchantId, ProductDraft, Sku};
+use pricing::domain::{GuardrailsInput, MerchantId, Product, ProductDraft, Sku};
 use pricing::store::{self, NewRuleVersion, Store, StoreError, Upserted};
+use pricing::write::catalogue;
 use serde_json::{Map, Value, json};
 
-async fn open(backend: Backend) -> Arc<dyn Store> {
+async fn open(backend: Backend) -> Arc<Store> {
     let db = fresh_database(backend).await;
-    store::connect(&db.url, &Settings::defaults().store).await.expect("a fresh database opens and migrates")
+    Arc::new(store::connect(&db.url, &Settings::defaults().store).await.expect("a fresh database opens and migrates"))
+}
+
+/// Creates or replaces a product as the service does (with its price event and base price).
+async fn upsert(store: &Store, merchant: MerchantId, draft: &ProductDraft) -> Result<(Product, Upserted), StoreError> {
+    catalogue::put(store, merchant, draft, &pricing::write::Gate::open())
+        .await
+        .map(|(product, upserted, _)| (product, upserted))
+}
+
+async fn delete(store: &Store, merchant: MerchantId, sku: &Sku) -> Result<bool, StoreError> {
+    catalogue::delete(store, merchant, sku, &pricing::write::Gate::open()).await
 }
 
 fn draft(sku: &str, currency: &str, cost: i64, base: i64) -> ProductDraft {
@@ -35,7 +48,7 @@ fn sku(s: &str) -> Sku {
 async fn a_store_reports_its_backend_and_answers_pings(backend: Backend) {
     let store = open(backend).await;
     store.ping().await.unwrap();
-    assert_eq!(store.backend(), if backend == Backend::Sqlite { "sqlite" } else { "postgres" });
+    assert_eq!(store.backend().as_str(), if backend == Backend::Sqlite { "sqlite" } else { "postgres" });
 }
 
 async fn opening_an_already_migrated_database_again_works(backend: Backend) {
@@ -96,17 +109,17 @@ async fn an_upsert_creates_then_updates_then_changes_nothing(backend: Backend) {
     let store = open(backend).await;
     let m = store.create_merchant("Acme").await.unwrap().id;
     let first = draft_with("tee-1", "EUR", 1200, 1999, json!({"floor_minor": 1300}), json!({"brand": "acme"}));
-    let (created, outcome) = store.upsert_product(m, &first).await.unwrap();
+    let (created, outcome) = upsert(&store, m, &first).await.unwrap();
     assert_eq!(outcome, Upserted::Created);
     assert_eq!((created.version, created.cost.minor(), created.base_price.minor()), (1, 1200, 1999));
     assert_eq!(created.guardrails.floor_minor(), Some(1300));
     assert_eq!(store.product(m, &sku("tee-1")).await.unwrap(), Some(created.clone()));
 
-    let (same, outcome) = store.upsert_product(m, &first).await.unwrap();
+    let (same, outcome) = upsert(&store, m, &first).await.unwrap();
     assert_eq!(outcome, Upserted::Unchanged);
     assert_eq!(same, created);
 
-    let (updated, outcome) = store.upsert_product(m, &draft("tee-1", "EUR", 1250, 1999)).await.unwrap();
+    let (updated, outcome) = upsert(&store, m, &draft("tee-1", "EUR", 1250, 1999)).await.unwrap();
     assert_eq!(outcome, Upserted::Updated);
     assert_eq!((updated.version, updated.cost.minor()), (2, 1250));
     assert_eq!(updated.created_at, created.created_at);
@@ -116,8 +129,8 @@ async fn an_upsert_creates_then_updates_then_changes_nothing(backend: Backend) {
 async fn a_products_currency_cannot_change_and_nothing_is_written(backend: Backend) {
     let store = open(backend).await;
     let m = store.create_merchant("Acme").await.unwrap().id;
-    let (original, _) = store.upsert_product(m, &draft("tee-1", "EUR", 1200, 1999)).await.unwrap();
-    let err = store.upsert_product(m, &draft("tee-1", "JPY", 120, 1980)).await.unwrap_err();
+    let (original, _) = upsert(&store, m, &draft("tee-1", "EUR", 1200, 1999)).await.unwrap();
+    let err = upsert(&store, m, &draft("tee-1", "JPY", 120, 1980)).await.unwrap_err();
     assert!(matches!(err, StoreError::CurrencyMismatch { existing, .. } if existing.code() == "EUR"), "{err}");
     assert_eq!(store.product(m, &sku("tee-1")).await.unwrap(), Some(original));
     assert_eq!(store.current_price(m, &sku("tee-1")).await.unwrap().unwrap().price.minor(), 1999);
@@ -126,15 +139,15 @@ async fn a_products_currency_cannot_change_and_nothing_is_written(backend: Backe
 async fn the_base_price_stays_in_force_and_follows_changes(backend: Backend) {
     let store = open(backend).await;
     let m = store.create_merchant("Acme").await.unwrap().id;
-    store.upsert_product(m, &draft("tee-1", "JPY", 1000, 1980)).await.unwrap();
+    upsert(&store, m, &draft("tee-1", "JPY", 1000, 1980)).await.unwrap();
     let price = store.current_price(m, &sku("tee-1")).await.unwrap().unwrap();
     assert_eq!((price.price.minor(), price.price.currency().code(), price.version), (1980, "JPY", 1));
 
     // A cost change leaves the price alone.
-    store.upsert_product(m, &draft("tee-1", "JPY", 1100, 1980)).await.unwrap();
+    upsert(&store, m, &draft("tee-1", "JPY", 1100, 1980)).await.unwrap();
     assert_eq!(store.current_price(m, &sku("tee-1")).await.unwrap().unwrap().version, 1);
 
-    store.upsert_product(m, &draft("tee-1", "JPY", 1100, 2480)).await.unwrap();
+    upsert(&store, m, &draft("tee-1", "JPY", 1100, 2480)).await.unwrap();
     let moved = store.current_price(m, &sku("tee-1")).await.unwrap().unwrap();
     assert_eq!((moved.price.minor(), moved.version), (2480, 2));
     assert!(moved.effective_at >= price.effective_at);
@@ -145,7 +158,7 @@ async fn products_page_in_byte_order_without_gaps_or_repeats(backend: Backend) {
     let m = store.create_merchant("Acme").await.unwrap().id;
     let skus = ["b", "A", "a", "B", "a-1", "a.1", "a:1", "a_1", "Z9", "0"];
     for s in skus {
-        store.upsert_product(m, &draft(s, "EUR", 1, 2)).await.unwrap();
+        upsert(&store, m, &draft(s, "EUR", 1, 2)).await.unwrap();
     }
     let mut expected: Vec<&str> = skus.to_vec();
     expected.sort_unstable(); // byte order, on both backends
@@ -166,35 +179,35 @@ async fn products_belong_to_their_merchant_only(backend: Backend) {
     let store = open(backend).await;
     let a = store.create_merchant("A").await.unwrap().id;
     let b = store.create_merchant("B").await.unwrap().id;
-    store.upsert_product(a, &draft("shared-sku", "EUR", 1, 100)).await.unwrap();
-    store.upsert_product(b, &draft("shared-sku", "USD", 1, 200)).await.unwrap();
+    upsert(&store, a, &draft("shared-sku", "EUR", 1, 100)).await.unwrap();
+    upsert(&store, b, &draft("shared-sku", "USD", 1, 200)).await.unwrap();
     assert_eq!(store.product(a, &sku("shared-sku")).await.unwrap().unwrap().base_price.minor(), 100);
     assert_eq!(store.product(b, &sku("shared-sku")).await.unwrap().unwrap().base_price.minor(), 200);
     assert_eq!(store.products(a, None, 10).await.unwrap().len(), 1);
-    assert!(store.delete_product(a, &sku("shared-sku")).await.unwrap());
+    assert!(delete(&store, a, &sku("shared-sku")).await.unwrap());
     assert!(store.product(b, &sku("shared-sku")).await.unwrap().is_some());
 }
 
 async fn a_deleted_product_and_its_price_are_gone(backend: Backend) {
     let store = open(backend).await;
     let m = store.create_merchant("Acme").await.unwrap().id;
-    store.upsert_product(m, &draft("tee-1", "EUR", 1, 2)).await.unwrap();
-    assert!(store.delete_product(m, &sku("tee-1")).await.unwrap());
+    upsert(&store, m, &draft("tee-1", "EUR", 1, 2)).await.unwrap();
+    assert!(delete(&store, m, &sku("tee-1")).await.unwrap());
     assert_eq!(store.product(m, &sku("tee-1")).await.unwrap(), None);
     assert_eq!(store.current_price(m, &sku("tee-1")).await.unwrap(), None);
-    assert!(!store.delete_product(m, &sku("tee-1")).await.unwrap(), "deleting twice finds nothing");
+    assert!(!delete(&store, m, &sku("tee-1")).await.unwrap(), "deleting twice finds nothing");
     // The SKU can be created again, from version 1.
-    let (again, outcome) = store.upsert_product(m, &draft("tee-1", "USD", 1, 3)).await.unwrap();
+    let (again, outcome) = upsert(&store, m, &draft("tee-1", "USD", 1, 3)).await.unwrap();
     assert_eq!((outcome, again.version), (Upserted::Created, 1));
 }
 
 async fn concurrent_writers_to_one_product_lose_no_update(backend: Backend) {
     let store = open(backend).await;
     let m = store.create_merchant("Acme").await.unwrap().id;
-    store.upsert_product(m, &draft("hot", "EUR", 0, 1)).await.unwrap();
+    upsert(&store, m, &draft("hot", "EUR", 0, 1)).await.unwrap();
     let writers = (1..=20).map(|cost| {
         let store = store.clone();
-        tokio::spawn(async move { store.upsert_product(m, &draft("hot", "EUR", cost, 1)).await })
+        tokio::spawn(async move { upsert(&store, m, &draft("hot", "EUR", cost, 1)).await })
     });
     for writer in writers {
         writer.await.unwrap().expect("every concurrent write succeeds");
@@ -289,7 +302,7 @@ async fn prices_in_force_page_across_merchants_in_key_order(backend: Backend) {
     for name in ["A", "B", "C"] {
         let m = store.create_merchant(name).await.unwrap().id;
         for s in ["x", "Y", "z-1"] {
-            store.upsert_product(m, &draft(s, "EUR", 1, 5)).await.unwrap();
+            upsert(&store, m, &draft(s, "EUR", 1, 5)).await.unwrap();
             expected.push((m.to_string(), s.to_owned()));
         }
     }
@@ -312,7 +325,7 @@ async fn signals_are_read_for_a_range_of_skus(backend: Backend) {
     let store = open(backend).await;
     let m = store.create_merchant("Acme").await.unwrap().id;
     for s in ["a", "b", "c"] {
-        store.upsert_product(m, &draft(s, "EUR", 1, 500)).await.unwrap();
+        upsert(&store, m, &draft(s, "EUR", 1, 500)).await.unwrap();
     }
     let now = Utc::now();
     let eur = Currency::parse("EUR").unwrap();
@@ -413,7 +426,7 @@ async fn the_prior_price_and_the_price_at_an_instant_match_a_brute_force_scan(ba
             statements.push(format!(
                 "INSERT INTO decisions (merchant_id, seq, sku, trigger_kind, outcome, currency, old_price_minor,
                                         new_price_minor, clipped, record, created_at, prev_hash, hash)
-                 VALUES ('{merchant}', {seq}, '{sku}', 'test', 'changed', 'EUR', NULL, {price}, FALSE, '{{}}', {}, '', '')",
+                 VALUES ('{merchant}', {seq}, '{sku}', 'schedule', 'changed', 'EUR', NULL, {price}, FALSE, '{{}}', {}, '', '')",
                 hour(*h).timestamp_micros()
             ));
         }
@@ -422,7 +435,7 @@ async fn the_prior_price_and_the_price_at_an_instant_match_a_brute_force_scan(ba
         statements.push(format!(
             "INSERT INTO decisions (merchant_id, seq, sku, trigger_kind, outcome, currency, old_price_minor,
                                     new_price_minor, clipped, record, created_at, prev_hash, hash)
-             VALUES ('{merchant}', {seq}, '{sku}', 'test', 'kept', 'EUR', 1, 1, FALSE, '{{}}', {}, '', '')",
+             VALUES ('{merchant}', {seq}, '{sku}', 'schedule', 'kept', 'EUR', 1, 1, FALSE, '{{}}', {}, '', '')",
             hour(45 * 24).timestamp_micros()
         ));
         histories.push((sku, changes));
@@ -450,7 +463,7 @@ async fn the_prior_price_and_the_price_at_an_instant_match_a_brute_force_scan(ba
         instants.extend((0..5).map(|_| rng.below(100 * 24) as i64));
         for t in instants {
             let expected_prior = ((t - 30 * 24)..t).filter_map(|h| in_force(changes, h)).min();
-            let prior = store.prior_price(merchant, &sku, hour(t)).await.unwrap();
+            let prior = pricing::pricing::prior::prior_price(store.pool(), merchant, &sku, hour(t)).await.unwrap();
             assert_eq!(prior, expected_prior, "prior price of {sku_text} at hour {t}: {changes:?}");
             let at = store.price_change_at(merchant, &sku, hour(t)).await.unwrap().and_then(|d| d.new_price_minor);
             assert_eq!(at, in_force(changes, t), "price of {sku_text} at hour {t}: {changes:?}");

@@ -11,13 +11,13 @@ use utoipa::{IntoParams, ToSchema};
 use super::extract::resource;
 use super::history::parse_seq;
 use super::{ApiError, ErrorBody};
+use crate::audit::checkpoint::{CheckpointSigner, PublicKey, SignedCheckpoint};
+use crate::audit::replay::{self, Replay, ReplayError};
+use crate::audit::verify::{self, Verification};
 use crate::auth::{Principal, Role};
-use crate::pricing::audit::{self, Verification};
-use crate::pricing::checkpoint::{CheckpointSigner, PublicKey, SignedCheckpoint};
-use crate::pricing::replay::{self, Replay, ReplayError};
+use crate::domain::chain::GENESIS_HASH;
 use crate::rules::Rules;
 use crate::store::Store;
-use crate::store::decisions::GENESIS_HASH;
 
 const READ: &[Role] = &[Role::Auditor, Role::Merchant];
 
@@ -43,7 +43,7 @@ pub struct VerifyQuery {
     responses((status = 200, body = Verification), (status = "4XX", body = ErrorBody)))]
 pub async fn verify(
     principal: Principal,
-    store: web::Data<dyn Store>,
+    store: web::Data<Store>,
     query: web::Query<VerifyQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = principal.merchant_with(READ)?;
@@ -51,7 +51,7 @@ pub async fn verify(
     if from < 1 || query.to.is_some_and(|to| to < from) {
         return Err(ApiError::InvalidQuery("give 1 <= from <= to".into()));
     }
-    Ok(HttpResponse::Ok().json(audit::verify_range(store.as_ref(), merchant, from, query.to).await?))
+    Ok(HttpResponse::Ok().json(verify::verify_range(&store, merchant, from, query.to).await?))
 }
 
 /// The key that signs checkpoints, to check them without the service.
@@ -67,11 +67,11 @@ pub async fn public_key(signer: web::Data<CheckpointSigner>) -> HttpResponse {
     responses((status = 201, body = SignedCheckpoint), (status = "4XX", body = ErrorBody)))]
 pub async fn create_checkpoint(
     principal: Principal,
-    store: web::Data<dyn Store>,
+    store: web::Data<Store>,
     signer: web::Data<CheckpointSigner>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = principal.merchant_with(READ)?;
-    let verification = audit::verify(store.as_ref(), merchant).await?;
+    let verification = verify::verify(&store, merchant).await?;
     if let Some(broken) = verification.first_broken {
         return Err(ApiError::Conflict {
             code: "chain_broken",
@@ -99,7 +99,7 @@ pub struct CheckpointCheck {
     responses((status = 200, body = CheckpointCheck), (status = "4XX", body = ErrorBody)))]
 pub async fn verify_checkpoint(
     principal: Principal,
-    store: web::Data<dyn Store>,
+    store: web::Data<Store>,
     signer: web::Data<CheckpointSigner>,
     body: web::Json<SignedCheckpoint>,
 ) -> Result<HttpResponse, ApiError> {
@@ -112,7 +112,7 @@ pub async fn verify_checkpoint(
         return Err(ApiError::InvalidBody("checkpoint.seq must not be negative".into()));
     }
     let signature_valid = signer.signed_this(&body);
-    let verification = audit::verify_range(store.as_ref(), merchant, 1, Some(checkpoint.seq)).await?;
+    let verification = verify::verify_range(&store, merchant, 1, Some(checkpoint.seq)).await?;
     let stored_hash = match checkpoint.seq {
         0 => Some(GENESIS_HASH.to_owned()),
         seq => store.decision(merchant, seq).await?.map(|d| d.hash),
@@ -143,13 +143,13 @@ pub async fn verify_checkpoint(
     responses((status = 200, body = Replay), (status = "4XX", body = ErrorBody)))]
 pub async fn replay_decision(
     principal: Principal,
-    store: web::Data<dyn Store>,
+    store: web::Data<Store>,
     rules: web::Data<Rules>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = principal.merchant_with(READ)?;
     let seq = parse_seq(&path)?;
-    match replay::replay(store.as_ref(), &rules, merchant, seq).await {
+    match replay::replay(&store, &rules, merchant, seq).await {
         Ok(replay) => Ok(HttpResponse::Ok().json(replay)),
         Err(ReplayError::UnknownDecision(seq)) => Err(ApiError::not_found(format!("decision {seq}"))),
         Err(e @ ReplayError::NotARuleDecision(_)) => {

@@ -21,12 +21,12 @@ async fn healthz() -> HttpResponse {
 }
 
 /// The process can serve: its store answers.
-async fn readyz(store: web::Data<dyn Store>) -> Result<HttpResponse, ApiError> {
+async fn readyz(store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
     store.ping().await.map_err(|e| {
         tracing::warn!(error = %e, "readiness check failed");
         ApiError::Unavailable
     })?;
-    Ok(HttpResponse::Ok().json(json!({ "status": "ready", "store": store.backend() })))
+    Ok(HttpResponse::Ok().json(json!({ "status": "ready", "store": store.backend().as_str() })))
 }
 
 async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {

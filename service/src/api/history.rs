@@ -10,7 +10,6 @@
 //! what it exports.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
@@ -22,7 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::extract::resource;
 use super::{ApiError, ErrorBody};
 use crate::auth::{Principal, Role};
-use crate::domain::{MerchantId, Sku};
+use crate::domain::{MerchantId, Outcome, Sku, Trigger};
 use crate::pricing::DecisionRecord;
 use crate::store::{DecisionFilter, OutcomeFilter, Store, StoredDecision};
 
@@ -107,7 +106,12 @@ impl DecisionQuery {
             sku,
             from: self.from,
             to: self.to,
-            trigger: self.trigger.clone(),
+            trigger: self.trigger.as_deref().map(str::parse::<Trigger>).transpose().map_err(|e| {
+                ApiError::InvalidQuery(format!(
+                    "trigger: {e}; one of: {}",
+                    Trigger::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+                ))
+            })?,
             rule_version: self.rule_version,
             outcome: self.outcome,
             oldest_first: matches!(self.order, Some(Order::Oldest)),
@@ -130,8 +134,8 @@ impl DecisionQuery {
 pub struct DecisionView {
     pub seq: i64,
     pub sku: String,
-    pub trigger: String,
-    pub outcome: String,
+    pub trigger: Trigger,
+    pub outcome: Outcome,
     pub currency: String,
     pub old_price_minor: Option<i64>,
     pub new_price_minor: Option<i64>,
@@ -183,12 +187,12 @@ pub struct HistoryPage {
     responses((status = 200, body = HistoryPage), (status = "4XX", body = ErrorBody)))]
 pub async fn history(
     principal: Principal,
-    store: web::Data<dyn Store>,
+    store: web::Data<Store>,
     path: web::Path<String>,
     query: web::Query<DecisionQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = principal.merchant_with(READ)?;
-    page(store.as_ref(), merchant, query.filter(Some(&path))?, &query).await
+    page(&store, merchant, query.filter(Some(&path))?, &query).await
 }
 
 /// The merchant's decisions across SKUs, with the history's filters.
@@ -197,15 +201,15 @@ pub async fn history(
     responses((status = 200, body = HistoryPage), (status = "4XX", body = ErrorBody)))]
 pub async fn feed(
     principal: Principal,
-    store: web::Data<dyn Store>,
+    store: web::Data<Store>,
     query: web::Query<DecisionQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = principal.merchant_with(READ)?;
-    page(store.as_ref(), merchant, query.filter(None)?, &query).await
+    page(&store, merchant, query.filter(None)?, &query).await
 }
 
 async fn page(
-    store: &dyn Store,
+    store: &Store,
     merchant: MerchantId,
     filter: DecisionFilter,
     query: &DecisionQuery,
@@ -225,7 +229,7 @@ async fn page(
     responses((status = 200, body = DecisionView), (status = "4XX", body = ErrorBody)))]
 pub async fn decision(
     principal: Principal,
-    store: web::Data<dyn Store>,
+    store: web::Data<Store>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = principal.merchant_with(READ)?;
@@ -249,7 +253,7 @@ pub(super) fn parse_seq(text: &str) -> Result<i64, ApiError> {
     responses((status = 200, content_type = "text/csv"), (status = "4XX", body = ErrorBody)))]
 pub async fn export(
     principal: Principal,
-    store: web::Data<dyn Store>,
+    store: web::Data<Store>,
     query: web::Query<DecisionQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = principal.merchant_with(READ)?;
@@ -262,7 +266,8 @@ pub async fn export(
         ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),
         ExportFormat::Ndjson => ("application/x-ndjson", "ndjson"),
     };
-    let state = ExportState { store: store.into_inner(), merchant, filter, cursor: None, first: true, done: false };
+    let state =
+        ExportState { store: store.get_ref().clone(), merchant, filter, cursor: None, first: true, done: false };
     let pages = futures_util::stream::try_unfold(state, move |mut state| async move {
         if state.done {
             return Ok::<_, ApiError>(None);
@@ -294,7 +299,7 @@ pub async fn export(
 }
 
 struct ExportState {
-    store: Arc<dyn Store>,
+    store: Store,
     merchant: MerchantId,
     filter: DecisionFilter,
     cursor: Option<i64>,
@@ -322,8 +327,8 @@ fn csv_row(out: &mut String, d: &StoredDecision) {
         d.seq.to_string(),
         d.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
         d.sku.clone(),
-        d.trigger.clone(),
-        d.outcome.clone(),
+        d.trigger.to_string(),
+        d.outcome.to_string(),
         d.currency.clone(),
         opt(d.old_price_minor),
         opt(d.new_price_minor),
@@ -372,7 +377,7 @@ pub struct PriceAtView {
     /// When this price took effect, and the decision that put it in force.
     pub effective_at: DateTime<Utc>,
     pub seq: i64,
-    pub trigger: String,
+    pub trigger: Trigger,
     pub rule_version: Option<i64>,
 }
 
@@ -381,7 +386,7 @@ pub struct PriceAtView {
     responses((status = 200, body = PriceAtView), (status = "4XX", body = ErrorBody)))]
 pub async fn price_at(
     principal: Principal,
-    store: web::Data<dyn Store>,
+    store: web::Data<Store>,
     path: web::Path<String>,
     query: web::Query<AtQuery>,
 ) -> Result<HttpResponse, ApiError> {

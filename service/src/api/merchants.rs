@@ -99,7 +99,7 @@ fn merchant_id(text: &str) -> Result<MerchantId, ApiError> {
     MerchantId::parse(text).map_err(|e| ApiError::InvalidPath(e.to_string()))
 }
 
-async fn existing_merchant(store: &dyn Store, text: &str) -> Result<Merchant, ApiError> {
+async fn existing_merchant(store: &Store, text: &str) -> Result<Merchant, ApiError> {
     let id = merchant_id(text)?;
     store.merchant(id).await?.ok_or_else(|| ApiError::not_found(format!("merchant {id}")))
 }
@@ -110,7 +110,7 @@ async fn existing_merchant(store: &dyn Store, text: &str) -> Result<Merchant, Ap
     responses((status = 201, body = MerchantView), (status = "4XX", body = ErrorBody)))]
 pub async fn create_merchant(
     principal: Principal,
-    store: web::Data<dyn Store>,
+    store: web::Data<Store>,
     body: web::Json<NewMerchant>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(&[Role::Admin])?;
@@ -125,7 +125,7 @@ pub async fn create_merchant(
     responses((status = 200, body = MerchantView), (status = "4XX", body = ErrorBody)))]
 pub async fn get_merchant(
     principal: Principal,
-    store: web::Data<dyn Store>,
+    store: web::Data<Store>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(&[Role::Admin])?;
@@ -139,7 +139,7 @@ pub async fn get_merchant(
     responses((status = 201, body = IssuedKeyView), (status = "4XX", body = ErrorBody)))]
 pub async fn create_key(
     principal: Principal,
-    store: web::Data<dyn Store>,
+    store: web::Data<Store>,
     path: web::Path<String>,
     body: web::Json<NewKey>,
 ) -> Result<HttpResponse, ApiError> {
@@ -160,7 +160,7 @@ pub async fn create_key(
     responses((status = 200, body = [KeyView]), (status = "4XX", body = ErrorBody)))]
 pub async fn list_keys(
     principal: Principal,
-    store: web::Data<dyn Store>,
+    store: web::Data<Store>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(&[Role::Admin])?;
@@ -176,7 +176,7 @@ pub async fn list_keys(
     responses((status = 200, body = KeyView), (status = "4XX", body = ErrorBody)))]
 pub async fn revoke_key(
     principal: Principal,
-    store: web::Data<dyn Store>,
+    store: web::Data<Store>,
     authenticator: web::Data<Authenticator>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {

@@ -13,11 +13,9 @@ use validator::Validate;
 use super::extract::resource;
 use super::{ApiError, ErrorBody};
 use crate::auth::{Principal, Role};
-use crate::cache::PriceCache;
 use crate::domain::{GuardrailsInput, Product, ProductDraft, Sku};
-use crate::pricing::{Repricer, Trigger};
-use crate::replication::{Change, Replication};
 use crate::store::{CurrentPrice, Store, Upserted};
+use crate::write::Prices;
 
 pub const DEFAULT_PAGE: u32 = 100;
 pub const MAX_PAGE: u32 = 1000;
@@ -126,10 +124,7 @@ fn sku_from_path(text: &str) -> Result<Sku, ApiError> {
     responses((status = 200, body = ProductView), (status = 201, body = ProductView), (status = "4XX", body = ErrorBody)))]
 pub async fn put_product(
     principal: Principal,
-    store: web::Data<dyn Store>,
-    cache: web::Data<PriceCache>,
-    repricer: web::Data<Repricer>,
-    replication: web::Data<Replication>,
+    prices: web::Data<Prices>,
     path: web::Path<String>,
     body: web::Json<ProductBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -145,18 +140,8 @@ pub async fn put_product(
         body.guardrails,
         body.attributes,
     )?;
-    let (product, outcome) = store.upsert_product(merchant, &draft).await?;
-    let price = store.current_price(merchant, &product.sku).await?;
     // Checkout sees the new price before the merchant hears it is stored.
-    if let Some(price) = &price {
-        cache.put(merchant, price);
-    }
-    if outcome != Upserted::Unchanged {
-        let version = price.as_ref().map_or(0, |p| p.version);
-        replication.publish(Change::Skus(merchant, vec![(product.sku.clone(), version)]));
-        // Cost, guardrails or attributes changed: the active rule decides again.
-        repricer.request(merchant, [product.sku.clone()], Trigger::ProductChanged);
-    }
+    let (product, outcome, price) = prices.put_product(merchant, draft).await?;
     let view = ProductView::new(product, price);
     Ok(match outcome {
         Upserted::Created => HttpResponse::Created().json(view),
@@ -169,7 +154,7 @@ pub async fn put_product(
     responses((status = 200, body = ProductView), (status = "4XX", body = ErrorBody)))]
 pub async fn get_product(
     principal: Principal,
-    store: web::Data<dyn Store>,
+    store: web::Data<Store>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = principal.merchant_with(READ)?;
@@ -184,16 +169,12 @@ pub async fn get_product(
     responses((status = 204), (status = "4XX", body = ErrorBody)))]
 pub async fn delete_product(
     principal: Principal,
-    store: web::Data<dyn Store>,
-    cache: web::Data<PriceCache>,
-    replication: web::Data<Replication>,
+    prices: web::Data<Prices>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = principal.merchant_with(WRITE)?;
     let sku = sku_from_path(&path)?;
-    if store.delete_product(merchant, &sku).await? {
-        cache.remove(merchant, &sku);
-        replication.publish(Change::Skus(merchant, vec![(sku, 0)]));
+    if prices.delete_product(merchant, sku.clone()).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(ApiError::not_found(format!("product {sku}")))
@@ -205,7 +186,7 @@ pub async fn delete_product(
     responses((status = 200, body = ProductPage), (status = "4XX", body = ErrorBody)))]
 pub async fn list_products(
     principal: Principal,
-    store: web::Data<dyn Store>,
+    store: web::Data<Store>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = principal.merchant_with(READ)?;

@@ -14,10 +14,11 @@ use super::extract::resource;
 use super::{ApiError, ErrorBody};
 use crate::auth::{Principal, Role};
 use crate::domain::Invalid;
-use crate::pricing::{Repricer, Trigger};
+use crate::domain::Trigger;
 use crate::rules::{DryRunResult, Rules};
 use crate::sandbox::RuleContext;
 use crate::store::{Activation, RuleVersion, Store};
+use crate::write::Prices;
 
 const WRITE: &[Role] = &[Role::Merchant];
 const READ: &[Role] = &[Role::Merchant, Role::Auditor];
@@ -108,7 +109,7 @@ fn version_from_path(text: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::InvalidPath(format!("`{text}` is not a rule version (1, 2, ...)")))
 }
 
-async fn active_version(store: &dyn Store, merchant: crate::domain::MerchantId) -> Result<Option<i64>, ApiError> {
+async fn active_version(store: &Store, merchant: crate::domain::MerchantId) -> Result<Option<i64>, ApiError> {
     Ok(store.active_rule(merchant).await?.map(|a| a.version))
 }
 
@@ -120,7 +121,7 @@ async fn active_version(store: &dyn Store, merchant: crate::domain::MerchantId) 
 pub async fn upload_rule(
     principal: Principal,
     rules: web::Data<Rules>,
-    store: web::Data<dyn Store>,
+    store: web::Data<Store>,
     request: HttpRequest,
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -142,16 +143,16 @@ pub async fn upload_rule(
     }
     let (version, created) = rules.upload(merchant, body).await?;
     tracing::info!(merchant_id = %merchant, version = version.version, created, "rule uploaded");
-    let view = RuleVersionView::new(version, active_version(store.as_ref(), merchant).await?);
+    let view = RuleVersionView::new(version, active_version(&store, merchant).await?);
     Ok(if created { HttpResponse::Created().json(view) } else { HttpResponse::Ok().json(view) })
 }
 
 /// List rule versions, oldest first, and which one is active.
 #[utoipa::path(get, path = "/v1/rules", tag = "rules", security(("bearer" = [])),
     responses((status = 200, body = RuleList), (status = "4XX", body = ErrorBody)))]
-pub async fn list_rules(principal: Principal, store: web::Data<dyn Store>) -> Result<HttpResponse, ApiError> {
+pub async fn list_rules(principal: Principal, store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
     let merchant = principal.merchant_with(READ)?;
-    let active = active_version(store.as_ref(), merchant).await?;
+    let active = active_version(&store, merchant).await?;
     let versions = store.rule_versions(merchant).await?.into_iter().map(|v| RuleVersionView::new(v, active)).collect();
     Ok(HttpResponse::Ok().json(RuleList { active_version: active, versions }))
 }
@@ -162,12 +163,12 @@ pub async fn list_rules(principal: Principal, store: web::Data<dyn Store>) -> Re
 pub async fn get_rule(
     principal: Principal,
     rules: web::Data<Rules>,
-    store: web::Data<dyn Store>,
+    store: web::Data<Store>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = principal.merchant_with(READ)?;
     let version = rules.version(merchant, version_from_path(&path)?).await?;
-    Ok(HttpResponse::Ok().json(RuleVersionView::new(version, active_version(store.as_ref(), merchant).await?)))
+    Ok(HttpResponse::Ok().json(RuleVersionView::new(version, active_version(&store, merchant).await?)))
 }
 
 /// Replace a version's parameters: a flat object of strings, numbers and booleans that the
@@ -178,8 +179,8 @@ pub async fn get_rule(
 pub async fn set_params(
     principal: Principal,
     rules: web::Data<Rules>,
-    store: web::Data<dyn Store>,
-    repricer: web::Data<Repricer>,
+    store: web::Data<Store>,
+    prices: web::Data<Prices>,
     path: web::Path<String>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
@@ -189,9 +190,9 @@ pub async fn set_params(
         return Err(Invalid::one("params", "parameters are a JSON object").into());
     };
     let updated = rules.set_params(merchant, version, params).await?;
-    let active = active_version(store.as_ref(), merchant).await?;
+    let active = active_version(&store, merchant).await?;
     if active == Some(version) {
-        repricer.request_all(merchant, Trigger::ParamsChanged);
+        prices.request_all(merchant, Trigger::ParamsChanged);
     }
     Ok(HttpResponse::Ok().json(RuleVersionView::new(updated, active)))
 }
@@ -202,13 +203,13 @@ pub async fn set_params(
 pub async fn activate(
     principal: Principal,
     rules: web::Data<Rules>,
-    repricer: web::Data<Repricer>,
+    prices: web::Data<Prices>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = principal.merchant_with(WRITE)?;
     let activation = rules.activate(merchant, version_from_path(&path)?).await?;
     tracing::info!(merchant_id = %merchant, version = activation.version, "rule activated");
-    repricer.request_all(merchant, Trigger::RuleActivated);
+    prices.request_all(merchant, Trigger::RuleActivated);
     Ok(HttpResponse::Ok().json(ActivationView::from(activation)))
 }
 
@@ -218,12 +219,12 @@ pub async fn activate(
 pub async fn roll_back(
     principal: Principal,
     rules: web::Data<Rules>,
-    repricer: web::Data<Repricer>,
+    prices: web::Data<Prices>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = principal.merchant_with(WRITE)?;
     let activation = rules.roll_back(merchant).await?;
     tracing::info!(merchant_id = %merchant, version = activation.version, "rule rolled back");
-    repricer.request_all(merchant, Trigger::RuleActivated);
+    prices.request_all(merchant, Trigger::RuleActivated);
     Ok(HttpResponse::Ok().json(ActivationView::from(activation)))
 }
 

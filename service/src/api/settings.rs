@@ -11,9 +11,8 @@ use utoipa::ToSchema;
 use super::extract::resource;
 use super::{ApiError, ErrorBody};
 use crate::auth::{Principal, Role};
-use crate::cache::PriceCache;
-use crate::replication::{Change, Replication};
 use crate::store::Store;
+use crate::write::Prices;
 
 const MERCHANT: &[Role] = &[Role::Merchant];
 
@@ -30,7 +29,7 @@ pub struct MerchantSettings {
 
 #[utoipa::path(get, path = "/v1/settings", tag = "merchants", security(("bearer" = [])),
     responses((status = 200, body = MerchantSettings), (status = "4XX", body = ErrorBody)))]
-pub async fn get_settings(principal: Principal, store: web::Data<dyn Store>) -> Result<HttpResponse, ApiError> {
+pub async fn get_settings(principal: Principal, store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
     let merchant = principal.merchant_with(MERCHANT)?;
     let merchant = store.merchant(merchant).await?.ok_or_else(|| ApiError::not_found("the merchant"))?;
     Ok(HttpResponse::Ok().json(MerchantSettings { show_prior_price: merchant.show_prior_price }))
@@ -41,18 +40,11 @@ pub async fn get_settings(principal: Principal, store: web::Data<dyn Store>) -> 
     responses((status = 200, body = MerchantSettings), (status = "4XX", body = ErrorBody)))]
 pub async fn put_settings(
     principal: Principal,
-    store: web::Data<dyn Store>,
-    cache: web::Data<PriceCache>,
-    replication: web::Data<Replication>,
+    prices: web::Data<Prices>,
     body: web::Json<MerchantSettings>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = principal.merchant_with(MERCHANT)?;
-    let prices = store.set_show_prior_price(merchant, body.show_prior_price).await?;
-    for price in &prices {
-        cache.put(merchant, price);
-    }
-    // The prior price changes without a new version: every replica re-reads the merchant.
-    replication.publish(Change::Merchant(merchant));
-    tracing::info!(merchant_id = %merchant, show_prior_price = body.show_prior_price, prices = prices.len(), "settings changed");
+    let touched = prices.set_show_prior_price(merchant, body.show_prior_price).await?;
+    tracing::info!(merchant_id = %merchant, show_prior_price = body.show_prior_price, prices = touched, "settings changed");
     Ok(HttpResponse::Ok().json(body.into_inner()))
 }

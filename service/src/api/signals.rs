@@ -12,9 +12,9 @@ use super::extract::{json_config, resource};
 use super::{ApiError, ErrorBody};
 use crate::auth::{Principal, Role};
 use crate::config::PricingSettings;
-use crate::domain::{Currency, Invalid, MAX_AMOUNT_MINOR, MerchantId, Money, Sku};
-use crate::pricing::{Repricer, Trigger};
-use crate::store::{DemandEvent, DemandKind, Observation, Store};
+use crate::domain::{Currency, Invalid, MAX_AMOUNT_MINOR, Money, Sku};
+use crate::store::{DemandEvent, DemandKind, Observation};
+use crate::write::Prices;
 
 const FEED: &[Role] = &[Role::Feed, Role::Merchant];
 /// Signal batches are large: a bigger body limit than the rest of the API.
@@ -97,17 +97,9 @@ fn check_time(at: DateTime<Utc>, field: String, invalid: &mut Invalid) {
     }
 }
 
-/// Queues the SKUs whose signals changed for repricing, and says what was received.
-fn receipt(
-    repricer: &Repricer,
-    merchant: MerchantId,
-    received: usize,
-    changed: Vec<Sku>,
-    trigger: Trigger,
-) -> HttpResponse {
-    let receipt = SignalReceipt { received, skus_changed: changed.len() };
-    repricer.request(merchant, changed, trigger);
-    HttpResponse::Ok().json(receipt)
+/// Says what was received.
+fn receipt(received: usize, changed: usize) -> HttpResponse {
+    HttpResponse::Ok().json(SignalReceipt { received, skus_changed: changed })
 }
 
 /// Record competitor prices.
@@ -116,8 +108,7 @@ fn receipt(
     responses((status = 200, body = SignalReceipt), (status = "4XX", body = ErrorBody)))]
 pub async fn competitor_prices(
     principal: Principal,
-    store: web::Data<dyn Store>,
-    repricer: web::Data<Repricer>,
+    prices: web::Data<Prices>,
     settings: web::Data<PricingSettings>,
     body: web::Json<ObservationBatch>,
 ) -> Result<HttpResponse, ApiError> {
@@ -150,8 +141,9 @@ pub async fn competitor_prices(
         }
     }
     invalid.or_ok(|| ())?;
-    let changed = store.record_observations(merchant, &observations).await?;
-    Ok(receipt(&repricer, merchant, observations.len(), changed, Trigger::CompetitorPrices))
+    let received = observations.len();
+    let changed = prices.record_observations(merchant, observations).await?;
+    Ok(receipt(received, changed))
 }
 
 /// Record demand events.
@@ -160,8 +152,7 @@ pub async fn competitor_prices(
     responses((status = 200, body = SignalReceipt), (status = "4XX", body = ErrorBody)))]
 pub async fn demand(
     principal: Principal,
-    store: web::Data<dyn Store>,
-    repricer: web::Data<Repricer>,
+    prices: web::Data<Prices>,
     settings: web::Data<PricingSettings>,
     body: web::Json<DemandBatch>,
 ) -> Result<HttpResponse, ApiError> {
@@ -182,6 +173,7 @@ pub async fn demand(
         }
     }
     invalid.or_ok(|| ())?;
-    let changed = store.record_demand(merchant, &events).await?;
-    Ok(receipt(&repricer, merchant, events.len(), changed, Trigger::Demand))
+    let received = events.len();
+    let changed = prices.record_demand(merchant, events).await?;
+    Ok(receipt(received, changed))
 }

@@ -5,11 +5,10 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::Roles;
-use crate::domain::{KeyId, MerchantId};
+use crate::domain::{KeyId, MerchantId, sha256};
 use crate::store::{StoredKey, now};
 
 const PREFIX: &str = "pk_";
@@ -37,10 +36,6 @@ pub fn issue(merchant: Option<MerchantId>, roles: Roles, label: Option<String>) 
             revoked_at: None,
         },
     }
-}
-
-pub fn sha256(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
 }
 
 /// A token split into its id and the hash of its secret; `None` when it is not one of ours.

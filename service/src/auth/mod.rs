@@ -5,7 +5,6 @@
 //! so that a known caller costs no SHA-256. Revoking a key on this replica evicts both at once.
 
 mod keys;
-mod roles;
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -16,8 +15,9 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
 use futures_util::future::{Either, LocalBoxFuture, Ready, ready};
 use subtle::ConstantTimeEq;
 
-pub use keys::{IssuedKey, issue, parse_token, sha256};
-pub use roles::{Role, Roles};
+pub use keys::{IssuedKey, issue, parse_token};
+
+pub use crate::domain::{Role, Roles, sha256};
 
 use crate::domain::{KeyId, MerchantId};
 use crate::store::{Store, StoreError, StoredKey};
@@ -65,7 +65,7 @@ impl Principal {
 }
 
 pub struct Authenticator {
-    store: Arc<dyn Store>,
+    store: Store,
     bootstrap_sha256: Option<[u8; 32]>,
     /// The bootstrap key's [`Self::fingerprint`]: a request whose token does not share it is
     /// not the bootstrap key, so the SHA-256 comparison runs only for likely candidates.
@@ -102,7 +102,7 @@ struct VerifiedToken {
 }
 
 impl Authenticator {
-    pub fn new(store: Arc<dyn Store>, bootstrap_key: Option<&str>, cache_ttl: Duration) -> Self {
+    pub fn new(store: Store, bootstrap_key: Option<&str>, cache_ttl: Duration) -> Self {
         let fingerprints = std::hash::RandomState::new();
         Self {
             store,

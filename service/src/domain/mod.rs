@@ -1,17 +1,27 @@
-//! The pricing domain's types: they parse input once, and hold only valid values afterwards.
+//! The pricing domain's types: they parse input once, and hold only valid values afterwards;
+//! and the pure rules that everything above shares (the chain's hashing, the prior price's
+//! window). Nothing here does I/O.
 
+pub mod chain;
 mod currency;
+mod decision;
+mod digest;
 mod guardrails;
 mod ids;
 mod invalid;
 mod money;
+pub mod prior;
 mod product;
+mod roles;
 mod sku;
 
 pub use currency::{Currency, CurrencyError};
+pub use decision::{Outcome, Trigger, UnknownName};
+pub use digest::{sha256, sha256_hex};
 pub use guardrails::{Guardrails, GuardrailsInput, MAX_AMOUNT_MINOR, Rounding};
 pub use ids::{IdError, KeyId, MerchantId};
 pub use invalid::{FieldError, Invalid};
 pub use money::{Money, MoneyError};
 pub use product::{Attributes, Product, ProductDraft};
+pub use roles::{Role, Roles};
 pub use sku::{SKU_MAX_LEN, Sku, SkuError};

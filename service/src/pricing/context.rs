@@ -5,9 +5,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{MerchantId, Product};
+use crate::domain::Product;
 use crate::sandbox::{CompetitorOffer, Demand, RuleContext};
-use crate::store::{CurrentPrice, Signals, Store, StoreError};
+use crate::store::{CurrentPrice, Signals};
 
 /// `now` at the millisecond precision the rule receives, so that a replay can give it the same.
 pub fn rule_now(now: DateTime<Utc>) -> DateTime<Utc> {
@@ -59,17 +59,4 @@ pub fn context(
         now,
     };
     Some((ctx, price))
-}
-
-/// One product's context as it stands at `now`, read from the store.
-pub async fn assemble(
-    store: &dyn Store,
-    merchant: MerchantId,
-    product: &Product,
-    now: DateTime<Utc>,
-    stale_after_secs: u64,
-) -> Result<Option<(RuleContext, CurrentPrice)>, StoreError> {
-    let now = rule_now(now);
-    let signals = store.signals_between(merchant, &product.sku, &product.sku, now).await?;
-    Ok(context(product, &signals, now, stale_after_secs))
 }

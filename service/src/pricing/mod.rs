@@ -1,17 +1,16 @@
-//! Pricing: turning a rule's decision into the price in force: guardrails, the decision
-//! record, and the repricer that runs rules off the request path.
+//! Pricing's own rules, pure: the guardrails, deciding on a rule's answer, the decision's
+//! record, the catalogue's price events, and a rule's context built from signals already
+//! read. Everything that evaluates or decides (the engine, dry runs, replays) comes here.
 
-pub mod audit;
-mod catalogue;
-pub mod checkpoint;
 pub mod context;
+pub mod decide;
+pub mod events;
 pub mod guardrails;
-mod judge;
+pub mod judged;
 pub mod prior;
 pub mod record;
-pub mod replay;
-pub mod repricer;
 
+pub use decide::{Decided, decide};
 pub use guardrails::{Clip, Guarded, Situation, apply as apply_guardrails};
+pub use judged::Judged;
 pub use record::DecisionRecord;
-pub use repricer::{Repricer, Trigger};

@@ -13,13 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::Clip;
-use crate::domain::GuardrailsInput;
+use crate::domain::{GuardrailsInput, Outcome, Trigger};
 use crate::sandbox::RuleContext;
-
-/// Triggers of the catalogue's price events.
-pub const PRODUCT_CREATED: &str = "product_created";
-pub const BASE_PRICE_CHANGED: &str = "base_price_changed";
-pub const PRODUCT_DELETED: &str = "product_deleted";
 
 /// Field order is fixed (serde follows the struct), so the JSON, and so the hash, is canonical.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,9 +22,8 @@ pub struct DecisionRecord {
     pub seq: i64,
     pub merchant_id: String,
     pub sku: String,
-    pub trigger: String,
-    /// `changed`, `kept` or `failed`.
-    pub outcome: String,
+    pub trigger: Trigger,
+    pub outcome: Outcome,
     pub currency: String,
     /// The price in force before (`None`: the product did not exist).
     pub old_price_minor: Option<i64>,
@@ -68,7 +62,7 @@ impl DecisionRecord {
         seq: i64,
         merchant_id: String,
         sku: String,
-        trigger: &str,
+        trigger: Trigger,
         currency: String,
         old_price_minor: Option<i64>,
         new_price_minor: Option<i64>,
@@ -79,8 +73,8 @@ impl DecisionRecord {
             seq,
             merchant_id,
             sku,
-            trigger: trigger.to_owned(),
-            outcome: "changed".to_owned(),
+            trigger,
+            outcome: Outcome::Changed,
             currency,
             old_price_minor,
             new_price_minor,

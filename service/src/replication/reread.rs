@@ -22,7 +22,7 @@ fn land(cache: &PriceCache, merchant: MerchantId, price: &CurrentPrice) {
     cache.put(merchant, price);
 }
 
-pub(super) async fn apply(store: &Arc<dyn Store>, cache: &Arc<PriceCache>, change: Change) -> Result<(), StoreError> {
+pub(super) async fn apply(store: &Store, cache: &Arc<PriceCache>, change: Change) -> Result<(), StoreError> {
     match change {
         Change::Skus(merchant, skus) => {
             let stale: Vec<Sku> = skus
@@ -61,7 +61,7 @@ pub(super) async fn apply(store: &Arc<dyn Store>, cache: &Arc<PriceCache>, chang
 
 /// Re-reads a merchant's prices from `from` (included) up to `to` (included, or the end).
 async fn reread_merchant(
-    store: &Arc<dyn Store>,
+    store: &Store,
     cache: &PriceCache,
     merchant: MerchantId,
     from: Sku,
@@ -87,7 +87,7 @@ async fn reread_merchant(
     }
 }
 
-pub(super) async fn rewarm(store: &Arc<dyn Store>, cache: &PriceCache) -> Result<(), StoreError> {
+pub(super) async fn rewarm(store: &Store, cache: &PriceCache) -> Result<(), StoreError> {
     let mut after: Option<(MerchantId, Sku)> = None;
     let mut read = 0;
     loop {

@@ -37,7 +37,7 @@
 
 use std::time::Instant;
 
-use wasmtime::{Store, Trap};
+use wasmtime::{PoolConcurrencyLimitError, Store, Trap};
 
 use super::bindings::{self, Policy};
 use super::context::check_decision;
@@ -232,7 +232,8 @@ pub(super) fn classify(
         Some(Trap::StackOverflow) => EvalError::StackOverflow,
         Some(Trap::UnreachableCodeReached) => EvalError::GuestPanic,
         Some(trap) => EvalError::Trap(trap.to_string()),
-        None if phase == Phase::Instantiate && format!("{error:#}").contains("concurrent") => EvalError::Busy,
+        // The pooling allocator has no free slot: the service is busy, not the rule at fault.
+        None if error.downcast_ref::<PoolConcurrencyLimitError>().is_some() => EvalError::Busy,
         None if phase == Phase::Instantiate => EvalError::Trap(format!("{error:#}")),
         // Not a trap during the call: the guest's answer could not be read (a bad variant
         // tag, a string out of bounds or not UTF-8, ...).

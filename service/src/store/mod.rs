@@ -1,36 +1,50 @@
-//! Persistence behind one trait, [`Store`], with one implementation per backend: an embedded
-//! SQLite file (the default) and PostgreSQL. Both share their SQL text (`$n` parameters,
-//! `ON CONFLICT ... RETURNING`, `IS NOT DISTINCT FROM` work on both); the
-//! migrations under `migrations/<backend>/` run when a store is opened. The trait is the sum
-//! of one trait per concern (`tenants`, `catalog`, `rules`, `decisions`, `history`, `signals`), each in its own file beside the
-//! SQL that implements it for both backends.
+//! Persistence, and nothing else: [`Store`] reads and writes rows; deciding what to write
+//! (price events, prior prices, decisions) belongs to the layers above, which hand the store
+//! finished values and compose writes inside one transaction ([`Tx`]).
+//!
+//! One implementation serves both backends, an embedded SQLite file (the default) and
+//! PostgreSQL, through sqlx's `Any` driver: the SQL text is shared (`$n` parameters,
+//! `ON CONFLICT ... RETURNING`, `IS NOT DISTINCT FROM` work on both), and the few places where
+//! the engines differ ask [`Backend`]. Why `Any`: a store generic over `sqlx::Database` needs
+//! the same dozen trait bounds (`Executor` for `&mut Connection`, `Type + Encode + Decode` per
+//! Rust type) repeated on every function, since Rust does not imply non-supertrait bounds; one
+//! store per backend duplicates every query; `Any` keeps plain functions and one copy of each
+//! query, for the cost of converting values into `Any`'s representation (a few per cent of a
+//! catalogue reprice, whose time is the database's own work). `Any` knows no booleans on
+//! SQLite, so boolean columns are read through `CASE WHEN ... THEN 1 ELSE 0 END`.
+//!
+//! The migrations under `migrations/<backend>/` run when a store is opened.
 
-mod catalog;
-pub mod decisions;
+pub mod chain;
 pub mod history;
-mod postgres;
+pub mod prices;
+pub mod products;
 mod rows;
 mod rules;
-pub mod signals;
-mod sqlite;
+mod signals;
 mod tenants;
 
-use std::sync::Arc;
+use std::str::FromStr;
+use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
 
 use crate::config::StoreSettings;
 use crate::domain::{Currency, Sku};
 
-pub use catalog::{CatalogStore, CurrentPrice, Upserted};
-pub use decisions::{DecisionStore, NewDecision, StoredDecision};
-pub use history::{DecisionFilter, HistoryStore, OutcomeFilter, SigningKeyRecord};
-pub use postgres::PostgresStore;
-pub use rules::{Activation, NewRuleVersion, RuleCode, RuleStore, RuleVersion};
-pub use signals::{DemandEvent, DemandKind, DemandSummary, Observation, SignalStore, Signals};
-pub use sqlite::SqliteStore;
-pub use tenants::{Merchant, StoredKey, TenantStore};
+pub use chain::{NewDecision, StoredDecision};
+pub use history::{DecisionFilter, OutcomeFilter, SigningKeyRecord};
+pub use prices::{CurrentPrice, PriceSource};
+pub use products::Upserted;
+pub use rules::{Activation, NewRuleVersion, RuleCode, RuleVersion};
+pub use signals::{DemandEvent, DemandKind, DemandSummary, Observation, Signals};
+pub use tenants::{Merchant, StoredKey};
+
+/// A write transaction: the layers above compose a change from the store's functions that
+/// take one, and commit it whole.
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -63,55 +77,122 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// Everything the service keeps, behind one trait with one implementation per backend.
-#[async_trait]
-pub trait Store: TenantStore + CatalogStore + RuleStore + DecisionStore + HistoryStore + SignalStore + 'static {
-    /// `sqlite` or `postgres`.
-    fn backend(&self) -> &'static str;
-    /// Succeeds when the database answers a query.
-    async fn ping(&self) -> Result<(), StoreError>;
-    /// Waits for in-flight work and closes every connection.
-    async fn close(&self);
+/// The database engine behind a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
 }
 
-/// Implements [`Store`] and its parts for a backend's store type (which has a `pool`).
-macro_rules! impl_store {
-    ($store:ty, $backend:literal) => {
-        #[async_trait::async_trait]
-        impl $crate::store::Store for $store {
-            fn backend(&self) -> &'static str {
-                $backend
-            }
-
-            async fn ping(&self) -> Result<(), $crate::store::StoreError> {
-                sqlx::query("SELECT 1").execute(&self.pool).await?;
-                Ok(())
-            }
-
-            async fn close(&self) {
-                self.pool.close().await
-            }
+impl Backend {
+    pub fn of_url(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(StoreError::UnsupportedUrl(url.split(':').next().unwrap_or_default().to_owned()))
         }
-        $crate::store::tenants::impl_tenant_store!($store);
-        $crate::store::catalog::impl_catalog_store!($store);
-        $crate::store::rules::impl_rule_store!($store);
-        $crate::store::decisions::impl_decision_store!($store);
-        $crate::store::history::impl_history_store!($store);
-        $crate::store::signals::impl_signal_store!($store);
-    };
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
 }
 
-pub(crate) use impl_store;
+/// Everything the service keeps. Cloning shares the connection pool.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
 
-/// Opens (creating if needed) and migrates the database the URL names.
-pub async fn connect(url: &str, settings: &StoreSettings) -> Result<Arc<dyn Store>, StoreError> {
-    if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url, settings).await?))
-    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Ok(Arc::new(PostgresStore::connect(url, settings).await?))
-    } else {
-        Err(StoreError::UnsupportedUrl(url.split(':').next().unwrap_or_default().to_owned()))
+impl Store {
+    /// Opens (creating if needed) and migrates the database the URL names.
+    ///
+    /// SQLite: WAL with `synchronous = NORMAL` keeps every committed transaction across a
+    /// crash of the process (only a power loss can drop the last few commits); writers queue
+    /// on the file lock for up to the acquire timeout.
+    pub async fn connect(url: &str, settings: &StoreSettings) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of_url(url)?;
+        let timeout = Duration::from_millis(settings.acquire_timeout_ms);
+        let options = match backend {
+            Backend::Sqlite => {
+                let sqlite = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
+                if let Some(folder) = sqlite.get_filename().parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(folder)
+                        .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", folder.display())))?;
+                }
+                let separator = if url.contains('?') { '&' } else { '?' };
+                let url = if url.contains("mode=") { url.to_owned() } else { format!("{url}{separator}mode=rwc") };
+                AnyConnectOptions::from_str(&url)?
+            }
+            Backend::Postgres => AnyConnectOptions::from_str(url)?,
+        };
+        let busy_ms = settings.acquire_timeout_ms;
+        let pool = AnyPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(timeout)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    match backend {
+                        Backend::Sqlite => {
+                            conn.execute(sqlx::AssertSqlSafe(format!(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {busy_ms};"
+                            )))
+                            .await?;
+                        }
+                        Backend::Postgres => {
+                            conn.execute("SET application_name = 'pricing'").await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("../migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("../migrations/postgres").run(&pool).await?,
+        }
+        Ok(Self { pool, backend })
     }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool itself, for tools and tests that must reach past the store (an auditor's
+    /// tamper test edits a row directly).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Starts a write transaction.
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Succeeds when the database answers a query.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Waits for in-flight work and closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await
+    }
+}
+
+/// Opens the store the URL names (see [`Store::connect`]).
+pub async fn connect(url: &str, settings: &StoreSettings) -> Result<Store, StoreError> {
+    Store::connect(url, settings).await
 }
 
 /// Now, at the microsecond precision the stores keep, so what is returned equals what is read.

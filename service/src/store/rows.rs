@@ -1,13 +1,14 @@
 //! Rows as the databases return them, and their conversion into domain values. Stored data
 //! is parsed again on the way out: a row that no longer parses is reported, never served.
 
-use crate::auth::Roles;
-use crate::domain::{Attributes, Currency, Guardrails, KeyId, MerchantId, Money, Product, Sku};
+use sqlx::any::AnyRow;
+use sqlx::{FromRow, Row};
 
 use super::signals::{DemandSummary, Observation};
 use super::{
     Activation, CurrentPrice, Merchant, RuleCode, RuleVersion, StoreError, StoredDecision, StoredKey, from_micros,
 };
+use crate::domain::{Attributes, Currency, Guardrails, KeyId, MerchantId, Money, Product, Roles, Sku};
 
 fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {detail}"))
@@ -18,7 +19,8 @@ pub(super) struct MerchantRow {
     id: String,
     name: String,
     created_at: i64,
-    show_prior_price: bool,
+    /// 0 or 1 (`Any` reads no booleans on SQLite).
+    show_prior_price: i64,
 }
 
 impl TryFrom<MerchantRow> for Merchant {
@@ -28,7 +30,7 @@ impl TryFrom<MerchantRow> for Merchant {
             id: MerchantId::parse(&row.id).map_err(|e| corrupt("merchant id", e))?,
             name: row.name,
             created_at: from_micros(row.created_at),
-            show_prior_price: row.show_prior_price,
+            show_prior_price: row.show_prior_price != 0,
         })
     }
 }
@@ -206,42 +208,29 @@ impl TryFrom<ActivationRow> for Activation {
     }
 }
 
-#[derive(sqlx::FromRow)]
-pub(super) struct DecisionRow {
-    seq: i64,
-    sku: String,
-    trigger_kind: String,
-    outcome: String,
-    currency: String,
-    old_price_minor: Option<i64>,
-    new_price_minor: Option<i64>,
-    rule_version: Option<i64>,
-    rule_sha256: Option<String>,
-    clipped: bool,
-    record: String,
-    created_at: i64,
-    prev_hash: String,
-    hash: String,
-}
-
-impl TryFrom<DecisionRow> for StoredDecision {
-    type Error = StoreError;
-    fn try_from(row: DecisionRow) -> Result<Self, StoreError> {
+/// A decision row, in the order of `chain::DECISION_COLUMNS`; its trigger and outcome must
+/// be names of the vocabulary.
+impl FromRow<'_, AnyRow> for StoredDecision {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        let decode = |column: &str, e: crate::domain::UnknownName| sqlx::Error::ColumnDecode {
+            index: column.to_owned(),
+            source: Box::new(e),
+        };
         Ok(StoredDecision {
-            seq: row.seq,
-            sku: row.sku,
-            trigger: row.trigger_kind,
-            outcome: row.outcome,
-            currency: row.currency,
-            old_price_minor: row.old_price_minor,
-            new_price_minor: row.new_price_minor,
-            rule_version: row.rule_version,
-            rule_sha256: row.rule_sha256,
-            clipped: row.clipped,
-            record: row.record,
-            created_at: from_micros(row.created_at),
-            prev_hash: row.prev_hash,
-            hash: row.hash,
+            seq: row.try_get("seq")?,
+            sku: row.try_get("sku")?,
+            trigger: row.try_get::<String, _>("trigger_kind")?.parse().map_err(|e| decode("trigger_kind", e))?,
+            outcome: row.try_get::<String, _>("outcome")?.parse().map_err(|e| decode("outcome", e))?,
+            currency: row.try_get("currency")?,
+            old_price_minor: row.try_get("old_price_minor")?,
+            new_price_minor: row.try_get("new_price_minor")?,
+            rule_version: row.try_get("rule_version")?,
+            rule_sha256: row.try_get("rule_sha256")?,
+            clipped: row.try_get::<i64, _>("clipped")? != 0,
+            record: row.try_get("record")?,
+            created_at: from_micros(row.try_get("created_at")?),
+            prev_hash: row.try_get("prev_hash")?,
+            hash: row.try_get("hash")?,
         })
     }
 }
@@ -253,7 +242,8 @@ pub(super) struct ObservationRow {
     competitor: String,
     price_minor: i64,
     currency: String,
-    in_stock: bool,
+    /// 0 or 1.
+    in_stock: i64,
     observed_at: i64,
 }
 
@@ -266,7 +256,7 @@ impl TryFrom<ObservationRow> for Observation {
             sku: Sku::parse(&row.sku).map_err(|e| corrupt("sku", e))?,
             competitor: row.competitor,
             price: Money::new(row.price_minor, currency),
-            in_stock: row.in_stock,
+            in_stock: row.in_stock != 0,
             observed_at: from_micros(row.observed_at),
         })
     }

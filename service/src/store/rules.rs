@@ -4,11 +4,11 @@
 //! Each activation records the activation it replaced, so a rollback returns to the version
 //! that was active before, and repeated rollbacks keep walking back.
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::StoreError;
+use super::rows::{ActivationRow, RuleCodeRow, RuleVersionRow, convert_all};
+use super::{Store, StoreError, now};
 use crate::domain::MerchantId;
 
 /// A rule version's metadata (its code is fetched separately, only when it is loaded).
@@ -49,231 +49,187 @@ pub struct Activation {
     pub activated_at: DateTime<Utc>,
 }
 
-#[async_trait]
-pub trait RuleStore: Send + Sync {
-    /// Stores a new version, or finds the version with the same SHA-256: `(version, created)`.
-    async fn insert_rule_version(
+impl Store {
+    pub async fn insert_rule_version(
         &self,
         merchant: MerchantId,
         new: &NewRuleVersion<'_>,
-    ) -> Result<(RuleVersion, bool), StoreError>;
-    async fn rule_version(&self, merchant: MerchantId, version: i64) -> Result<Option<RuleVersion>, StoreError>;
-    /// All versions, oldest first.
-    async fn rule_versions(&self, merchant: MerchantId) -> Result<Vec<RuleVersion>, StoreError>;
-    async fn rule_code(&self, merchant: MerchantId, version: i64) -> Result<Option<RuleCode>, StoreError>;
-    async fn set_rule_params(
+    ) -> Result<(RuleVersion, bool), StoreError> {
+        let merchant_id = merchant.to_string();
+        // Two different uploads at once may pick the same number: try again.
+        for _ in 0..5 {
+            let inserted = sqlx::query_as::<_, RuleVersionRow>(
+                "INSERT INTO rule_versions (merchant_id, version, sha256, size_bytes, wasm, component,
+                                            artifact, compile_ms, params, created_at, params_updated_at)
+                 SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4, $5, $6, $7, '{}', $8, $8
+                 FROM rule_versions WHERE merchant_id = $1
+                 ON CONFLICT (merchant_id, sha256) DO NOTHING
+                 RETURNING version, sha256, size_bytes, compile_ms, params, created_at, params_updated_at",
+            )
+            .bind(&merchant_id)
+            .bind(new.sha256)
+            .bind(new.wasm.len() as i64)
+            .bind(new.wasm)
+            .bind(new.component)
+            .bind(new.artifact)
+            .bind(new.compile_ms)
+            .bind(now().timestamp_micros())
+            .fetch_optional(&self.pool)
+            .await;
+            match inserted {
+                Ok(Some(row)) => return Ok((RuleVersion::try_from(row)?, true)),
+                Ok(None) => {
+                    let existing = sqlx::query_as::<_, RuleVersionRow>(
+                        "SELECT version, sha256, size_bytes, compile_ms, params, created_at, params_updated_at
+                         FROM rule_versions WHERE merchant_id = $1 AND sha256 = $2",
+                    )
+                    .bind(&merchant_id)
+                    .bind(new.sha256)
+                    .fetch_one(&self.pool)
+                    .await?;
+                    return Ok((RuleVersion::try_from(existing)?, false));
+                }
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Unavailable("too many concurrent rule uploads".into()))
+    }
+
+    pub async fn rule_version(&self, merchant: MerchantId, version: i64) -> Result<Option<RuleVersion>, StoreError> {
+        sqlx::query_as::<_, RuleVersionRow>(
+            "SELECT version, sha256, size_bytes, compile_ms, params, created_at, params_updated_at
+             FROM rule_versions WHERE merchant_id = $1 AND version = $2",
+        )
+        .bind(merchant.to_string())
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(RuleVersion::try_from)
+        .transpose()
+    }
+
+    pub async fn rule_versions(&self, merchant: MerchantId) -> Result<Vec<RuleVersion>, StoreError> {
+        let rows = sqlx::query_as::<_, RuleVersionRow>(
+            "SELECT version, sha256, size_bytes, compile_ms, params, created_at, params_updated_at
+             FROM rule_versions WHERE merchant_id = $1 ORDER BY version",
+        )
+        .bind(merchant.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        convert_all(rows)
+    }
+
+    pub async fn rule_code(&self, merchant: MerchantId, version: i64) -> Result<Option<RuleCode>, StoreError> {
+        let row = sqlx::query_as::<_, RuleCodeRow>(
+            "SELECT component, artifact FROM rule_versions WHERE merchant_id = $1 AND version = $2",
+        )
+        .bind(merchant.to_string())
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(RuleCode::from))
+    }
+
+    pub async fn set_rule_params(
         &self,
         merchant: MerchantId,
         version: i64,
         params: &Map<String, Value>,
-    ) -> Result<Option<RuleVersion>, StoreError>;
-    /// Makes `version` the active one; activating the active version again changes nothing.
-    async fn activate_rule(&self, merchant: MerchantId, version: i64) -> Result<Activation, StoreError>;
-    /// Returns to the version active before the current activation.
-    async fn roll_back_rule(&self, merchant: MerchantId) -> Result<Activation, StoreError>;
-    async fn active_rule(&self, merchant: MerchantId) -> Result<Option<Activation>, StoreError>;
-    /// Merchants that have ever activated a rule (and so have one active now).
-    async fn merchants_with_rules(&self) -> Result<Vec<MerchantId>, StoreError>;
-}
+    ) -> Result<Option<RuleVersion>, StoreError> {
+        let params = serde_json::to_string(params).expect("parameters serialize");
+        sqlx::query_as::<_, RuleVersionRow>(
+            "UPDATE rule_versions SET params = $3, params_updated_at = $4
+             WHERE merchant_id = $1 AND version = $2
+             RETURNING version, sha256, size_bytes, compile_ms, params, created_at, params_updated_at",
+        )
+        .bind(merchant.to_string())
+        .bind(version)
+        .bind(params)
+        .bind(now().timestamp_micros())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(RuleVersion::try_from)
+        .transpose()
+    }
 
-/// Implements [`RuleStore`] for a backend's store type with the SQL both backends accept.
-macro_rules! impl_rule_store {
-    ($store:ty) => {
-        const _: () = {
-            use serde_json::{Map, Value};
-            use $crate::domain::MerchantId;
-            use $crate::store::rows::{ActivationRow, RuleCodeRow, RuleVersionRow, convert_all};
-            use $crate::store::{Activation, NewRuleVersion, RuleCode, RuleVersion, StoreError, now};
-
-            #[async_trait::async_trait]
-            impl $crate::store::RuleStore for $store {
-                async fn insert_rule_version(
-                    &self,
-                    merchant: MerchantId,
-                    new: &NewRuleVersion<'_>,
-                ) -> Result<(RuleVersion, bool), StoreError> {
-                    let merchant_id = merchant.to_string();
-                    // Two different uploads at once may pick the same number: try again.
-                    for _ in 0..5 {
-                        let inserted = sqlx::query_as::<_, RuleVersionRow>(
-                            "INSERT INTO rule_versions (merchant_id, version, sha256, size_bytes, wasm, component,
-                                                        artifact, compile_ms, params, created_at, params_updated_at)
-                             SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4, $5, $6, $7, '{}', $8, $8
-                             FROM rule_versions WHERE merchant_id = $1
-                             ON CONFLICT (merchant_id, sha256) DO NOTHING
-                             RETURNING version, sha256, size_bytes, compile_ms, params, created_at, params_updated_at",
-                        )
-                        .bind(&merchant_id)
-                        .bind(new.sha256)
-                        .bind(new.wasm.len() as i64)
-                        .bind(new.wasm)
-                        .bind(new.component)
-                        .bind(new.artifact)
-                        .bind(new.compile_ms)
-                        .bind(now().timestamp_micros())
-                        .fetch_optional(&self.pool)
-                        .await;
-                        match inserted {
-                            Ok(Some(row)) => return Ok((RuleVersion::try_from(row)?, true)),
-                            Ok(None) => {
-                                let existing = sqlx::query_as::<_, RuleVersionRow>(
-                                    "SELECT version, sha256, size_bytes, compile_ms, params, created_at, params_updated_at
-                                     FROM rule_versions WHERE merchant_id = $1 AND sha256 = $2",
-                                )
-                                .bind(&merchant_id)
-                                .bind(new.sha256)
-                                .fetch_one(&self.pool)
-                                .await?;
-                                return Ok((RuleVersion::try_from(existing)?, false));
-                            }
-                            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => continue,
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
-                    Err(StoreError::Unavailable("too many concurrent rule uploads".into()))
-                }
-
-                async fn rule_version(&self, merchant: MerchantId, version: i64) -> Result<Option<RuleVersion>, StoreError> {
-                    sqlx::query_as::<_, RuleVersionRow>(
-                        "SELECT version, sha256, size_bytes, compile_ms, params, created_at, params_updated_at
-                         FROM rule_versions WHERE merchant_id = $1 AND version = $2",
-                    )
-                    .bind(merchant.to_string())
-                    .bind(version)
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .map(RuleVersion::try_from)
-                    .transpose()
-                }
-
-                async fn rule_versions(&self, merchant: MerchantId) -> Result<Vec<RuleVersion>, StoreError> {
-                    let rows = sqlx::query_as::<_, RuleVersionRow>(
-                        "SELECT version, sha256, size_bytes, compile_ms, params, created_at, params_updated_at
-                         FROM rule_versions WHERE merchant_id = $1 ORDER BY version",
-                    )
-                    .bind(merchant.to_string())
-                    .fetch_all(&self.pool)
-                    .await?;
-                    convert_all(rows)
-                }
-
-                async fn rule_code(&self, merchant: MerchantId, version: i64) -> Result<Option<RuleCode>, StoreError> {
-                    let row = sqlx::query_as::<_, RuleCodeRow>(
-                        "SELECT component, artifact FROM rule_versions WHERE merchant_id = $1 AND version = $2",
-                    )
-                    .bind(merchant.to_string())
-                    .bind(version)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                    Ok(row.map(RuleCode::from))
-                }
-
-                async fn set_rule_params(
-                    &self,
-                    merchant: MerchantId,
-                    version: i64,
-                    params: &Map<String, Value>,
-                ) -> Result<Option<RuleVersion>, StoreError> {
-                    let params = serde_json::to_string(params).expect("parameters serialize");
-                    sqlx::query_as::<_, RuleVersionRow>(
-                        "UPDATE rule_versions SET params = $3, params_updated_at = $4
-                         WHERE merchant_id = $1 AND version = $2
-                         RETURNING version, sha256, size_bytes, compile_ms, params, created_at, params_updated_at",
-                    )
-                    .bind(merchant.to_string())
-                    .bind(version)
-                    .bind(params)
-                    .bind(now().timestamp_micros())
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .map(RuleVersion::try_from)
-                    .transpose()
-                }
-
-                async fn activate_rule(&self, merchant: MerchantId, version: i64) -> Result<Activation, StoreError> {
-                    let merchant_id = merchant.to_string();
-                    let mut tx = self.pool.begin().await?;
-                    // Written first, so SQLite takes its write lock before reading anything.
-                    let inserted = sqlx::query_as::<_, ActivationRow>(
-                        "INSERT INTO rule_activations (merchant_id, seq, version, kind, previous_seq, activated_at)
-                         SELECT $1, COALESCE(MAX(a.seq), 0) + 1, $2, 'activate', MAX(a.seq), $3
-                         FROM rule_activations a WHERE a.merchant_id = $1
-                         HAVING EXISTS (SELECT 1 FROM rule_versions WHERE merchant_id = $1 AND version = $2)
-                            AND COALESCE((SELECT version FROM rule_activations WHERE merchant_id = $1
-                                          ORDER BY seq DESC LIMIT 1), -1) <> $2
-                         RETURNING seq, version, kind, previous_seq, activated_at",
-                    )
-                    .bind(&merchant_id)
-                    .bind(version)
-                    .bind(now().timestamp_micros())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let activation = match inserted {
-                        Some(row) => Activation::try_from(row)?,
-                        None => {
-                            // Nothing written: the version is unknown, or already active.
-                            let current = sqlx::query_as::<_, ActivationRow>(
-                                "SELECT seq, version, kind, previous_seq, activated_at FROM rule_activations
-                                 WHERE merchant_id = $1 ORDER BY seq DESC LIMIT 1",
-                            )
-                            .bind(&merchant_id)
-                            .fetch_optional(&mut *tx)
-                            .await?
-                            .map(Activation::try_from)
-                            .transpose()?;
-                            match current {
-                                Some(current) if current.version == version => current,
-                                _ => return Err(StoreError::UnknownRuleVersion(version)),
-                            }
-                        }
-                    };
-                    tx.commit().await?;
-                    Ok(activation)
-                }
-
-                async fn roll_back_rule(&self, merchant: MerchantId) -> Result<Activation, StoreError> {
-                    sqlx::query_as::<_, ActivationRow>(
-                        "INSERT INTO rule_activations (merchant_id, seq, version, kind, previous_seq, activated_at)
-                         SELECT cur.merchant_id, cur.seq + 1, prev.version, 'rollback', prev.previous_seq, $2
-                         FROM rule_activations cur
-                         JOIN rule_activations prev ON prev.merchant_id = cur.merchant_id AND prev.seq = cur.previous_seq
-                         WHERE cur.merchant_id = $1
-                           AND cur.seq = (SELECT MAX(seq) FROM rule_activations WHERE merchant_id = $1)
-                         RETURNING seq, version, kind, previous_seq, activated_at",
-                    )
-                    .bind(merchant.to_string())
-                    .bind(now().timestamp_micros())
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .map(Activation::try_from)
-                    .transpose()?
-                    .ok_or(StoreError::NothingToRollBack)
-                }
-
-                async fn merchants_with_rules(&self) -> Result<Vec<MerchantId>, StoreError> {
-                    let rows: Vec<(String,)> =
-                        sqlx::query_as("SELECT DISTINCT merchant_id FROM rule_activations ORDER BY merchant_id")
-                            .fetch_all(&self.pool)
-                            .await?;
-                    rows.into_iter()
-                        .map(|(id,)| MerchantId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string())))
-                        .collect()
-                }
-
-                async fn active_rule(&self, merchant: MerchantId) -> Result<Option<Activation>, StoreError> {
-                    sqlx::query_as::<_, ActivationRow>(
-                        "SELECT seq, version, kind, previous_seq, activated_at FROM rule_activations
-                         WHERE merchant_id = $1 ORDER BY seq DESC LIMIT 1",
-                    )
-                    .bind(merchant.to_string())
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .map(Activation::try_from)
-                    .transpose()
+    pub async fn activate_rule(&self, merchant: MerchantId, version: i64) -> Result<Activation, StoreError> {
+        let merchant_id = merchant.to_string();
+        let mut tx = self.pool.begin().await?;
+        // Written first, so SQLite takes its write lock before reading anything.
+        let inserted = sqlx::query_as::<_, ActivationRow>(
+            "INSERT INTO rule_activations (merchant_id, seq, version, kind, previous_seq, activated_at)
+             SELECT $1, COALESCE(MAX(a.seq), 0) + 1, $2, 'activate', MAX(a.seq), $3
+             FROM rule_activations a WHERE a.merchant_id = $1
+             HAVING EXISTS (SELECT 1 FROM rule_versions WHERE merchant_id = $1 AND version = $2)
+                AND COALESCE((SELECT version FROM rule_activations WHERE merchant_id = $1
+                              ORDER BY seq DESC LIMIT 1), -1) <> $2
+             RETURNING seq, version, kind, previous_seq, activated_at",
+        )
+        .bind(&merchant_id)
+        .bind(version)
+        .bind(now().timestamp_micros())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let activation = match inserted {
+            Some(row) => Activation::try_from(row)?,
+            None => {
+                // Nothing written: the version is unknown, or already active.
+                let current = sqlx::query_as::<_, ActivationRow>(
+                    "SELECT seq, version, kind, previous_seq, activated_at FROM rule_activations
+                     WHERE merchant_id = $1 ORDER BY seq DESC LIMIT 1",
+                )
+                .bind(&merchant_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(Activation::try_from)
+                .transpose()?;
+                match current {
+                    Some(current) if current.version == version => current,
+                    _ => return Err(StoreError::UnknownRuleVersion(version)),
                 }
             }
         };
-    };
-}
+        tx.commit().await?;
+        Ok(activation)
+    }
 
-pub(crate) use impl_rule_store;
+    pub async fn roll_back_rule(&self, merchant: MerchantId) -> Result<Activation, StoreError> {
+        sqlx::query_as::<_, ActivationRow>(
+            "INSERT INTO rule_activations (merchant_id, seq, version, kind, previous_seq, activated_at)
+             SELECT cur.merchant_id, cur.seq + 1, prev.version, 'rollback', prev.previous_seq, $2
+             FROM rule_activations cur
+             JOIN rule_activations prev ON prev.merchant_id = cur.merchant_id AND prev.seq = cur.previous_seq
+             WHERE cur.merchant_id = $1
+               AND cur.seq = (SELECT MAX(seq) FROM rule_activations WHERE merchant_id = $1)
+             RETURNING seq, version, kind, previous_seq, activated_at",
+        )
+        .bind(merchant.to_string())
+        .bind(now().timestamp_micros())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(Activation::try_from)
+        .transpose()?
+        .ok_or(StoreError::NothingToRollBack)
+    }
+
+    pub async fn merchants_with_rules(&self) -> Result<Vec<MerchantId>, StoreError> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT DISTINCT merchant_id FROM rule_activations ORDER BY merchant_id")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter().map(|(id,)| MerchantId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string()))).collect()
+    }
+
+    pub async fn active_rule(&self, merchant: MerchantId) -> Result<Option<Activation>, StoreError> {
+        sqlx::query_as::<_, ActivationRow>(
+            "SELECT seq, version, kind, previous_seq, activated_at FROM rule_activations
+             WHERE merchant_id = $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(merchant.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(Activation::try_from)
+        .transpose()
+    }
+}

@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{CurrentPrice, StoreError};
+use super::rows::{DemandRow, ObservationRow, convert_all};
+use super::{CurrentPrice, Store, StoreError, now};
 use crate::domain::{MerchantId, Money, Sku};
 
 /// One competitor's offer for one of the merchant's SKUs, as a feed saw it.
@@ -75,194 +75,147 @@ pub struct Signals {
     pub demand: HashMap<Sku, DemandSummary>,
 }
 
-#[async_trait]
-pub trait SignalStore: Send + Sync {
-    /// Keeps each observation that is newer than the one stored for its (SKU, competitor), in
-    /// one transaction; returns the SKUs whose latest observation changed.
-    async fn record_observations(
+const DAY_MICROS: i64 = 86_400_000_000;
+
+impl Store {
+    pub async fn record_observations(
         &self,
         merchant: MerchantId,
         observations: &[Observation],
-    ) -> Result<Vec<Sku>, StoreError>;
-    /// Stores events not seen before (by id), in one transaction; returns the SKUs with new events.
-    async fn record_demand(&self, merchant: MerchantId, events: &[DemandEvent]) -> Result<Vec<Sku>, StoreError>;
-    /// For every SKU from `first` to `last` (inclusive, byte order): its price in force, the
-    /// latest observation of each competitor, and demand over the 1, 7 and 30 days before
-    /// `now` with the last inventory level.
-    async fn signals_between(
+    ) -> Result<Vec<Sku>, StoreError> {
+        let merchant_id = merchant.to_string();
+        let received = now().timestamp_micros();
+        let mut changed = Vec::new();
+        let mut tx = self.pool.begin().await?;
+        for o in observations {
+            let applied = sqlx::query(
+                "INSERT INTO competitor_observations (merchant_id, sku, competitor, price_minor, currency,
+                                                      in_stock, observed_at, observation_id, received_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (merchant_id, sku, competitor) DO UPDATE SET
+                     price_minor = excluded.price_minor, currency = excluded.currency,
+                     in_stock = excluded.in_stock, observed_at = excluded.observed_at,
+                     observation_id = excluded.observation_id, received_at = excluded.received_at
+                 WHERE excluded.observed_at > competitor_observations.observed_at",
+            )
+            .bind(&merchant_id)
+            .bind(o.sku.as_str())
+            .bind(&o.competitor)
+            .bind(o.price.minor())
+            .bind(o.price.currency().code())
+            .bind(o.in_stock)
+            .bind(o.observed_at.timestamp_micros())
+            .bind(&o.id)
+            .bind(received)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if applied > 0 && !changed.contains(&o.sku) {
+                changed.push(o.sku.clone());
+            }
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    pub async fn record_demand(&self, merchant: MerchantId, events: &[DemandEvent]) -> Result<Vec<Sku>, StoreError> {
+        let merchant_id = merchant.to_string();
+        let mut changed = Vec::new();
+        let mut tx = self.pool.begin().await?;
+        for e in events {
+            let applied = sqlx::query(
+                "INSERT INTO demand_events (merchant_id, event_id, sku, kind, quantity, occurred_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (merchant_id, event_id) DO NOTHING",
+            )
+            .bind(&merchant_id)
+            .bind(&e.id)
+            .bind(e.sku.as_str())
+            .bind(e.kind.as_str())
+            .bind(e.quantity)
+            .bind(e.occurred_at.timestamp_micros())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if applied > 0 && !changed.contains(&e.sku) {
+                changed.push(e.sku.clone());
+            }
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    pub async fn signals_between(
         &self,
         merchant: MerchantId,
         first: &Sku,
         last: &Sku,
         now: DateTime<Utc>,
-    ) -> Result<Signals, StoreError>;
+    ) -> Result<Signals, StoreError> {
+        let merchant_id = merchant.to_string();
+        let (first, last, end) = (first.as_str(), last.as_str(), now.timestamp_micros());
+        let mut signals = Signals::default();
+        for price in self.prices_between(merchant, first, last).await? {
+            signals.prices.insert(price.sku.clone(), price);
+        }
+        let observations = sqlx::query_as::<_, ObservationRow>(
+            "SELECT observation_id, sku, competitor, price_minor, currency,
+                CASE WHEN in_stock THEN 1 ELSE 0 END AS in_stock, observed_at
+             FROM competitor_observations WHERE merchant_id = $1 AND sku >= $2 AND sku <= $3
+             ORDER BY sku, competitor",
+        )
+        .bind(&merchant_id)
+        .bind(first)
+        .bind(last)
+        .fetch_all(&self.pool)
+        .await?;
+        for observation in convert_all::<_, Observation>(observations)? {
+            signals.observations.entry(observation.sku.clone()).or_default().push(observation);
+        }
+        let demand = sqlx::query_as::<_, DemandRow>(
+            "SELECT sku,
+               CAST(COALESCE(SUM(CASE WHEN kind = 'view' AND occurred_at > $4 THEN quantity ELSE 0 END), 0) AS BIGINT) AS views_1d,
+               CAST(COALESCE(SUM(CASE WHEN kind = 'view' AND occurred_at > $5 THEN quantity ELSE 0 END), 0) AS BIGINT) AS views_7d,
+               CAST(COALESCE(SUM(CASE WHEN kind = 'add_to_cart' AND occurred_at > $4 THEN quantity ELSE 0 END), 0) AS BIGINT) AS add_to_carts_1d,
+               CAST(COALESCE(SUM(CASE WHEN kind = 'add_to_cart' AND occurred_at > $5 THEN quantity ELSE 0 END), 0) AS BIGINT) AS add_to_carts_7d,
+               CAST(COALESCE(SUM(CASE WHEN kind = 'sale' AND occurred_at > $4 THEN quantity ELSE 0 END), 0) AS BIGINT) AS units_sold_1d,
+               CAST(COALESCE(SUM(CASE WHEN kind = 'sale' AND occurred_at > $5 THEN quantity ELSE 0 END), 0) AS BIGINT) AS units_sold_7d,
+               CAST(COALESCE(SUM(CASE WHEN kind = 'sale' THEN quantity ELSE 0 END), 0) AS BIGINT) AS units_sold_30d
+             FROM demand_events
+             WHERE merchant_id = $1 AND sku >= $2 AND sku <= $3 AND kind <> 'inventory'
+               AND occurred_at > $6 AND occurred_at <= $7
+             GROUP BY sku",
+        )
+        .bind(&merchant_id)
+        .bind(first)
+        .bind(last)
+        .bind(end - DAY_MICROS)
+        .bind(end - 7 * DAY_MICROS)
+        .bind(end - 30 * DAY_MICROS)
+        .bind(end)
+        .fetch_all(&self.pool)
+        .await?;
+        for row in demand {
+            let sku = Sku::parse(&row.sku).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            signals.demand.insert(sku, row.summary);
+        }
+        // Newest first per SKU: the first row of each SKU is its inventory level.
+        let levels: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT sku, quantity FROM demand_events
+             WHERE merchant_id = $1 AND sku >= $2 AND sku <= $3 AND kind = 'inventory' AND occurred_at <= $4
+             ORDER BY sku, occurred_at DESC, event_id DESC",
+        )
+        .bind(&merchant_id)
+        .bind(first)
+        .bind(last)
+        .bind(end)
+        .fetch_all(&self.pool)
+        .await?;
+        for (sku, quantity) in levels {
+            let sku = Sku::parse(&sku).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let summary = signals.demand.entry(sku).or_default();
+            summary.inventory.get_or_insert(quantity);
+        }
+        Ok(signals)
+    }
 }
-
-/// Implements [`SignalStore`] for a backend's store type with the SQL both backends accept.
-macro_rules! impl_signal_store {
-    ($store:ty) => {
-        const _: () = {
-            use chrono::{DateTime, Utc};
-            use $crate::domain::{MerchantId, Sku};
-            use $crate::store::rows::{DemandRow, ObservationRow, PriceRow, convert_all};
-            use $crate::store::signals::{DemandEvent, Observation, Signals};
-            use $crate::store::{CurrentPrice, StoreError, now};
-
-            const DAY_MICROS: i64 = 86_400_000_000;
-
-            #[async_trait::async_trait]
-            impl $crate::store::SignalStore for $store {
-                async fn record_observations(
-                    &self,
-                    merchant: MerchantId,
-                    observations: &[Observation],
-                ) -> Result<Vec<Sku>, StoreError> {
-                    let merchant_id = merchant.to_string();
-                    let received = now().timestamp_micros();
-                    let mut changed = Vec::new();
-                    let mut tx = self.pool.begin().await?;
-                    for o in observations {
-                        let applied = sqlx::query(
-                            "INSERT INTO competitor_observations (merchant_id, sku, competitor, price_minor, currency,
-                                                                  in_stock, observed_at, observation_id, received_at)
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                             ON CONFLICT (merchant_id, sku, competitor) DO UPDATE SET
-                                 price_minor = excluded.price_minor, currency = excluded.currency,
-                                 in_stock = excluded.in_stock, observed_at = excluded.observed_at,
-                                 observation_id = excluded.observation_id, received_at = excluded.received_at
-                             WHERE excluded.observed_at > competitor_observations.observed_at",
-                        )
-                        .bind(&merchant_id)
-                        .bind(o.sku.as_str())
-                        .bind(&o.competitor)
-                        .bind(o.price.minor())
-                        .bind(o.price.currency().code())
-                        .bind(o.in_stock)
-                        .bind(o.observed_at.timestamp_micros())
-                        .bind(&o.id)
-                        .bind(received)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                        if applied > 0 && !changed.contains(&o.sku) {
-                            changed.push(o.sku.clone());
-                        }
-                    }
-                    tx.commit().await?;
-                    Ok(changed)
-                }
-
-                async fn record_demand(&self, merchant: MerchantId, events: &[DemandEvent]) -> Result<Vec<Sku>, StoreError> {
-                    let merchant_id = merchant.to_string();
-                    let mut changed = Vec::new();
-                    let mut tx = self.pool.begin().await?;
-                    for e in events {
-                        let applied = sqlx::query(
-                            "INSERT INTO demand_events (merchant_id, event_id, sku, kind, quantity, occurred_at)
-                             VALUES ($1, $2, $3, $4, $5, $6)
-                             ON CONFLICT (merchant_id, event_id) DO NOTHING",
-                        )
-                        .bind(&merchant_id)
-                        .bind(&e.id)
-                        .bind(e.sku.as_str())
-                        .bind(e.kind.as_str())
-                        .bind(e.quantity)
-                        .bind(e.occurred_at.timestamp_micros())
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                        if applied > 0 && !changed.contains(&e.sku) {
-                            changed.push(e.sku.clone());
-                        }
-                    }
-                    tx.commit().await?;
-                    Ok(changed)
-                }
-
-                async fn signals_between(
-                    &self,
-                    merchant: MerchantId,
-                    first: &Sku,
-                    last: &Sku,
-                    now: DateTime<Utc>,
-                ) -> Result<Signals, StoreError> {
-                    let merchant_id = merchant.to_string();
-                    let (first, last, end) = (first.as_str(), last.as_str(), now.timestamp_micros());
-                    let mut signals = Signals::default();
-                    let prices = sqlx::query_as::<_, PriceRow>(
-                        "SELECT sku, price_minor, currency, version, effective_at, prior_price_minor FROM current_prices
-                         WHERE merchant_id = $1 AND sku >= $2 AND sku <= $3",
-                    )
-                    .bind(&merchant_id)
-                    .bind(first)
-                    .bind(last)
-                    .fetch_all(&self.pool)
-                    .await?;
-                    for price in convert_all::<_, CurrentPrice>(prices)? {
-                        signals.prices.insert(price.sku.clone(), price);
-                    }
-                    let observations = sqlx::query_as::<_, ObservationRow>(
-                        "SELECT observation_id, sku, competitor, price_minor, currency, in_stock, observed_at
-                         FROM competitor_observations WHERE merchant_id = $1 AND sku >= $2 AND sku <= $3
-                         ORDER BY sku, competitor",
-                    )
-                    .bind(&merchant_id)
-                    .bind(first)
-                    .bind(last)
-                    .fetch_all(&self.pool)
-                    .await?;
-                    for observation in convert_all::<_, Observation>(observations)? {
-                        signals.observations.entry(observation.sku.clone()).or_default().push(observation);
-                    }
-                    let demand = sqlx::query_as::<_, DemandRow>(
-                        "SELECT sku,
-                           CAST(COALESCE(SUM(CASE WHEN kind = 'view' AND occurred_at > $4 THEN quantity ELSE 0 END), 0) AS BIGINT) AS views_1d,
-                           CAST(COALESCE(SUM(CASE WHEN kind = 'view' AND occurred_at > $5 THEN quantity ELSE 0 END), 0) AS BIGINT) AS views_7d,
-                           CAST(COALESCE(SUM(CASE WHEN kind = 'add_to_cart' AND occurred_at > $4 THEN quantity ELSE 0 END), 0) AS BIGINT) AS add_to_carts_1d,
-                           CAST(COALESCE(SUM(CASE WHEN kind = 'add_to_cart' AND occurred_at > $5 THEN quantity ELSE 0 END), 0) AS BIGINT) AS add_to_carts_7d,
-                           CAST(COALESCE(SUM(CASE WHEN kind = 'sale' AND occurred_at > $4 THEN quantity ELSE 0 END), 0) AS BIGINT) AS units_sold_1d,
-                           CAST(COALESCE(SUM(CASE WHEN kind = 'sale' AND occurred_at > $5 THEN quantity ELSE 0 END), 0) AS BIGINT) AS units_sold_7d,
-                           CAST(COALESCE(SUM(CASE WHEN kind = 'sale' THEN quantity ELSE 0 END), 0) AS BIGINT) AS units_sold_30d
-                         FROM demand_events
-                         WHERE merchant_id = $1 AND sku >= $2 AND sku <= $3 AND kind <> 'inventory'
-                           AND occurred_at > $6 AND occurred_at <= $7
-                         GROUP BY sku",
-                    )
-                    .bind(&merchant_id)
-                    .bind(first)
-                    .bind(last)
-                    .bind(end - DAY_MICROS)
-                    .bind(end - 7 * DAY_MICROS)
-                    .bind(end - 30 * DAY_MICROS)
-                    .bind(end)
-                    .fetch_all(&self.pool)
-                    .await?;
-                    for row in demand {
-                        let sku = Sku::parse(&row.sku).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                        signals.demand.insert(sku, row.summary);
-                    }
-                    // Newest first per SKU: the first row of each SKU is its inventory level.
-                    let levels: Vec<(String, i64)> = sqlx::query_as(
-                        "SELECT sku, quantity FROM demand_events
-                         WHERE merchant_id = $1 AND sku >= $2 AND sku <= $3 AND kind = 'inventory' AND occurred_at <= $4
-                         ORDER BY sku, occurred_at DESC, event_id DESC",
-                    )
-                    .bind(&merchant_id)
-                    .bind(first)
-                    .bind(last)
-                    .bind(end)
-                    .fetch_all(&self.pool)
-                    .await?;
-                    for (sku, quantity) in levels {
-                        let sku = Sku::parse(&sku).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                        let summary = signals.demand.entry(sku).or_default();
-                        summary.inventory.get_or_insert(quantity);
-                    }
-                    Ok(signals)
-                }
-            }
-        };
-    };
-}
-
-pub(crate) use impl_signal_store;

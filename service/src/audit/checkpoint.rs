@@ -70,7 +70,7 @@ impl std::fmt::Debug for CheckpointSigner {
 }
 
 fn key_id(public: &VerifyingKey) -> String {
-    hex::encode(&crate::auth::sha256(public.as_bytes())[..8])
+    hex::encode(&crate::domain::sha256(public.as_bytes())[..8])
 }
 
 fn message(checkpoint: &Checkpoint) -> Vec<u8> {
@@ -81,7 +81,7 @@ fn message(checkpoint: &Checkpoint) -> Vec<u8> {
 
 impl CheckpointSigner {
     /// The service's key from the store, created there on first use.
-    pub async fn load(store: &dyn Store) -> Result<Self, StoreError> {
+    pub async fn load(store: &Store) -> Result<Self, StoreError> {
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).expect("the operating system provides randomness");
         let candidate = SigningKey::from_bytes(&seed);

@@ -7,14 +7,13 @@
 
 use chrono::Utc;
 
-use super::Trigger;
-use super::context::{context, rule_now};
-use super::judge::Judged;
-use super::repricer::{BATCH, Inner, evaluate_batch, write_batch};
-use crate::domain::{MerchantId, Sku};
+use super::batch::{self, Active};
+use super::{BATCH, Inner};
+use crate::domain::{Sku, Trigger};
+use crate::pricing::Judged;
+use crate::pricing::context::rule_now;
 use crate::replication::Change;
-use crate::sandbox::PreparedRule;
-use crate::store::{RuleVersion, StoreError};
+use crate::store::StoreError;
 
 /// A page evaluated and waiting to be written.
 struct Evaluated {
@@ -25,25 +24,19 @@ struct Evaluated {
     full: bool,
 }
 
-pub(super) async fn reprice_catalogue(
-    inner: &Inner,
-    merchant: MerchantId,
-    version: &RuleVersion,
-    rule: &PreparedRule,
-    trigger: Trigger,
-) -> Result<(), StoreError> {
-    let mut waiting = next_page(inner, merchant, version, rule, trigger, None).await?;
+pub(super) async fn reprice_catalogue(inner: &Inner, active: &Active, trigger: Trigger) -> Result<(), StoreError> {
+    let mut waiting = next_page(inner, active, trigger, None).await?;
     while let Some(page) = waiting.take() {
         let after = page.full.then(|| page.to.clone());
         let write = async {
-            if !write_batch(inner, merchant, version, &page.judged).await?.is_empty() {
-                inner.replication.publish(Change::Range(merchant, page.from.clone(), page.to.clone()));
+            if !batch::write(inner, active, &page.judged).await?.moved.is_empty() {
+                inner.prices.publish(Change::Range(active.merchant, page.from.clone(), page.to.clone()));
             }
             Ok::<_, StoreError>(())
         };
         let read = async {
             match &after {
-                Some(after) => next_page(inner, merchant, version, rule, trigger, Some(after)).await,
+                Some(after) => next_page(inner, active, trigger, Some(after)).await,
                 None => Ok(None),
             }
         };
@@ -57,23 +50,18 @@ pub(super) async fn reprice_catalogue(
 /// Reads the page after `after` with its signals and evaluates it.
 async fn next_page(
     inner: &Inner,
-    merchant: MerchantId,
-    version: &RuleVersion,
-    rule: &PreparedRule,
+    active: &Active,
     trigger: Trigger,
     after: Option<&Sku>,
 ) -> Result<Option<Evaluated>, StoreError> {
-    let products = inner.store.products(merchant, after, BATCH).await?;
+    let store = inner.prices.store();
+    let products = store.products(active.merchant, after, BATCH).await?;
     let (Some(first), Some(last)) = (products.first(), products.last()) else { return Ok(None) };
     let (from, to) = (first.sku.clone(), last.sku.clone());
     let full = products.len() == BATCH as usize;
     let now = rule_now(Utc::now());
-    let stale_after = inner.rules.stale_after_secs();
-    let signals = inner.store.signals_between(merchant, &from, &to, now).await?;
-    let batch = products
-        .into_iter()
-        .filter_map(|p| context(&p, &signals, now, stale_after).map(|(ctx, price)| (p, price, trigger, ctx)))
-        .collect();
-    let judged = evaluate_batch(inner, merchant, version, rule, batch).await;
+    let signals = store.signals_between(active.merchant, &from, &to, now).await?;
+    let batch = products.into_iter().filter_map(|p| batch::candidate(inner, p, &signals, now, trigger)).collect();
+    let judged = batch::judge(inner, active, batch).await;
     Ok(Some(Evaluated { judged, from, to, full }))
 }

@@ -12,9 +12,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{DecisionRecord, Situation, apply_guardrails};
-use crate::domain::{Guardrails, MerchantId};
-use crate::rules::{RuleError, Rules};
+use crate::domain::{Guardrails, MerchantId, Outcome};
+use crate::pricing::{DecisionRecord, Situation, decide};
+use crate::rules::{Mode, RuleError, Rules, evaluate};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +52,7 @@ pub struct Replay {
     pub replayed_at: DateTime<Utc>,
 }
 
-pub async fn replay(store: &dyn Store, rules: &Rules, merchant: MerchantId, seq: i64) -> Result<Replay, ReplayError> {
+pub async fn replay(store: &Store, rules: &Rules, merchant: MerchantId, seq: i64) -> Result<Replay, ReplayError> {
     let stored = store.decision(merchant, seq).await?.ok_or(ReplayError::UnknownDecision(seq))?;
     let record: DecisionRecord =
         serde_json::from_str(&stored.record).map_err(|e| ReplayError::UnreadableRecord(seq, e.to_string()))?;
@@ -60,28 +60,29 @@ pub async fn replay(store: &dyn Store, rules: &Rules, merchant: MerchantId, seq:
         return Err(ReplayError::NotARuleDecision(seq));
     };
     let rule_version = rules.version(merchant, version).await?;
-    let guest = inputs.to_guest(&record.params).map_err(|e| ReplayError::UnreadableRecord(seq, e.to_string()))?;
     let prepared = rules.prepared(merchant, version).await?;
-    let sandbox = rules.sandbox().clone();
-    let evaluation = tokio::task::spawn_blocking(move || sandbox.evaluate(&prepared, &guest))
+    let evaluation = evaluate(rules.sandbox(), &prepared, &record.params, std::slice::from_ref(inputs), Mode::Alone)
         .await
-        .expect("evaluation does not panic");
+        .map_err(|e| ReplayError::UnreadableRecord(seq, e.to_string()))?
+        .pop()
+        .expect("one evaluation per context");
 
     let current = inputs.current_price_minor;
     let decision = evaluation.result.as_ref().ok();
     let error = evaluation.result.as_ref().err().map(|e| e.kind().to_owned());
-    // The guardrails as recorded, in the recorded situation; a record without them (written
-    // before they were recorded) is compared on the rule's answer alone.
+    // The guardrails as recorded, in the recorded situation, decided as the engine decides; a
+    // record without them (written before they were recorded) is compared on the rule's
+    // answer alone, unless the rule failed (a failure keeps the price whatever the guardrails).
     let guardrails = record.guardrails.clone().and_then(|g| Guardrails::parse(g).ok());
-    let judged = match (&evaluation.result, guardrails, record.price_effective_at) {
-        (Ok(decision), Some(guardrails), Some(effective_at)) => {
+    let judged = match (guardrails, record.price_effective_at) {
+        (Some(guardrails), Some(effective_at)) => {
             let situation =
                 Situation { current_minor: current, cost_minor: inputs.cost_minor, effective_at, now: inputs.now };
-            let guarded = apply_guardrails(&guardrails, decision.price_minor.unwrap_or(current), situation);
-            let outcome = if guarded.price_minor != current { "changed" } else { "kept" };
-            Some((outcome, guarded.price_minor, guarded.clips))
+            Some(decide(&evaluation.result, &guardrails, situation))
         }
-        (Err(_), _, _) => Some(("failed", current, Vec::new())),
+        _ if evaluation.result.is_err() => {
+            Some(crate::pricing::Decided { outcome: Outcome::Failed, new_price_minor: current, clips: Vec::new() })
+        }
         _ => None,
     };
 
@@ -97,10 +98,10 @@ pub async fn replay(store: &dyn Store, rules: &Rules, merchant: MerchantId, seq:
     compare("explanation", json!(record.explanation), json!(decision.map_or("", |d| d.explanation.as_str())));
     compare("tags", json!(record.tags), json!(decision.map_or(&[][..], |d| d.tags.as_slice())));
     compare("log", json!(record.log), json!(evaluation.stats.log));
-    if let Some((outcome, new_price, clips)) = judged {
-        compare("outcome", json!(record.outcome), json!(outcome));
-        compare("new_price_minor", json!(record.new_price_minor), json!(new_price));
-        compare("clips", json!(record.clips), json!(clips));
+    if let Some(decided) = judged {
+        compare("outcome", json!(record.outcome), json!(decided.outcome));
+        compare("new_price_minor", json!(record.new_price_minor), json!(decided.new_price_minor));
+        compare("clips", json!(record.clips), json!(decided.clips));
     }
     Ok(Replay {
         seq,

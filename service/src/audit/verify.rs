@@ -5,9 +5,9 @@
 
 use serde::Serialize;
 
-use super::DecisionRecord;
 use crate::domain::MerchantId;
-use crate::store::decisions::{GENESIS_HASH, chain_hash};
+use crate::domain::chain::{GENESIS_HASH, chain_hash};
+use crate::pricing::DecisionRecord;
 use crate::store::{Store, StoreError, StoredDecision};
 
 const PAGE: u32 = 1_000;
@@ -49,7 +49,7 @@ fn mismatch(decision: &StoredDecision) -> Option<&'static str> {
 }
 
 /// Checks the merchant's whole chain, up to its recorded head.
-pub async fn verify(store: &dyn Store, merchant: MerchantId) -> Result<Verification, StoreError> {
+pub async fn verify(store: &Store, merchant: MerchantId) -> Result<Verification, StoreError> {
     verify_range(store, merchant, 1, None).await
 }
 
@@ -57,7 +57,7 @@ pub async fn verify(store: &dyn Store, merchant: MerchantId) -> Result<Verificat
 /// the first record trusts the stored record before it as its anchor; a signed checkpoint
 /// (see [`super::checkpoint`]) is what makes that anchor trustworthy.
 pub async fn verify_range(
-    store: &dyn Store,
+    store: &Store,
     merchant: MerchantId,
     from: i64,
     to: Option<i64>,

@@ -1,0 +1,7 @@
+//! The audit read side: checking a merchant's chain ([`verify`]), signed checkpoints
+//! ([`checkpoint`]), and replaying a recorded decision ([`replay`]). It reads the history and
+//! never writes a price.
+
+pub mod checkpoint;
+pub mod replay;
+pub mod verify;

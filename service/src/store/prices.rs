@@ -1,0 +1,280 @@
+//! The price in force for each product: read by checkout's cache and by rule contexts, written
+//! only inside transactions that append the decision explaining the change.
+
+use chrono::{DateTime, Utc};
+
+use super::rows::{MerchantPriceRow, PriceRow, convert_all};
+use super::{Store, StoreError, Tx};
+use crate::domain::{MerchantId, Money, Sku};
+
+/// The price in force for a product.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentPrice {
+    pub sku: Sku,
+    pub price: Money,
+    /// Incremented on every change of the price in force.
+    pub version: i64,
+    pub effective_at: DateTime<Utc>,
+    /// The lowest price in force during the 30 days before this one took effect, kept for
+    /// merchants that show it (EU price-indication rules); `None` otherwise, or when no
+    /// earlier price was in force in that window.
+    pub prior_minor: Option<i64>,
+}
+
+/// Who set the price in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PriceSource {
+    /// The product's base price (no rule has set one since it was created).
+    Base,
+    /// A rule's decision.
+    Rule,
+}
+
+impl PriceSource {
+    fn as_str(self) -> &'static str {
+        match self {
+            PriceSource::Base => "base",
+            PriceSource::Rule => "rule",
+        }
+    }
+}
+
+const PRICE_COLUMNS: &str = "sku, price_minor, currency, version, effective_at, prior_price_minor";
+
+/// The price in force and who set it, read in the writer's transaction.
+pub async fn in_force(tx: &mut Tx, merchant: MerchantId, sku: &Sku) -> Result<Option<(i64, PriceSource)>, StoreError> {
+    let row: Option<(i64, String)> =
+        sqlx::query_as("SELECT price_minor, source FROM current_prices WHERE merchant_id = $1 AND sku = $2")
+            .bind(merchant.to_string())
+            .bind(sku.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(row.map(|(price, source)| (price, if source == "base" { PriceSource::Base } else { PriceSource::Rule })))
+}
+
+/// A price put in force by its product (created, or its base price changed).
+pub struct BasePrice<'a> {
+    pub sku: &'a Sku,
+    pub price: Money,
+    pub effective_at: DateTime<Utc>,
+    pub prior_minor: Option<i64>,
+}
+
+/// Puts a product's base price in force (a new row at version 1, or the next version).
+pub async fn put_base(tx: &mut Tx, merchant: MerchantId, base: &BasePrice<'_>) -> Result<CurrentPrice, StoreError> {
+    let sql = format!(
+        "INSERT INTO current_prices (merchant_id, sku, price_minor, currency, version, effective_at, source,
+                                     prior_price_minor)
+         VALUES ($1, $2, $3, $4, 1, $5, '{}', $6)
+         ON CONFLICT (merchant_id, sku) DO UPDATE SET
+             price_minor = excluded.price_minor,
+             version = current_prices.version + 1,
+             effective_at = excluded.effective_at,
+             prior_price_minor = excluded.prior_price_minor
+         RETURNING {PRICE_COLUMNS}",
+        PriceSource::Base.as_str()
+    );
+    let row: PriceRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(merchant.to_string())
+        .bind(base.sku.as_str())
+        .bind(base.price.minor())
+        .bind(base.price.currency().code())
+        .bind(base.effective_at.timestamp_micros())
+        .bind(base.prior_minor)
+        .fetch_one(&mut **tx)
+        .await?;
+    CurrentPrice::try_from(row)
+}
+
+/// Ends a product's price in force; returns it (price, currency) when there was one.
+pub async fn remove(tx: &mut Tx, merchant: MerchantId, sku: &Sku) -> Result<Option<(i64, String)>, StoreError> {
+    Ok(sqlx::query_as("DELETE FROM current_prices WHERE merchant_id = $1 AND sku = $2 RETURNING price_minor, currency")
+        .bind(merchant.to_string())
+        .bind(sku.as_str())
+        .fetch_optional(&mut **tx)
+        .await?)
+}
+
+/// A price a rule moved: the SKU, the new price and its prior price.
+pub struct MovedPrice<'a> {
+    pub sku: &'a Sku,
+    pub price_minor: i64,
+    pub prior_minor: Option<i64>,
+}
+
+/// Moved prices per multi-row UPDATE (3 parameters a row, after the merchant and the time).
+const UPDATE_CHUNK: usize = 300;
+
+/// `$1` the merchant, `$2` the time, then (SKU, price, prior price) per row. Casts give
+/// PostgreSQL the parameters' types inside `VALUES`.
+fn move_prices_sql(rows: usize) -> String {
+    let mut sql = String::from("WITH moved (sku, price_minor, prior_price_minor) AS (VALUES ");
+    for row in 0..rows {
+        let first = 3 + row * 3;
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(CAST(${first} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS BIGINT))",
+            first + 1,
+            first + 2
+        ));
+    }
+    // A join (PostgreSQL hashes it), restricted by `IN` so that SQLite walks the primary key
+    // for the listed SKUs instead of joining the whole catalogue against the list.
+    sql.push_str(
+        ") UPDATE current_prices SET price_minor = moved.price_minor, prior_price_minor = moved.prior_price_minor, \
+         version = current_prices.version + 1, effective_at = $2, source = 'rule' FROM moved \
+         WHERE current_prices.merchant_id = $1 AND current_prices.sku = moved.sku \
+         AND current_prices.sku IN (SELECT sku FROM moved) \
+         RETURNING current_prices.sku, current_prices.price_minor, current_prices.currency, current_prices.version, \
+         current_prices.effective_at, current_prices.prior_price_minor",
+    );
+    sql
+}
+
+/// Moves the prices a rule set (each SKU at most once), many per statement; returns them as
+/// they now are. A SKU without a price in force (deleted meanwhile) is left out.
+pub async fn move_prices(
+    tx: &mut Tx,
+    merchant: MerchantId,
+    at: DateTime<Utc>,
+    moving: &[MovedPrice<'_>],
+) -> Result<Vec<CurrentPrice>, StoreError> {
+    let merchant_id = merchant.to_string();
+    let mut moved = Vec::with_capacity(moving.len());
+    for rows in moving.chunks(UPDATE_CHUNK) {
+        let mut update = sqlx::query_as::<_, PriceRow>(sqlx::AssertSqlSafe(move_prices_sql(rows.len())))
+            .bind(&merchant_id)
+            .bind(at.timestamp_micros());
+        for row in rows {
+            update = update.bind(row.sku.as_str()).bind(row.price_minor).bind(row.prior_minor);
+        }
+        moved.extend(convert_all::<_, CurrentPrice>(update.fetch_all(&mut **tx).await?)?);
+    }
+    Ok(moved)
+}
+
+/// Whether the merchant's lookups carry the prior price, read in the writer's transaction.
+pub async fn shows_prior_price(tx: &mut Tx, merchant: MerchantId) -> Result<bool, StoreError> {
+    let shown: Option<(i64,)> =
+        sqlx::query_as("SELECT CASE WHEN show_prior_price THEN 1 ELSE 0 END FROM merchants WHERE id = $1")
+            .bind(merchant.to_string())
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(shown.is_some_and(|(shown,)| shown != 0))
+}
+
+/// Sets whether the merchant's lookups carry the prior price.
+pub async fn set_shows_prior_price(tx: &mut Tx, merchant: MerchantId, show: bool) -> Result<(), StoreError> {
+    sqlx::query("UPDATE merchants SET show_prior_price = $2 WHERE id = $1")
+        .bind(merchant.to_string())
+        .bind(show)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// A page of the merchant's prices in force after `after`, in SKU order, read in the writer's
+/// transaction.
+pub async fn page_in(
+    tx: &mut Tx,
+    merchant: MerchantId,
+    after: &str,
+    limit: u32,
+) -> Result<Vec<CurrentPrice>, StoreError> {
+    let sql =
+        format!("SELECT {PRICE_COLUMNS} FROM current_prices WHERE merchant_id = $1 AND sku > $2 ORDER BY sku LIMIT $3");
+    let rows = sqlx::query_as::<_, PriceRow>(sqlx::AssertSqlSafe(sql))
+        .bind(merchant.to_string())
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&mut **tx)
+        .await?;
+    convert_all(rows)
+}
+
+/// Sets a price's prior price (without a new version: the price itself did not change).
+pub async fn set_prior(tx: &mut Tx, merchant: MerchantId, sku: &Sku, prior: Option<i64>) -> Result<(), StoreError> {
+    sqlx::query("UPDATE current_prices SET prior_price_minor = $3 WHERE merchant_id = $1 AND sku = $2")
+        .bind(merchant.to_string())
+        .bind(sku.as_str())
+        .bind(prior)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    pub async fn current_price(&self, merchant: MerchantId, sku: &Sku) -> Result<Option<CurrentPrice>, StoreError> {
+        let sql = format!("SELECT {PRICE_COLUMNS} FROM current_prices WHERE merchant_id = $1 AND sku = $2");
+        sqlx::query_as::<_, PriceRow>(sqlx::AssertSqlSafe(sql))
+            .bind(merchant.to_string())
+            .bind(sku.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .map(CurrentPrice::try_from)
+            .transpose()
+    }
+
+    /// The merchant's prices in force for SKUs in `first..=last`.
+    pub async fn prices_between(
+        &self,
+        merchant: MerchantId,
+        first: &str,
+        last: &str,
+    ) -> Result<Vec<CurrentPrice>, StoreError> {
+        let sql =
+            format!("SELECT {PRICE_COLUMNS} FROM current_prices WHERE merchant_id = $1 AND sku >= $2 AND sku <= $3");
+        let rows = sqlx::query_as::<_, PriceRow>(sqlx::AssertSqlSafe(sql))
+            .bind(merchant.to_string())
+            .bind(first)
+            .bind(last)
+            .fetch_all(&self.pool)
+            .await?;
+        convert_all(rows)
+    }
+
+    /// Every merchant's prices in force, a page at a time in (merchant, SKU) order, after the
+    /// given key: for warming the price cache.
+    pub async fn current_prices_after(
+        &self,
+        after: Option<(MerchantId, &Sku)>,
+        limit: u32,
+    ) -> Result<Vec<(MerchantId, CurrentPrice)>, StoreError> {
+        let (merchant, sku) = after.map_or((String::new(), ""), |(m, s)| (m.to_string(), s.as_str()));
+        let sql = format!(
+            "SELECT merchant_id, {PRICE_COLUMNS} FROM current_prices
+             WHERE merchant_id > $1 OR (merchant_id = $1 AND sku > $2)
+             ORDER BY merchant_id, sku LIMIT $3"
+        );
+        let rows = sqlx::query_as::<_, MerchantPriceRow>(sqlx::AssertSqlSafe(sql))
+            .bind(merchant)
+            .bind(sku)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        convert_all(rows)
+    }
+}
+
+/// The product version and price version of the merchant's SKUs in `first..=last`, read in
+/// the writer's transaction: a decision applies only to the versions it evaluated.
+pub async fn versions_between(
+    tx: &mut Tx,
+    merchant: MerchantId,
+    first: &str,
+    last: &str,
+) -> Result<std::collections::HashMap<String, (i64, i64)>, StoreError> {
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT p.sku, p.version, c.version FROM products p
+         JOIN current_prices c ON c.merchant_id = p.merchant_id AND c.sku = p.sku
+         WHERE p.merchant_id = $1 AND p.sku >= $2 AND p.sku <= $3",
+    )
+    .bind(merchant.to_string())
+    .bind(first)
+    .bind(last)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().map(|(sku, product, price)| (sku, (product, price))).collect())
+}

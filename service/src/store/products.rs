@@ -1,0 +1,119 @@
+//! The catalogue's products as stored. Writes take the writer's transaction, which the write
+//! side composes with the price in force and the chain.
+
+use super::rows::{ProductRow, convert_all};
+use super::{Store, StoreError, Tx, now};
+use crate::domain::{MerchantId, Product, ProductDraft, Sku};
+
+/// What an upsert did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    Created,
+    Updated,
+    /// The product was already exactly so: nothing was written.
+    Unchanged,
+}
+
+const PRODUCT_COLUMNS: &str =
+    "sku, currency, cost_minor, base_price_minor, guardrails, attributes, version, created_at, updated_at";
+
+/// Creates or replaces a product in the writer's transaction. A product's currency never
+/// changes ([`StoreError::CurrencyMismatch`], nothing written).
+pub async fn upsert(
+    tx: &mut Tx,
+    merchant: MerchantId,
+    draft: &ProductDraft,
+) -> Result<(Product, Upserted), StoreError> {
+    let merchant_id = merchant.to_string();
+    let guardrails = serde_json::to_string(draft.guardrails.as_input()).expect("guardrails serialize");
+    let attributes = serde_json::to_string(draft.attributes.as_map()).expect("attributes serialize");
+    let sql = format!(
+        "INSERT INTO products (merchant_id, sku, currency, cost_minor, base_price_minor,
+                               guardrails, attributes, version, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8)
+         ON CONFLICT (merchant_id, sku) DO UPDATE SET
+             cost_minor = excluded.cost_minor,
+             base_price_minor = excluded.base_price_minor,
+             guardrails = excluded.guardrails,
+             attributes = excluded.attributes,
+             version = products.version + 1,
+             updated_at = excluded.updated_at
+         WHERE products.currency = excluded.currency
+           AND (products.cost_minor <> excluded.cost_minor
+                OR products.base_price_minor <> excluded.base_price_minor
+                OR products.guardrails <> excluded.guardrails
+                OR products.attributes <> excluded.attributes)
+         RETURNING {PRODUCT_COLUMNS}"
+    );
+    let written = sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql))
+        .bind(&merchant_id)
+        .bind(draft.sku.as_str())
+        .bind(draft.currency().code())
+        .bind(draft.cost.minor())
+        .bind(draft.base_price.minor())
+        .bind(&guardrails)
+        .bind(&attributes)
+        .bind(now().timestamp_micros())
+        .fetch_optional(&mut **tx)
+        .await?;
+    if let Some(written) = written {
+        let product = Product::try_from(written)?;
+        let outcome = if product.version == 1 { Upserted::Created } else { Upserted::Updated };
+        return Ok((product, outcome));
+    }
+    // Nothing written: either nothing changed or the currency differs.
+    let sql = format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE merchant_id = $1 AND sku = $2");
+    let existing = sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql))
+        .bind(&merchant_id)
+        .bind(draft.sku.as_str())
+        .fetch_one(&mut **tx)
+        .await?;
+    let existing = Product::try_from(existing)?;
+    if existing.currency() != draft.currency() {
+        return Err(StoreError::CurrencyMismatch { sku: draft.sku.clone(), existing: existing.currency() });
+    }
+    Ok((existing, Upserted::Unchanged))
+}
+
+/// Deletes a product in the writer's transaction; false when there was none.
+pub async fn delete(tx: &mut Tx, merchant: MerchantId, sku: &Sku) -> Result<bool, StoreError> {
+    let deleted = sqlx::query("DELETE FROM products WHERE merchant_id = $1 AND sku = $2")
+        .bind(merchant.to_string())
+        .bind(sku.as_str())
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    Ok(deleted > 0)
+}
+
+impl Store {
+    pub async fn product(&self, merchant: MerchantId, sku: &Sku) -> Result<Option<Product>, StoreError> {
+        let sql = format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE merchant_id = $1 AND sku = $2");
+        sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql))
+            .bind(merchant.to_string())
+            .bind(sku.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .map(Product::try_from)
+            .transpose()
+    }
+
+    /// Up to `limit` products with a SKU after `after`, in SKU byte order.
+    pub async fn products(
+        &self,
+        merchant: MerchantId,
+        after: Option<&Sku>,
+        limit: u32,
+    ) -> Result<Vec<Product>, StoreError> {
+        // Every SKU sorts after the empty string.
+        let sql =
+            format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE merchant_id = $1 AND sku > $2 ORDER BY sku LIMIT $3");
+        let rows = sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql))
+            .bind(merchant.to_string())
+            .bind(after.map_or("", Sku::as_str))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        convert_all(rows)
+    }
+}
