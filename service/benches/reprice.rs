@@ -11,9 +11,8 @@ use std::time::Instant;
 
 use pricing::cache::PriceCache;
 use pricing::config::Settings;
-use pricing::domain::Trigger;
 use pricing::domain::{ProductDraft, Sku};
-use pricing::engine::Engine;
+use pricing::engine::{Engine, EngineSettings};
 use pricing::replication::Replication;
 use pricing::rules::Rules;
 use pricing::sandbox::Sandbox;
@@ -61,7 +60,6 @@ async fn run() {
         let cache = Arc::new(PriceCache::new());
         cache.warm(&store).await.unwrap();
         let (version, _) = rules.upload(merchant, wasm.clone()).await.unwrap();
-        store.activate_rule(merchant, version.version).await.unwrap();
 
         // The evaluations alone, on the same contexts.
         let contexts = rules
@@ -76,10 +74,10 @@ async fn run() {
         }
         let eval_rate = guest.len() as f64 / started.elapsed().as_secs_f64();
 
-        let prices = Prices::new(store.clone(), cache.clone(), Replication::local());
-        let engine = Engine::start(prices.clone(), rules.clone());
+        let prices = Prices::new(store.clone(), cache.clone(), Replication::local(), rules.clone());
+        let engine = Engine::start(prices.clone(), EngineSettings::from(&settings.pricing)).await.unwrap();
         let started = Instant::now();
-        prices.request_all(merchant, Trigger::RuleActivated);
+        prices.activate_rule(merchant, version.version).await.unwrap();
         engine.settled().await;
         let seconds = started.elapsed().as_secs_f64();
         assert_eq!(engine.evaluations(), skus as u64);

@@ -60,6 +60,26 @@ pub struct PricingSettings {
     pub max_signal_batch: usize,
     /// Reprice every merchant with an active rule this often, in seconds; 0 turns it off.
     pub schedule_secs: u64,
+    /// Rule evaluations that run at once (the engine's workers); 0 means one per core.
+    pub workers: usize,
+    /// Products per batch: one rule call, one transaction, one step of a catalogue sweep.
+    pub batch_size: u32,
+    /// How long a replica holds claimed work before another may take it over, in seconds
+    /// (the bound on how long a dead replica's work waits).
+    pub lease_secs: u64,
+    /// How often the engine looks in the store for work it was not told about (other
+    /// replicas' requests, expired claims, retries), in milliseconds.
+    pub poll_ms: u64,
+}
+
+impl PricingSettings {
+    /// The number of workers, `workers = 0` resolved to the number of cores.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -202,6 +222,10 @@ key_cache_ttl_secs = 10
 stale_after_secs = 86400
 max_signal_batch = 10000
 schedule_secs = 0
+workers = 0
+batch_size = 500
+lease_secs = 30
+poll_ms = 250
 
 [sandbox]
 max_module_bytes = 1048576

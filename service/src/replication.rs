@@ -1,4 +1,5 @@
-//! Several replicas on one PostgreSQL database: price cache fan-out and repricing locks.
+//! Several replicas on one PostgreSQL database: price cache fan-out. (Repricing work is
+//! shared through claims in the store: see [`crate::engine`].)
 //!
 //! **Fan-out.** Whenever a replica changes a price in force (a repricer decision, a product
 //! created, replaced or deleted, the prior-price setting), it publishes a small note *after
@@ -21,12 +22,6 @@
 //! that key until its next change; a re-read cannot remove a deletion whose note was missed
 //! (the cache cannot be listed), so deletions are always sent SKU by SKU, never folded into
 //! ranges or whole-merchant notes.
-//!
-//! **Repricing locks.** The repricer takes `pg_try_advisory_xact_lock` on a hash of the
-//! merchant id, in a transaction held for the merchant's batch, so two replicas never evaluate
-//! one merchant at once (nor race on guardrails such as the minimum interval). Ending the
-//! transaction, or losing its connection, frees the lock; the caller re-queues work it could
-//! not lock. With SQLite (one process) all of this is a no-op.
 
 mod notes;
 mod reread;
@@ -44,12 +39,11 @@ use self::notes::{decode, encode};
 use self::reread::{apply, rewarm};
 use crate::cache::PriceCache;
 use crate::config::StoreSettings;
-use crate::domain::MerchantId;
 use crate::store::{Backend, Store, StoreError};
 
 const CHANNEL: &str = "pricing_prices";
 
-/// Fan-out and locks for one replica; `local()` (SQLite) does nothing.
+/// Fan-out for one replica; `local()` (SQLite) does nothing.
 #[derive(Clone, Default)]
 pub struct Replication {
     pg: Option<(PgPool, mpsc::UnboundedSender<Change>)>,
@@ -61,7 +55,7 @@ pub async fn open(url: &str, settings: &StoreSettings) -> Result<(Store, Replica
     if store.backend() != Backend::Postgres {
         return Ok((store, Replication::local()));
     }
-    // Notes, listening and advisory locks are PostgreSQL's own: a pool of its native driver.
+    // Notes and listening are PostgreSQL's own: a pool of its native driver.
     let options = PgConnectOptions::from_str(url)?.application_name("pricing-replication");
     let pool = PgPoolOptions::new()
         .max_connections(settings.max_connections)
@@ -87,36 +81,11 @@ impl Replication {
         }
     }
 
-    /// The merchant's repricing lock, or `None` while another replica holds it.
-    pub async fn try_lock_merchant(&self, merchant: MerchantId) -> Result<Option<MerchantLock>, StoreError> {
-        let Some((pool, _)) = &self.pg else { return Ok(Some(MerchantLock(None))) };
-        let mut tx = pool.begin().await?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(format!("pricing.reprice:{merchant}"))
-            .fetch_one(&mut *tx)
-            .await?;
-        Ok(locked.then_some(MerchantLock(Some(tx))))
-    }
-
     /// Subscribes to notes. Call before warming the cache, so that nothing committed between
     /// the warm-up and the subscription is missed; notes wait until [`Listening::run`].
     pub async fn subscribe(&self) -> Result<Listening, StoreError> {
         let Some((pool, _)) = &self.pg else { return Ok(Listening(None)) };
         Ok(Listening(Some((subscribe(pool).await?, pool.clone()))))
-    }
-}
-
-/// A held repricing lock; [`MerchantLock::release`] frees it (so does dropping it, later).
-pub struct MerchantLock(Option<sqlx::Transaction<'static, sqlx::Postgres>>);
-
-impl MerchantLock {
-    pub async fn release(self) {
-        if let Some(tx) = self.0
-            && let Err(e) = tx.rollback().await
-        {
-            // The connection is broken, and the server frees the lock with it.
-            tracing::warn!(error = %e, "releasing a repricing lock failed");
-        }
     }
 }
 

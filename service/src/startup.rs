@@ -14,7 +14,7 @@ use crate::audit::checkpoint::CheckpointSigner;
 use crate::auth::{self, Authenticator, Role, Roles};
 use crate::cache::PriceCache;
 use crate::config::Settings;
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineSettings};
 use crate::metrics::Metrics;
 use crate::replication;
 use crate::rules::Rules;
@@ -31,6 +31,9 @@ pub enum StartupError {
     #[error("cannot listen on {address}: {source}")]
     Listen { address: String, source: std::io::Error },
 }
+
+/// How long repricing batches in flight may take to finish at shutdown.
+const ENGINE_GRACE: Duration = Duration::from_secs(10);
 
 pub struct Application {
     server: Server,
@@ -56,8 +59,8 @@ impl Application {
         let sandbox = Arc::new(Sandbox::new(&settings.sandbox)?);
         let rules = Arc::new(Rules::new(store.clone(), sandbox, settings.pricing.stale_after_secs));
         let signer = Arc::new(CheckpointSigner::load(&store).await?);
-        let writer = Prices::new(store.clone(), prices.clone(), replication);
-        let engine = Engine::start(writer.clone(), rules.clone());
+        let writer = Prices::new(store.clone(), prices.clone(), replication, rules.clone());
+        let engine = Engine::start(writer.clone(), EngineSettings::from(&settings.pricing)).await?;
         if settings.pricing.schedule_secs > 0 {
             engine.start_schedule(Duration::from_secs(settings.pricing.schedule_secs));
         }
@@ -91,6 +94,8 @@ impl Application {
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
+        // The batches in flight finish; what is left waits in the store for the next start.
+        self.engine.shutdown(ENGINE_GRACE).await;
         self.store.close().await;
         tracing::info!("pricing service stopped");
         served

@@ -117,11 +117,9 @@ async fn signals_to_both_replicas_end_in_one_price_and_one_intact_chain() {
         }
     }
     // Both replicas told at once to reprice the merchant: each queue coalesces its own burst.
-    let sku = pricing::domain::Sku::parse("cold").unwrap();
-    for _ in 0..500 {
-        for replica in [&a, &b] {
-            replica.engine.request(merchant.parse().unwrap(), [sku.clone()], pricing::domain::Trigger::Demand);
-        }
+    let burst = vec![pricing::domain::Sku::parse("cold").unwrap(); 500];
+    for replica in [&a, &b] {
+        replica.engine.request(merchant.parse().unwrap(), &burst, pricing::domain::Trigger::Demand).await.unwrap();
     }
     a.engine.settled().await;
     b.engine.settled().await;
@@ -142,31 +140,35 @@ async fn signals_to_both_replicas_end_in_one_price_and_one_intact_chain() {
 }
 
 #[tokio::test]
-async fn work_for_a_merchant_locked_by_another_replica_waits_and_is_not_lost() {
+async fn work_claimed_by_another_replica_waits_for_its_claim_and_is_not_lost() {
     let (a, _b, merchant, key) = two_replicas().await;
     put(&a, &key, "tee", tee(1000, 1999)).await;
     activate(&a, &key, "cost-plus", json!({"margin_bps": 0})).await;
     assert_eq!(lookup(&a, &key, "tee").await.map(|p| p.0), Some(1000));
 
-    // Hold the merchant's repricing lock as another replica would, on a connection of ours.
+    // Another replica has claimed the product's work, and then died: its claim runs out in 1 s.
     let mut other = sqlx::PgConnection::connect(&a.db.url).await.unwrap();
-    let mut held = other.begin().await.unwrap();
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(format!("pricing.reprice:{merchant}"))
-        .fetch_one(&mut *held)
-        .await
-        .unwrap();
-    assert!(locked);
+    let now = chrono::Utc::now().timestamp_micros();
+    sqlx::query(
+        "INSERT INTO reprice_intents (merchant_id, sku, trigger_kind, generation, requested_at, claim_token, claimed_until)
+         VALUES ($1, 'tee', 'product_changed', 1, $2, 'a-replica-that-died', $3)",
+    )
+    .bind(&merchant)
+    .bind(now)
+    .bind(now + 1_000_000)
+    .execute(&mut other)
+    .await
+    .unwrap();
     let before = a.engine.evaluations();
     put(&a, &key, "tee", tee(1100, 1999)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(a.engine.evaluations(), before, "no evaluation while another replica holds the merchant");
+    assert_eq!(a.engine.evaluations(), before, "no evaluation while another replica holds the work");
     assert_eq!(lookup(&a, &key, "tee").await.map(|p| p.0), Some(1000));
 
-    held.rollback().await.unwrap();
+    // Once the claim has expired, this replica takes the work over.
     a.engine.settled().await;
     assert_eq!(a.engine.evaluations(), before + 1);
-    assert_eq!(lookup(&a, &key, "tee").await.map(|p| p.0), Some(1100), "the deferred signal was evaluated");
+    assert_eq!(lookup(&a, &key, "tee").await.map(|p| p.0), Some(1100), "the claimed change was evaluated");
 }
 
 #[tokio::test]

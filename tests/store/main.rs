@@ -31,6 +31,34 @@ async fn delete(store: &Store, merchant: MerchantId, sku: &Sku) -> Result<bool, 
     catalogue::delete(store, merchant, sku, &pricing::write::Gate::open()).await
 }
 
+/// Rule changes in a transaction of their own (the service makes them through the write side,
+/// with the repricing they call for).
+async fn set_rule_params(
+    store: &Store,
+    merchant: MerchantId,
+    version: i64,
+    params: &Map<String, Value>,
+) -> Result<Option<store::RuleVersion>, StoreError> {
+    let mut tx = store.begin().await?;
+    let updated = store::rules::set_params(&mut tx, merchant, version, params).await?;
+    tx.commit().await?;
+    Ok(updated)
+}
+
+async fn activate_rule(store: &Store, merchant: MerchantId, version: i64) -> Result<store::Activation, StoreError> {
+    let mut tx = store.begin().await?;
+    let activation = store::rules::activate(&mut tx, merchant, version).await?;
+    tx.commit().await?;
+    Ok(activation)
+}
+
+async fn roll_back_rule(store: &Store, merchant: MerchantId) -> Result<store::Activation, StoreError> {
+    let mut tx = store.begin().await?;
+    let activation = store::rules::roll_back(&mut tx, merchant).await?;
+    tx.commit().await?;
+    Ok(activation)
+}
+
 fn draft(sku: &str, currency: &str, cost: i64, base: i64) -> ProductDraft {
     draft_with(sku, currency, cost, base, json!({}), json!({}))
 }
@@ -263,10 +291,10 @@ async fn parameters_are_set_per_version(backend: Backend) {
     let m = store.create_merchant("Acme").await.unwrap().id;
     store.insert_rule_version(m, &code("aa", b"one")).await.unwrap();
     let params: Map<String, Value> = serde_json::from_value(json!({"margin_bps": 2500, "label": "x"})).unwrap();
-    let updated = store.set_rule_params(m, 1, &params).await.unwrap().unwrap();
+    let updated = set_rule_params(&store, m, 1, &params).await.unwrap().unwrap();
     assert_eq!(updated.params, params);
     assert_eq!(store.rule_version(m, 1).await.unwrap().unwrap().params, params);
-    assert_eq!(store.set_rule_params(m, 9, &params).await.unwrap(), None);
+    assert_eq!(set_rule_params(&store, m, 9, &params).await.unwrap(), None);
 }
 
 async fn activation_and_rollback_walk_the_history(backend: Backend) {
@@ -276,24 +304,24 @@ async fn activation_and_rollback_walk_the_history(backend: Backend) {
         store.insert_rule_version(m, &code(sha, b"x")).await.unwrap();
     }
     assert_eq!(store.active_rule(m).await.unwrap(), None);
-    assert!(matches!(store.roll_back_rule(m).await, Err(StoreError::NothingToRollBack)));
-    assert!(matches!(store.activate_rule(m, 4).await, Err(StoreError::UnknownRuleVersion(4))));
+    assert!(matches!(roll_back_rule(&store, m).await, Err(StoreError::NothingToRollBack)));
+    assert!(matches!(activate_rule(&store, m, 4).await, Err(StoreError::UnknownRuleVersion(4))));
 
     for version in [1, 2, 3] {
-        assert_eq!(store.activate_rule(m, version).await.unwrap().version, version);
+        assert_eq!(activate_rule(&store, m, version).await.unwrap().version, version);
     }
-    let again = store.activate_rule(m, 3).await.unwrap();
+    let again = activate_rule(&store, m, 3).await.unwrap();
     assert_eq!((again.version, again.seq), (3, 3), "activating the active version changes nothing");
 
-    let back = store.roll_back_rule(m).await.unwrap();
+    let back = roll_back_rule(&store, m).await.unwrap();
     assert_eq!((back.version, back.kind.as_str()), (2, "rollback"));
-    assert_eq!(store.roll_back_rule(m).await.unwrap().version, 1);
-    assert!(matches!(store.roll_back_rule(m).await, Err(StoreError::NothingToRollBack)));
+    assert_eq!(roll_back_rule(&store, m).await.unwrap().version, 1);
+    assert!(matches!(roll_back_rule(&store, m).await, Err(StoreError::NothingToRollBack)));
     assert_eq!(store.active_rule(m).await.unwrap().unwrap().version, 1);
 
     // A new activation after rollbacks can itself be rolled back.
-    store.activate_rule(m, 3).await.unwrap();
-    assert_eq!(store.roll_back_rule(m).await.unwrap().version, 1);
+    activate_rule(&store, m, 3).await.unwrap();
+    assert_eq!(roll_back_rule(&store, m).await.unwrap().version, 1);
 }
 
 async fn prices_in_force_page_across_merchants_in_key_order(backend: Backend) {

@@ -167,7 +167,7 @@ impl From<AuthError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(_) => {
+            StoreError::Unavailable(_) | StoreError::Contended(_) => {
                 tracing::warn!(error = %e, "store unavailable");
                 ApiError::Unavailable
             }

@@ -14,7 +14,6 @@ use super::extract::resource;
 use super::{ApiError, ErrorBody};
 use crate::auth::{Principal, Role};
 use crate::domain::Invalid;
-use crate::domain::Trigger;
 use crate::rules::{DryRunResult, Rules};
 use crate::sandbox::RuleContext;
 use crate::store::{Activation, RuleVersion, Store};
@@ -178,8 +177,6 @@ pub async fn get_rule(
     responses((status = 200, body = RuleVersionView), (status = "4XX", body = ErrorBody)))]
 pub async fn set_params(
     principal: Principal,
-    rules: web::Data<Rules>,
-    store: web::Data<Store>,
     prices: web::Data<Prices>,
     path: web::Path<String>,
     body: web::Json<Value>,
@@ -189,11 +186,7 @@ pub async fn set_params(
     let Value::Object(params) = body.into_inner() else {
         return Err(Invalid::one("params", "parameters are a JSON object").into());
     };
-    let updated = rules.set_params(merchant, version, params).await?;
-    let active = active_version(&store, merchant).await?;
-    if active == Some(version) {
-        prices.request_all(merchant, Trigger::ParamsChanged);
-    }
+    let (updated, active) = prices.set_rule_params(merchant, version, params).await?;
     Ok(HttpResponse::Ok().json(RuleVersionView::new(updated, active)))
 }
 
@@ -202,29 +195,22 @@ pub async fn set_params(
     responses((status = 200, body = ActivationView), (status = "4XX", body = ErrorBody)))]
 pub async fn activate(
     principal: Principal,
-    rules: web::Data<Rules>,
     prices: web::Data<Prices>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = principal.merchant_with(WRITE)?;
-    let activation = rules.activate(merchant, version_from_path(&path)?).await?;
+    let activation = prices.activate_rule(merchant, version_from_path(&path)?).await?;
     tracing::info!(merchant_id = %merchant, version = activation.version, "rule activated");
-    prices.request_all(merchant, Trigger::RuleActivated);
     Ok(HttpResponse::Ok().json(ActivationView::from(activation)))
 }
 
 /// Return to the version that was active before the current one.
 #[utoipa::path(post, path = "/v1/rules/rollback", tag = "rules", security(("bearer" = [])),
     responses((status = 200, body = ActivationView), (status = "4XX", body = ErrorBody)))]
-pub async fn roll_back(
-    principal: Principal,
-    rules: web::Data<Rules>,
-    prices: web::Data<Prices>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn roll_back(principal: Principal, prices: web::Data<Prices>) -> Result<HttpResponse, ApiError> {
     let merchant = principal.merchant_with(WRITE)?;
-    let activation = rules.roll_back(merchant).await?;
+    let activation = prices.roll_back_rule(merchant).await?;
     tracing::info!(merchant_id = %merchant, version = activation.version, "rule rolled back");
-    prices.request_all(merchant, Trigger::RuleActivated);
     Ok(HttpResponse::Ok().json(ActivationView::from(activation)))
 }
 

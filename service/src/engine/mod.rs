@@ -1,39 +1,118 @@
-//! The repricing engine, off the request path: it takes the work queued with the write side
-//! ([`crate::write::Intents`]), runs each merchant's active rule on it in batches
-//! ([`batch`]; a whole catalogue as a pipelined [`sweep`]), and hands the judged batches to
-//! the write side, which records them and moves the prices. Products of a merchant with no
-//! active rule keep their set price. With several replicas, a merchant's work runs under its
-//! repricing lock (see [`crate::replication`]); work whose merchant is locked elsewhere waits
-//! and is tried again.
+//! The repricing engine, off the request path.
+//!
+//! **Durable intent.** Whatever asks for a reprice stores its intent in the transaction of the
+//! change itself ([`crate::store::work`]): a targeted intent per product (product changes,
+//! signals) or a sweep of the whole catalogue (activation, rollback, parameters, schedule).
+//! The transaction that appends a decision clears the intent it answers, and a sweep's
+//! position moves in the transaction that writes its page. So a crash at any instant leaves
+//! the work in the store, and the engine, which always works from the store, finishes it after
+//! a restart. Every product is evaluated at least once after its last change, and its inputs
+//! are read after that change was committed (a request made during an evaluation bumps the
+//! intent's generation, so the intent stays for another evaluation).
+//!
+//! **Fairness.** Each merchant with work has a lane ([`lane`]): it takes the merchant's
+//! targeted work first, in batches, and its sweep page by page, serving targeted work between
+//! pages. Lanes run side by side and share the workers ([`pool`]), which serve batches first
+//! come, first served. A sweeping merchant has at most `workers + 2` pages waiting for or on a
+//! worker, so another merchant's targeted batch waits for at most that many pages per busy
+//! merchant (and for the write in flight of each), never for a whole catalogue.
+//!
+//! **Every core.** `pricing.workers` evaluations run at once (default: one per core). A sweep
+//! reads and evaluates its next pages while the current one is written; one merchant's pages
+//! are written in order, one at a time (its chain is sequential); different merchants' writes
+//! run side by side.
+//!
+//! **Replicas.** Work is claimed from the store for `pricing.lease_secs` (PostgreSQL skips rows
+//! another replica is claiming), so two replicas never evaluate one product at once and an
+//! idle replica takes work that another has not reached. The work of a replica that dies is
+//! taken over once its claims expire (at most `lease_secs`, plus `poll_ms` until a replica
+//! looks). A decision is appended only while its claim is still held, and only for the
+//! product and price versions it evaluated, so guardrails that depend on the previous decision
+//! (minimum interval, maximum step) see the price in force. SQLite has one process, which frees
+//! its earlier run's claims at start.
+//!
+//! **Failures.** A rule that fails is a recorded decision (the price stays). A failure of the
+//! service's own (a full instance pool, a deadline missed on a busy machine, a lost database
+//! connection) is not the rule's: the work is put back and tried again after a pause.
+//!
+//! **Shutdown.** [`Engine::shutdown`] lets the batches in flight finish and leaves the rest in
+//! the store. Signals are never refused because the engine is busy: their intent waits.
 
 mod batch;
+mod lane;
+mod lanes;
+mod pool;
 mod sweep;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use chrono::Utc;
 
+use crate::config::PricingSettings;
 use crate::domain::{MerchantId, Sku, Trigger};
-use crate::pricing::context::rule_now;
-use crate::replication::Change;
 use crate::rules::Rules;
-use crate::store::StoreError;
-use crate::write::{Pending, Prices};
+use crate::store::{Backend, Backlog, Store, StoreError};
+use crate::write::Prices;
 
-/// Products evaluated per batch (one rule instance each).
-const BATCH: u32 = 500;
-/// How long work waits when another replica holds its merchant's lock.
-const LOCKED_RETRY: Duration = Duration::from_millis(25);
+use self::lanes::Lanes;
+use self::pool::Pool;
 
-struct Inner {
+/// How the engine runs (from `[pricing]`).
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub workers: usize,
+    pub batch_size: u32,
+    pub lease: Duration,
+    pub poll: Duration,
+}
+
+impl From<&PricingSettings> for EngineSettings {
+    fn from(s: &PricingSettings) -> Self {
+        Self {
+            workers: s.worker_count(),
+            batch_size: s.batch_size.max(1),
+            lease: Duration::from_secs(s.lease_secs.max(1)),
+            poll: Duration::from_millis(s.poll_ms.max(10)),
+        }
+    }
+}
+
+/// What the engine has done and has waiting, for the metrics.
+#[derive(Debug, Clone, Default)]
+pub struct EngineReadings {
+    pub evaluations: u64,
+    pub worker_busy_seconds: Vec<f64>,
+    pub backlog: Backlog,
+}
+
+pub(crate) struct Inner {
     prices: Prices,
     rules: Arc<Rules>,
-    busy: AtomicBool,
+    settings: EngineSettings,
+    pool: Pool,
+    lanes: Lanes,
+    stopping: AtomicBool,
     evaluations: AtomicU64,
-    /// Merchants' work waiting out another replica's lock.
-    deferred: AtomicUsize,
+    /// This process's name in claim tokens.
+    replica: String,
+    backlog: Mutex<Backlog>,
+}
+
+impl Inner {
+    fn store(&self) -> &Store {
+        self.prices.store()
+    }
+
+    /// A token for one claim.
+    fn token(&self) -> String {
+        format!("{}:{}", self.replica, uuid::Uuid::new_v4().simple())
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
 }
 
 /// A handle on the running engine; cloning shares it.
@@ -43,20 +122,38 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts the worker on the current tokio runtime.
-    pub fn start(prices: Prices, rules: Arc<Rules>) -> Self {
+    /// Starts the engine on the current tokio runtime: it picks up whatever work is stored.
+    pub async fn start(prices: Prices, settings: EngineSettings) -> Result<Self, StoreError> {
+        if prices.store().backend() == Backend::Sqlite {
+            prices.store().release_all_claims().await?;
+        }
+        let wakeups = prices.wakeups().take_receiver();
         let inner = Arc::new(Inner {
+            rules: prices.rules().clone(),
             prices,
-            rules,
-            busy: AtomicBool::new(false),
+            pool: Pool::new(settings.workers),
+            settings,
+            lanes: Lanes::default(),
+            stopping: AtomicBool::new(false),
             evaluations: AtomicU64::new(0),
-            deferred: AtomicUsize::new(0),
+            replica: uuid::Uuid::new_v4().simple().to_string(),
+            backlog: Mutex::new(Backlog::default()),
         });
-        tokio::spawn(work(Arc::downgrade(&inner), inner.prices.intents().waker()));
-        Self { inner }
+        if let Some(mut wakeups) = wakeups {
+            let weak = Arc::downgrade(&inner);
+            tokio::spawn(async move {
+                while let Some(merchant) = wakeups.recv().await {
+                    let Some(inner) = weak.upgrade() else { return };
+                    lanes::wake(&inner, merchant);
+                }
+            });
+        }
+        tokio::spawn(poll(Arc::downgrade(&inner)));
+        Ok(Self { inner })
     }
 
-    /// Reprices every merchant with an active rule every `period`, until the engine is dropped.
+    /// Queues a sweep of every merchant with an active rule every `period`, until the
+    /// engine is dropped.
     pub fn start_schedule(&self, period: Duration) {
         let inner = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
@@ -65,21 +162,16 @@ impl Engine {
             loop {
                 ticks.tick().await;
                 let Some(strong) = inner.upgrade() else { return };
-                match strong.prices.store().merchants_with_rules().await {
-                    Ok(merchants) => {
-                        for merchant in merchants {
-                            strong.prices.request_all(merchant, Trigger::Schedule);
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "scheduled repricing could not list merchants"),
+                if let Err(e) = strong.prices.request_scheduled_sweeps().await {
+                    tracing::warn!(error = %e, "scheduled repricing could not be queued");
                 }
             }
         });
     }
 
-    /// Queues products for repricing (as the write side does after a change).
-    pub fn request(&self, merchant: MerchantId, skus: impl IntoIterator<Item = Sku>, trigger: Trigger) {
-        self.inner.prices.request(merchant, skus, trigger);
+    /// Queues products for repricing, as a change would (tools and tests).
+    pub async fn request(&self, merchant: MerchantId, skus: &[Sku], trigger: Trigger) -> Result<(), StoreError> {
+        self.inner.prices.request_reprice(merchant, skus, trigger).await
     }
 
     /// Rule evaluations run so far.
@@ -87,99 +179,57 @@ impl Engine {
         self.inner.evaluations.load(Ordering::Relaxed)
     }
 
-    /// Waits until nothing is queued or running (for tests and orderly shutdown).
+    pub fn readings(&self) -> EngineReadings {
+        EngineReadings {
+            evaluations: self.evaluations(),
+            worker_busy_seconds: self.inner.pool.busy_seconds(),
+            backlog: self.inner.backlog.lock().expect("the backlog lock is not poisoned").clone(),
+        }
+    }
+
+    /// Waits until no work is stored or running (for tests and tools).
     pub async fn settled(&self) {
         loop {
-            let queued = !self.inner.prices.intents().is_empty();
-            let deferred = self.inner.deferred.load(Ordering::SeqCst) > 0;
-            if !queued && !deferred && !self.inner.busy.load(Ordering::SeqCst) {
+            let idle = self.inner.lanes.is_empty();
+            if idle && matches!(self.inner.store().has_work().await, Ok(false)) && self.inner.lanes.is_empty() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
+
+    /// Stops taking work: the batches in flight finish (for at most `grace`), the rest stays
+    /// in the store for the next start or another replica.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.stopping.store(true, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + grace;
+        while !self.inner.lanes.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
-/// The worker holds the engine only weakly, so it ends when the service drops it.
-async fn work(inner: std::sync::Weak<Inner>, wake: Arc<tokio::sync::Notify>) {
+/// Looks in the store for work nobody told this process about (other replicas' requests,
+/// expired claims, retries that are due), and now and then reads the backlog for the metrics.
+async fn poll(inner: Weak<Inner>) {
+    let mut last_backlog = tokio::time::Instant::now() - Duration::from_secs(60);
     loop {
-        let notified = wake.notified();
         let Some(strong) = inner.upgrade() else { return };
-        strong.busy.store(true, Ordering::SeqCst);
-        let work = strong.prices.intents().take();
-        if work.is_empty() {
-            strong.busy.store(false, Ordering::SeqCst);
-            drop(strong);
-            // Wake on a request, or now and then to notice that the service has gone.
-            let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;
-            continue;
+        if strong.stopping() {
+            return;
         }
-        for (merchant, pending) in work {
-            let lock = match strong.prices.replication().try_lock_merchant(merchant).await {
-                Ok(Some(lock)) => lock,
-                held_or_failed => {
-                    if let Err(e) = held_or_failed {
-                        tracing::warn!(merchant_id = %merchant, error = %e, "the repricing lock is unavailable");
-                    }
-                    defer(&strong, merchant, pending);
-                    continue;
-                }
-            };
-            if let Err(e) = reprice_merchant(&strong, merchant, pending).await {
-                tracing::error!(merchant_id = %merchant, error = %e, "repricing failed");
-            }
-            lock.release().await;
+        let period = strong.settings.poll;
+        match strong.store().merchants_with_work(Utc::now()).await {
+            Ok(merchants) => merchants.into_iter().for_each(|m| lanes::wake(&strong, m)),
+            Err(e) => tracing::debug!(error = %e, "looking for repricing work failed"),
         }
-        strong.busy.store(false, Ordering::SeqCst);
-    }
-}
-
-/// Puts work back after a short wait (another replica reprices the merchant meanwhile; its
-/// evaluation may not have seen the signals behind this work, so they are evaluated again).
-fn defer(inner: &Arc<Inner>, merchant: MerchantId, pending: Pending) {
-    inner.deferred.fetch_add(1, Ordering::SeqCst);
-    let inner = inner.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(LOCKED_RETRY).await;
-        inner.prices.intents().put_back(merchant, pending);
-        inner.deferred.fetch_sub(1, Ordering::SeqCst);
-    });
-}
-
-async fn reprice_merchant(inner: &Inner, merchant: MerchantId, pending: Pending) -> Result<(), StoreError> {
-    let store = inner.prices.store();
-    let Some(active) = store.active_rule(merchant).await? else {
-        return Ok(()); // no rule: products keep their set price
-    };
-    let (version, rule) = match (
-        inner.rules.version(merchant, active.version).await,
-        inner.rules.prepared(merchant, active.version).await,
-    ) {
-        (Ok(version), Ok(rule)) => (version, rule),
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::error!(merchant_id = %merchant, error = %e, "the active rule cannot be loaded");
-            return Ok(());
-        }
-    };
-    let active = batch::Active { merchant, version, rule };
-    if let Some(trigger) = pending.all {
-        return sweep::reprice_catalogue(inner, &active, trigger).await;
-    }
-    let mut skus: Vec<(Sku, Trigger)> = pending.skus.into_iter().collect();
-    skus.sort_by(|a, b| a.0.cmp(&b.0));
-    for chunk in skus.chunks(BATCH as usize) {
-        let now = rule_now(Utc::now());
-        let mut candidates = Vec::with_capacity(chunk.len());
-        for (sku, trigger) in chunk {
-            if let Some(product) = store.product(merchant, sku).await? {
-                let signals = store.signals_between(merchant, sku, sku, now).await?;
-                candidates.extend(batch::candidate(inner, product, &signals, now, *trigger));
+        if last_backlog.elapsed() >= Duration::from_secs(1) {
+            last_backlog = tokio::time::Instant::now();
+            if let Ok(backlog) = strong.store().backlog().await {
+                *strong.backlog.lock().expect("the backlog lock is not poisoned") = backlog;
             }
         }
-        let judged = batch::judge(inner, &active, candidates).await;
-        let applied = batch::write(inner, &active, &judged).await?;
-        let moved = applied.moved.iter().map(|p| (p.sku.clone(), p.version)).collect();
-        inner.prices.publish(Change::Skus(merchant, moved));
+        drop(strong);
+        tokio::time::sleep(period).await;
     }
-    Ok(())
 }

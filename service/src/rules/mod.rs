@@ -11,11 +11,9 @@ pub use evaluate::{Mode, evaluate};
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
-
-use crate::domain::{Attributes, Invalid, MerchantId};
+use crate::domain::{Invalid, MerchantId};
 use crate::sandbox::{PreparedRule, Sandbox, UploadError};
-use crate::store::{Activation, NewRuleVersion, RuleVersion, Store, StoreError};
+use crate::store::{NewRuleVersion, RuleVersion, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuleError {
@@ -85,26 +83,6 @@ impl Rules {
 
     pub async fn version(&self, merchant: MerchantId, version: i64) -> Result<RuleVersion, RuleError> {
         self.store.rule_version(merchant, version).await?.ok_or(RuleError::UnknownVersion(version))
-    }
-
-    pub async fn set_params(
-        &self,
-        merchant: MerchantId,
-        version: i64,
-        params: Map<String, Value>,
-    ) -> Result<RuleVersion, RuleError> {
-        Attributes::check_named("params", &params).map_err(RuleError::Invalid)?;
-        self.store.set_rule_params(merchant, version, &params).await?.ok_or(RuleError::UnknownVersion(version))
-    }
-
-    pub async fn activate(&self, merchant: MerchantId, version: i64) -> Result<Activation, RuleError> {
-        // Loading first means a version that cannot run is never made active.
-        self.prepared(merchant, version).await?;
-        Ok(self.store.activate_rule(merchant, version).await?)
-    }
-
-    pub async fn roll_back(&self, merchant: MerchantId) -> Result<Activation, RuleError> {
-        Ok(self.store.roll_back_rule(merchant).await?)
     }
 
     /// The compiled rule of a version, from the cache or loaded from the store.

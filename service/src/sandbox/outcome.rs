@@ -26,6 +26,10 @@ pub enum EvalError {
     OutputTooLarge(String),
     #[error("the rule sandbox is at capacity; try again")]
     Busy,
+    /// The stored inputs could not be handed to the rule (a value the interface cannot
+    /// carry); the rule did not run.
+    #[error("the product's context cannot be given to the rule: {0}")]
+    InvalidInput(String),
 }
 
 impl EvalError {
@@ -41,6 +45,7 @@ impl EvalError {
             EvalError::InvalidOutput(_) => "invalid_output",
             EvalError::OutputTooLarge(_) => "output_too_large",
             EvalError::Busy => "busy",
+            EvalError::InvalidInput(_) => "invalid_input",
         }
     }
 }
@@ -75,4 +80,11 @@ fn micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 pub struct Evaluation {
     pub result: Result<RuleDecision, EvalError>,
     pub stats: EvalStats,
+}
+
+impl Evaluation {
+    /// An evaluation that failed before the rule ran (it cost nothing).
+    pub fn failed(error: EvalError) -> Self {
+        Self { result: Err(error), stats: EvalStats::default() }
+    }
 }

@@ -20,9 +20,10 @@ pub mod history;
 pub mod prices;
 pub mod products;
 mod rows;
-mod rules;
-mod signals;
+pub mod rules;
+pub mod signals;
 mod tenants;
+pub mod work;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -41,6 +42,7 @@ pub use products::Upserted;
 pub use rules::{Activation, NewRuleVersion, RuleCode, RuleVersion};
 pub use signals::{DemandEvent, DemandKind, DemandSummary, Observation, Signals};
 pub use tenants::{Merchant, StoredKey};
+pub use work::{Backlog, Intent, Sweep};
 
 /// A write transaction: the layers above compose a change from the store's functions that
 /// take one, and commit it whole.
@@ -50,6 +52,10 @@ pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 pub enum StoreError {
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// A deadlock, a serialization failure, a lock wait that timed out or a busy SQLite file:
+    /// the transaction rolled back, and trying it again is safe.
+    #[error("the database was contended; try again: {0}")]
+    Contended(String),
     #[error("product {sku} is priced in {existing}; its currency cannot change")]
     CurrencyMismatch { sku: Sku, existing: Currency },
     #[error("stored data could not be read back: {0}")]
@@ -72,8 +78,28 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 StoreError::Unavailable(e.to_string())
             }
+            sqlx::Error::Database(ref db) if db.code().is_some_and(|code| is_contention(&code)) => {
+                StoreError::Contended(e.to_string())
+            }
             other => StoreError::Database(other),
         }
+    }
+}
+
+/// PostgreSQL: deadlock, serialization failure, lock not available; SQLite: busy and locked,
+/// with their extended codes (the primary code is the low byte).
+fn is_contention(code: &str) -> bool {
+    match code {
+        "40P01" | "40001" | "55P03" => true,
+        sqlite => sqlite.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6)),
+    }
+}
+
+impl StoreError {
+    /// Whether the same work may simply be tried again (the database rolled it back, or
+    /// could not be reached).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Contended(_) | StoreError::Unavailable(_))
     }
 }
 

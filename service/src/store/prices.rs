@@ -278,3 +278,30 @@ pub async fn versions_between(
     .await?;
     Ok(rows.into_iter().map(|(sku, product, price)| (sku, (product, price))).collect())
 }
+
+/// [`versions_between`] for a list of SKUs (a targeted batch, which may be sparse).
+pub async fn versions_of(
+    tx: &mut Tx,
+    merchant: MerchantId,
+    skus: &[&Sku],
+) -> Result<std::collections::HashMap<String, (i64, i64)>, StoreError> {
+    let merchant_id = merchant.to_string();
+    let mut versions = std::collections::HashMap::with_capacity(skus.len());
+    for chunk in skus.chunks(500) {
+        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT p.sku, p.version, c.version FROM products p
+             JOIN current_prices c ON c.merchant_id = p.merchant_id AND c.sku = p.sku
+             WHERE p.merchant_id = $1 AND p.sku IN ({})",
+            list.join(", ")
+        );
+        let mut query = sqlx::query_as::<_, (String, i64, i64)>(sqlx::AssertSqlSafe(sql)).bind(&merchant_id);
+        for sku in chunk {
+            query = query.bind(sku.as_str());
+        }
+        for (sku, product, price) in query.fetch_all(&mut **tx).await? {
+            versions.insert(sku, (product, price));
+        }
+    }
+    Ok(versions)
+}

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::rows::{ActivationRow, RuleCodeRow, RuleVersionRow, convert_all};
-use super::{Store, StoreError, now};
+use super::{Store, StoreError, Tx, now};
 use crate::domain::MerchantId;
 
 /// A rule version's metadata (its code is fetched separately, only when it is loaded).
@@ -47,6 +47,94 @@ pub struct Activation {
     pub kind: String,
     pub previous_seq: Option<i64>,
     pub activated_at: DateTime<Utc>,
+}
+
+pub async fn set_params(
+    tx: &mut Tx,
+    merchant: MerchantId,
+    version: i64,
+    params: &Map<String, Value>,
+) -> Result<Option<RuleVersion>, StoreError> {
+    let params = serde_json::to_string(params).expect("parameters serialize");
+    sqlx::query_as::<_, RuleVersionRow>(
+        "UPDATE rule_versions SET params = $3, params_updated_at = $4
+         WHERE merchant_id = $1 AND version = $2
+         RETURNING version, sha256, size_bytes, compile_ms, params, created_at, params_updated_at",
+    )
+    .bind(merchant.to_string())
+    .bind(version)
+    .bind(params)
+    .bind(now().timestamp_micros())
+    .fetch_optional(&mut **tx)
+    .await?
+    .map(RuleVersion::try_from)
+    .transpose()
+}
+
+pub async fn activate(tx: &mut Tx, merchant: MerchantId, version: i64) -> Result<Activation, StoreError> {
+    let merchant_id = merchant.to_string();
+    // Written first, so SQLite takes its write lock before reading anything.
+    let inserted = sqlx::query_as::<_, ActivationRow>(
+        "INSERT INTO rule_activations (merchant_id, seq, version, kind, previous_seq, activated_at)
+         SELECT $1, COALESCE(MAX(a.seq), 0) + 1, $2, 'activate', MAX(a.seq), $3
+         FROM rule_activations a WHERE a.merchant_id = $1
+         HAVING EXISTS (SELECT 1 FROM rule_versions WHERE merchant_id = $1 AND version = $2)
+            AND COALESCE((SELECT version FROM rule_activations WHERE merchant_id = $1
+                          ORDER BY seq DESC LIMIT 1), -1) <> $2
+         RETURNING seq, version, kind, previous_seq, activated_at",
+    )
+    .bind(&merchant_id)
+    .bind(version)
+    .bind(now().timestamp_micros())
+    .fetch_optional(&mut **tx)
+    .await?;
+    let activation = match inserted {
+        Some(row) => Activation::try_from(row)?,
+        None => {
+            // Nothing written: the version is unknown, or already active.
+            let current = sqlx::query_as::<_, ActivationRow>(
+                "SELECT seq, version, kind, previous_seq, activated_at FROM rule_activations
+                 WHERE merchant_id = $1 ORDER BY seq DESC LIMIT 1",
+            )
+            .bind(&merchant_id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(Activation::try_from)
+            .transpose()?;
+            match current {
+                Some(current) if current.version == version => current,
+                _ => return Err(StoreError::UnknownRuleVersion(version)),
+            }
+        }
+    };
+    Ok(activation)
+}
+
+pub async fn roll_back(tx: &mut Tx, merchant: MerchantId) -> Result<Activation, StoreError> {
+    sqlx::query_as::<_, ActivationRow>(
+        "INSERT INTO rule_activations (merchant_id, seq, version, kind, previous_seq, activated_at)
+         SELECT cur.merchant_id, cur.seq + 1, prev.version, 'rollback', prev.previous_seq, $2
+         FROM rule_activations cur
+         JOIN rule_activations prev ON prev.merchant_id = cur.merchant_id AND prev.seq = cur.previous_seq
+         WHERE cur.merchant_id = $1
+           AND cur.seq = (SELECT MAX(seq) FROM rule_activations WHERE merchant_id = $1)
+         RETURNING seq, version, kind, previous_seq, activated_at",
+    )
+    .bind(merchant.to_string())
+    .bind(now().timestamp_micros())
+    .fetch_optional(&mut **tx)
+    .await?
+    .map(Activation::try_from)
+    .transpose()?
+    .ok_or(StoreError::NothingToRollBack)
+}
+
+/// The active version in the writer's transaction (`None` before the first activation).
+pub async fn active_version(tx: &mut Tx, merchant: MerchantId) -> Result<Option<i64>, StoreError> {
+    Ok(sqlx::query_scalar("SELECT version FROM rule_activations WHERE merchant_id = $1 ORDER BY seq DESC LIMIT 1")
+        .bind(merchant.to_string())
+        .fetch_optional(&mut **tx)
+        .await?)
 }
 
 impl Store {
@@ -129,88 +217,6 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(RuleCode::from))
-    }
-
-    pub async fn set_rule_params(
-        &self,
-        merchant: MerchantId,
-        version: i64,
-        params: &Map<String, Value>,
-    ) -> Result<Option<RuleVersion>, StoreError> {
-        let params = serde_json::to_string(params).expect("parameters serialize");
-        sqlx::query_as::<_, RuleVersionRow>(
-            "UPDATE rule_versions SET params = $3, params_updated_at = $4
-             WHERE merchant_id = $1 AND version = $2
-             RETURNING version, sha256, size_bytes, compile_ms, params, created_at, params_updated_at",
-        )
-        .bind(merchant.to_string())
-        .bind(version)
-        .bind(params)
-        .bind(now().timestamp_micros())
-        .fetch_optional(&self.pool)
-        .await?
-        .map(RuleVersion::try_from)
-        .transpose()
-    }
-
-    pub async fn activate_rule(&self, merchant: MerchantId, version: i64) -> Result<Activation, StoreError> {
-        let merchant_id = merchant.to_string();
-        let mut tx = self.pool.begin().await?;
-        // Written first, so SQLite takes its write lock before reading anything.
-        let inserted = sqlx::query_as::<_, ActivationRow>(
-            "INSERT INTO rule_activations (merchant_id, seq, version, kind, previous_seq, activated_at)
-             SELECT $1, COALESCE(MAX(a.seq), 0) + 1, $2, 'activate', MAX(a.seq), $3
-             FROM rule_activations a WHERE a.merchant_id = $1
-             HAVING EXISTS (SELECT 1 FROM rule_versions WHERE merchant_id = $1 AND version = $2)
-                AND COALESCE((SELECT version FROM rule_activations WHERE merchant_id = $1
-                              ORDER BY seq DESC LIMIT 1), -1) <> $2
-             RETURNING seq, version, kind, previous_seq, activated_at",
-        )
-        .bind(&merchant_id)
-        .bind(version)
-        .bind(now().timestamp_micros())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let activation = match inserted {
-            Some(row) => Activation::try_from(row)?,
-            None => {
-                // Nothing written: the version is unknown, or already active.
-                let current = sqlx::query_as::<_, ActivationRow>(
-                    "SELECT seq, version, kind, previous_seq, activated_at FROM rule_activations
-                     WHERE merchant_id = $1 ORDER BY seq DESC LIMIT 1",
-                )
-                .bind(&merchant_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(Activation::try_from)
-                .transpose()?;
-                match current {
-                    Some(current) if current.version == version => current,
-                    _ => return Err(StoreError::UnknownRuleVersion(version)),
-                }
-            }
-        };
-        tx.commit().await?;
-        Ok(activation)
-    }
-
-    pub async fn roll_back_rule(&self, merchant: MerchantId) -> Result<Activation, StoreError> {
-        sqlx::query_as::<_, ActivationRow>(
-            "INSERT INTO rule_activations (merchant_id, seq, version, kind, previous_seq, activated_at)
-             SELECT cur.merchant_id, cur.seq + 1, prev.version, 'rollback', prev.previous_seq, $2
-             FROM rule_activations cur
-             JOIN rule_activations prev ON prev.merchant_id = cur.merchant_id AND prev.seq = cur.previous_seq
-             WHERE cur.merchant_id = $1
-               AND cur.seq = (SELECT MAX(seq) FROM rule_activations WHERE merchant_id = $1)
-             RETURNING seq, version, kind, previous_seq, activated_at",
-        )
-        .bind(merchant.to_string())
-        .bind(now().timestamp_micros())
-        .fetch_optional(&self.pool)
-        .await?
-        .map(Activation::try_from)
-        .transpose()?
-        .ok_or(StoreError::NothingToRollBack)
     }
 
     pub async fn merchants_with_rules(&self) -> Result<Vec<MerchantId>, StoreError> {

@@ -1,12 +1,12 @@
 //! Market and demand signals as stored: the latest competitor observation per (product,
 //! competitor), and demand events summed over trailing windows.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 
 use super::rows::{DemandRow, ObservationRow, convert_all};
-use super::{CurrentPrice, Store, StoreError, now};
+use super::{CurrentPrice, Store, StoreError, Tx, now};
 use crate::domain::{MerchantId, Money, Sku};
 
 /// One competitor's offer for one of the merchant's SKUs, as a feed saw it.
@@ -77,70 +77,91 @@ pub struct Signals {
 
 const DAY_MICROS: i64 = 86_400_000_000;
 
+/// Records competitor observations in the writer's transaction (the latest per competitor
+/// wins; an older or replayed one changes nothing); returns the SKUs whose offers changed.
+pub async fn record_observations(
+    tx: &mut Tx,
+    merchant: MerchantId,
+    observations: &[Observation],
+) -> Result<Vec<Sku>, StoreError> {
+    let merchant_id = merchant.to_string();
+    let received = now().timestamp_micros();
+    let mut changed = BTreeSet::new();
+    for o in observations {
+        let applied = sqlx::query(
+            "INSERT INTO competitor_observations (merchant_id, sku, competitor, price_minor, currency,
+                                                  in_stock, observed_at, observation_id, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (merchant_id, sku, competitor) DO UPDATE SET
+                 price_minor = excluded.price_minor, currency = excluded.currency,
+                 in_stock = excluded.in_stock, observed_at = excluded.observed_at,
+                 observation_id = excluded.observation_id, received_at = excluded.received_at
+             WHERE excluded.observed_at > competitor_observations.observed_at",
+        )
+        .bind(&merchant_id)
+        .bind(o.sku.as_str())
+        .bind(&o.competitor)
+        .bind(o.price.minor())
+        .bind(o.price.currency().code())
+        .bind(o.in_stock)
+        .bind(o.observed_at.timestamp_micros())
+        .bind(&o.id)
+        .bind(received)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if applied > 0 {
+            changed.insert(o.sku.clone());
+        }
+    }
+    Ok(changed.into_iter().collect())
+}
+
+/// Records demand events in the writer's transaction (each id once); returns the SKUs that
+/// had new events.
+pub async fn record_demand(tx: &mut Tx, merchant: MerchantId, events: &[DemandEvent]) -> Result<Vec<Sku>, StoreError> {
+    let merchant_id = merchant.to_string();
+    let mut changed = BTreeSet::new();
+    for e in events {
+        let applied = sqlx::query(
+            "INSERT INTO demand_events (merchant_id, event_id, sku, kind, quantity, occurred_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (merchant_id, event_id) DO NOTHING",
+        )
+        .bind(&merchant_id)
+        .bind(&e.id)
+        .bind(e.sku.as_str())
+        .bind(e.kind.as_str())
+        .bind(e.quantity)
+        .bind(e.occurred_at.timestamp_micros())
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if applied > 0 {
+            changed.insert(e.sku.clone());
+        }
+    }
+    Ok(changed.into_iter().collect())
+}
+
 impl Store {
+    /// [`record_observations`] in a transaction of its own (tools and tests; the service
+    /// records signals through the write side, with the repricing they call for).
     pub async fn record_observations(
         &self,
         merchant: MerchantId,
         observations: &[Observation],
     ) -> Result<Vec<Sku>, StoreError> {
-        let merchant_id = merchant.to_string();
-        let received = now().timestamp_micros();
-        let mut changed = Vec::new();
-        let mut tx = self.pool.begin().await?;
-        for o in observations {
-            let applied = sqlx::query(
-                "INSERT INTO competitor_observations (merchant_id, sku, competitor, price_minor, currency,
-                                                      in_stock, observed_at, observation_id, received_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                 ON CONFLICT (merchant_id, sku, competitor) DO UPDATE SET
-                     price_minor = excluded.price_minor, currency = excluded.currency,
-                     in_stock = excluded.in_stock, observed_at = excluded.observed_at,
-                     observation_id = excluded.observation_id, received_at = excluded.received_at
-                 WHERE excluded.observed_at > competitor_observations.observed_at",
-            )
-            .bind(&merchant_id)
-            .bind(o.sku.as_str())
-            .bind(&o.competitor)
-            .bind(o.price.minor())
-            .bind(o.price.currency().code())
-            .bind(o.in_stock)
-            .bind(o.observed_at.timestamp_micros())
-            .bind(&o.id)
-            .bind(received)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if applied > 0 && !changed.contains(&o.sku) {
-                changed.push(o.sku.clone());
-            }
-        }
+        let mut tx = self.begin().await?;
+        let changed = record_observations(&mut tx, merchant, observations).await?;
         tx.commit().await?;
         Ok(changed)
     }
 
+    /// [`record_demand`] in a transaction of its own.
     pub async fn record_demand(&self, merchant: MerchantId, events: &[DemandEvent]) -> Result<Vec<Sku>, StoreError> {
-        let merchant_id = merchant.to_string();
-        let mut changed = Vec::new();
-        let mut tx = self.pool.begin().await?;
-        for e in events {
-            let applied = sqlx::query(
-                "INSERT INTO demand_events (merchant_id, event_id, sku, kind, quantity, occurred_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (merchant_id, event_id) DO NOTHING",
-            )
-            .bind(&merchant_id)
-            .bind(&e.id)
-            .bind(e.sku.as_str())
-            .bind(e.kind.as_str())
-            .bind(e.quantity)
-            .bind(e.occurred_at.timestamp_micros())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if applied > 0 && !changed.contains(&e.sku) {
-                changed.push(e.sku.clone());
-            }
-        }
+        let mut tx = self.begin().await?;
+        let changed = record_demand(&mut tx, merchant, events).await?;
         tx.commit().await?;
         Ok(changed)
     }

@@ -1,12 +1,13 @@
 //! Catalogue writes as transactions: a product and, when it moves the price in force, the
-//! price event (see [`crate::pricing::events`]) and the new price, all or nothing.
+//! price event (see [`crate::pricing::events`]) and the new price, and the repricing the
+//! change calls for (see [`crate::store::work`]), all or nothing.
 
 use super::Gate;
-use crate::domain::{MerchantId, Product, ProductDraft, Sku};
+use crate::domain::{MerchantId, Product, ProductDraft, Sku, Trigger};
 use crate::pricing::events;
 use crate::pricing::prior::prior_price;
 use crate::store::prices::{self, BasePrice};
-use crate::store::{CurrentPrice, Store, StoreError, Upserted, chain, products};
+use crate::store::{CurrentPrice, Store, StoreError, Upserted, chain, products, work};
 
 pub async fn put(
     store: &Store,
@@ -38,6 +39,9 @@ pub async fn put(
             let base = BasePrice { sku: &product.sku, price: product.base_price, effective_at, prior_minor };
             moved = Some(prices::put_base(&mut tx, merchant, &base).await?);
         }
+        // Cost, guardrails or attributes changed: the active rule decides again.
+        work::request(&mut tx, merchant, std::slice::from_ref(&product.sku), Trigger::ProductChanged, head.at())
+            .await?;
     }
     gate.check()?;
     tx.commit().await?;
@@ -56,6 +60,7 @@ pub async fn delete(store: &Store, merchant: MerchantId, sku: &Sku, gate: &Gate)
         chain::append(&mut tx, store.backend(), &mut head, &[event.new_decision(merchant, sku, &currency)]).await?;
     }
     let deleted = products::delete(&mut tx, merchant, sku).await?;
+    work::forget(&mut tx, merchant, sku).await?;
     gate.check()?;
     tx.commit().await?;
     Ok(deleted)

@@ -1,16 +1,39 @@
-//! Applying a judged batch: its decisions appended to the chain and the prices they move, in
-//! one transaction. Under the chain head's lock no other writer of the merchant runs, so a
-//! decision is checked against the product and price versions it evaluated: one that a
-//! product change or another decision overtook is not appended but handed back (superseded),
-//! so a stale evaluation never writes a price or a history record.
+//! Applying a judged batch: its decisions appended to the chain, the prices they move, and
+//! the claimed work they settle, in one transaction. Under the chain head's lock no other
+//! writer of the merchant runs, so the batch is checked against what it evaluated:
+//! - the rule version must still be the active one (an activation since drops the batch);
+//! - the claim must still be this worker's (work taken over after an expired claim is the
+//!   new holder's to decide: nothing is appended twice for one request);
+//! - each decision must be for the product and price versions it evaluated (one that a
+//!   product change or another decision overtook is superseded: not appended, evaluated
+//!   again), so a stale evaluation never writes a price or a history record.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use crate::domain::{MerchantId, Outcome, Sku};
+use chrono::{DateTime, Utc};
+
+use crate::domain::{MerchantId, Outcome, Sku, Trigger};
 use crate::pricing::Judged;
 use crate::pricing::prior::prior_price;
 use crate::store::prices::{self, MovedPrice};
-use crate::store::{CurrentPrice, RuleVersion, Store, StoreError, chain};
+use crate::store::{CurrentPrice, Intent, RuleVersion, Store, StoreError, Sweep, Tx, chain, rules, work};
+
+/// The claimed work a batch answers.
+pub enum Claimed<'a> {
+    /// Targeted intents, claimed with `token`.
+    Intents { token: &'a str, intents: &'a [Intent] },
+    /// One page of a sweep: the products after `sweep.after` up to `to` (`None`: the last
+    /// page). Applying it moves the sweep on, and renews its claim until `until`.
+    Sweep { token: &'a str, sweep: &'a Sweep, to: Option<&'a Sku>, until: DateTime<Utc> },
+}
+
+/// Products whose evaluation failed for a reason of the service's own (a full instance pool,
+/// a deadline missed on a busy machine): not decided now, queued to be evaluated again.
+pub struct Retry<'a> {
+    pub skus: &'a [Sku],
+    pub trigger: Trigger,
+    pub at: DateTime<Utc>,
+}
 
 /// What applying a batch did.
 #[derive(Debug, Default)]
@@ -21,29 +44,76 @@ pub struct Applied {
     pub moved: Vec<CurrentPrice>,
     /// SKUs whose evaluation was overtaken by a change (deleted products are dropped).
     pub superseded: Vec<Sku>,
+    /// Nothing was written: the rule is no longer active, or the work is no longer this
+    /// claim's (taken over, or requested again from the start).
+    pub lost: bool,
+}
+
+impl Applied {
+    fn lost() -> Self {
+        Self { lost: true, ..Self::default() }
+    }
 }
 
 pub(super) async fn apply(
     store: &Store,
     merchant: MerchantId,
     version: &RuleVersion,
+    claimed: &Claimed<'_>,
     judged: &[Judged],
+    retry: &Retry<'_>,
 ) -> Result<Applied, StoreError> {
-    let mut applied = Applied::default();
-    let (Some(first), Some(last)) =
-        (judged.iter().map(|j| &j.product.sku).min(), judged.iter().map(|j| &j.product.sku).max())
-    else {
-        return Ok(applied);
-    };
     let mut tx = store.begin().await?;
     let mut head = chain::lock_head(&mut tx, merchant).await?;
-    let current = prices::versions_between(&mut tx, merchant, first.as_str(), last.as_str()).await?;
-    // One decision per SKU: the last judged wins should a batch hold a SKU twice.
+    if rules::active_version(&mut tx, merchant).await? != Some(version.version) {
+        return Ok(Applied::lost());
+    }
+    let mut applied = Applied::default();
+    let fresh = match claimed {
+        Claimed::Intents { token, intents } => {
+            let skus: Vec<&Sku> = judged.iter().map(|j| &j.product.sku).collect();
+            let current = prices::versions_of(&mut tx, merchant, &skus).await?;
+            let fresh = classify(judged, &current, &mut applied.superseded);
+            work::retry_later(&mut tx, merchant, token, retry.skus, retry.trigger, retry.at).await?;
+            let waiting: HashSet<&Sku> = applied.superseded.iter().chain(retry.skus).collect();
+            let done: Vec<(&Sku, i64)> =
+                intents.iter().filter(|i| !waiting.contains(&i.sku)).map(|i| (&i.sku, i.generation)).collect();
+            let held = work::settle_intents(&mut tx, merchant, token, &done).await?;
+            fresh.into_iter().filter(|j| held.contains(&j.product.sku)).collect()
+        }
+        Claimed::Sweep { token, sweep, to, until } => {
+            if !work::advance_sweep(&mut tx, merchant, token, sweep, *to, *until).await? {
+                return Ok(Applied::lost());
+            }
+            work::retry_later(&mut tx, merchant, token, retry.skus, retry.trigger, retry.at).await?;
+            let (Some(first), Some(last)) =
+                (judged.iter().map(|j| &j.product.sku).min(), judged.iter().map(|j| &j.product.sku).max())
+            else {
+                tx.commit().await?;
+                return Ok(applied);
+            };
+            let current = prices::versions_between(&mut tx, merchant, first.as_str(), last.as_str()).await?;
+            classify(judged, &current, &mut applied.superseded)
+        }
+    };
+    applied.moved = append(&mut tx, store, &mut head, merchant, version, &fresh).await?;
+    tx.commit().await?;
+    applied.recorded = fresh.len();
+    Ok(applied)
+}
+
+/// The judged decisions still current (one per SKU: the last judged wins should a batch hold
+/// a SKU twice); the overtaken ones go to `superseded`, deleted products nowhere.
+fn classify<'a>(
+    judged: &'a [Judged],
+    current: &HashMap<String, (i64, i64)>,
+    superseded: &mut Vec<Sku>,
+) -> Vec<&'a Judged> {
     let mut latest: HashMap<&Sku, &Judged> = HashMap::with_capacity(judged.len());
     for j in judged {
         latest.insert(&j.product.sku, j);
     }
-    let mut fresh: Vec<&Judged> = Vec::with_capacity(latest.len());
+    let mut fresh = Vec::with_capacity(latest.len());
     for j in judged {
         if !std::ptr::eq(latest[&j.product.sku], j) {
             continue;
@@ -54,21 +124,30 @@ pub(super) async fn apply(
             {
                 fresh.push(j)
             }
-            Some(_) => applied.superseded.push(j.product.sku.clone()),
+            Some(_) => superseded.push(j.product.sku.clone()),
             None => {} // deleted since: nothing to decide
         }
     }
+    fresh
+}
+
+/// Appends the decisions and moves the prices that changed; returns the moved prices.
+async fn append(
+    tx: &mut Tx,
+    store: &Store,
+    head: &mut chain::ChainHead,
+    merchant: MerchantId,
+    version: &RuleVersion,
+    fresh: &[&Judged],
+) -> Result<Vec<CurrentPrice>, StoreError> {
     let decisions: Vec<_> = fresh.iter().map(|j| j.new_decision(merchant, version)).collect();
-    chain::append(&mut tx, store.backend(), &mut head, &decisions).await?;
+    chain::append(tx, store.backend(), head, &decisions).await?;
     let at = head.at();
-    let show_prior = prices::shows_prior_price(&mut tx, merchant).await?;
+    let show_prior = prices::shows_prior_price(tx, merchant).await?;
     let mut moving = Vec::new();
     for j in fresh.iter().filter(|j| j.outcome() == Outcome::Changed) {
-        let prior_minor = if show_prior { prior_price(&mut *tx, merchant, &j.product.sku, at).await? } else { None };
+        let prior_minor = if show_prior { prior_price(&mut **tx, merchant, &j.product.sku, at).await? } else { None };
         moving.push(MovedPrice { sku: &j.product.sku, price_minor: j.decided.new_price_minor, prior_minor });
     }
-    applied.moved = prices::move_prices(&mut tx, merchant, at, &moving).await?;
-    tx.commit().await?;
-    applied.recorded = decisions.len();
-    Ok(applied)
+    prices::move_prices(tx, merchant, at, &moving).await
 }

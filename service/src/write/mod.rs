@@ -1,8 +1,10 @@
 //! The write side: the one owner of "commit, then cache, then tell the replicas, then
 //! reprice". Handlers and the engine change prices only through [`Prices`]; each operation
-//! commits its transaction (chain head locked first, see [`crate::store::chain`]), then lands
-//! what moved in this replica's price cache, publishes it to the other replicas, and queues the
-//! repricing it calls for.
+//! commits its transaction (chain head locked first, see [`crate::store::chain`]) with the
+//! repricing it calls for stored in it (see [`crate::store::work`]), then lands what moved in
+//! this replica's price cache, publishes it to the other replicas, and wakes the engine.
+//! A transaction that the database rolled back for contention (a deadlock, a serialization
+//! failure, a busy SQLite file) is tried again a few times before the caller hears of it.
 //!
 //! Operations run detached from their caller (a spawned task the caller awaits), so a request
 //! that times out or whose client goes away still finishes its post-commit work: a committed
@@ -11,27 +13,38 @@
 pub mod catalogue;
 mod decisions;
 mod gate;
-mod intents;
+mod rules;
 mod settings;
+mod wakeups;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
 
 use crate::cache::PriceCache;
-use crate::domain::{MerchantId, Product, ProductDraft, Sku, Trigger};
+use crate::domain::{Attributes, MerchantId, Product, ProductDraft, Sku, Trigger};
 use crate::pricing::Judged;
 use crate::replication::{Change, Replication};
-use crate::store::{CurrentPrice, DemandEvent, Observation, RuleVersion, Store, StoreError, Upserted};
+use crate::rules::{RuleError, Rules};
+use crate::store::{
+    Activation, CurrentPrice, DemandEvent, Observation, RuleVersion, Store, StoreError, Upserted, now, signals, work,
+};
 
-pub use decisions::Applied;
+pub use decisions::{Applied, Claimed, Retry};
 pub use gate::Gate;
-pub use intents::{Intents, Pending};
+pub use wakeups::Wakeups;
+
+/// Attempts of a transaction that the database rolled back for contention.
+const ATTEMPTS: u32 = 5;
 
 struct Inner {
     store: Store,
     cache: Arc<PriceCache>,
     replication: Replication,
-    intents: Intents,
+    rules: Arc<Rules>,
+    wakeups: Wakeups,
 }
 
 /// The write side; cloning shares it.
@@ -41,8 +54,8 @@ pub struct Prices {
 }
 
 impl Prices {
-    pub fn new(store: Store, cache: Arc<PriceCache>, replication: Replication) -> Self {
-        Self { inner: Arc::new(Inner { store, cache, replication, intents: Intents::default() }) }
+    pub fn new(store: Store, cache: Arc<PriceCache>, replication: Replication, rules: Arc<Rules>) -> Self {
+        Self { inner: Arc::new(Inner { store, cache, replication, rules, wakeups: Wakeups::default() }) }
     }
 
     pub fn store(&self) -> &Store {
@@ -53,9 +66,13 @@ impl Prices {
         &self.inner.replication
     }
 
-    /// The repricing work queued so far (the engine takes it from here).
-    pub fn intents(&self) -> &Intents {
-        &self.inner.intents
+    pub fn rules(&self) -> &Arc<Rules> {
+        &self.inner.rules
+    }
+
+    /// How the engine hears of new work in this process.
+    pub fn wakeups(&self) -> &Wakeups {
+        &self.inner.wakeups
     }
 
     /// Runs `work` on a task of its own: it commits only while the caller still waits (see
@@ -81,15 +98,15 @@ impl Prices {
         let this = self.clone();
         self.detached(move |gate| async move {
             let inner = &this.inner;
-            let (product, upserted, price) = catalogue::put(&inner.store, merchant, &draft, &gate).await?;
+            let (product, upserted, price) =
+                retrying(&gate, || catalogue::put(&inner.store, merchant, &draft, &gate)).await?;
             if let Some(price) = &price {
                 inner.cache.put(merchant, price);
             }
             if upserted != Upserted::Unchanged {
                 let version = price.as_ref().map_or(0, |p| p.version);
                 inner.replication.publish(Change::Skus(merchant, vec![(product.sku.clone(), version)]));
-                // Cost, guardrails or attributes changed: the active rule decides again.
-                inner.intents.request(merchant, [product.sku.clone()], Trigger::ProductChanged);
+                inner.wakeups.wake(merchant);
             }
             Ok((product, upserted, price))
         })
@@ -101,7 +118,7 @@ impl Prices {
         let this = self.clone();
         self.detached(move |gate| async move {
             let inner = &this.inner;
-            let deleted = catalogue::delete(&inner.store, merchant, &sku, &gate).await?;
+            let deleted = retrying(&gate, || catalogue::delete(&inner.store, merchant, &sku, &gate)).await?;
             if deleted {
                 inner.cache.remove(merchant, &sku);
                 inner.replication.publish(Change::Skus(merchant, vec![(sku, 0)]));
@@ -117,7 +134,8 @@ impl Prices {
         let this = self.clone();
         self.detached(move |gate| async move {
             let inner = &this.inner;
-            let prices = settings::set_show_prior_price(&inner.store, merchant, show, &gate).await?;
+            let prices =
+                retrying(&gate, || settings::set_show_prior_price(&inner.store, merchant, show, &gate)).await?;
             for price in &prices {
                 inner.cache.put(merchant, price);
             }
@@ -129,7 +147,7 @@ impl Prices {
     }
 
     /// Records competitor observations (the latest per competitor wins) and queues the SKUs
-    /// whose offers changed for repricing; returns how many changed.
+    /// whose offers changed for repricing, in one transaction; returns how many changed.
     pub async fn record_observations(
         &self,
         merchant: MerchantId,
@@ -137,61 +155,164 @@ impl Prices {
     ) -> Result<usize, StoreError> {
         let this = self.clone();
         self.detached(move |gate| async move {
-            let changed = {
+            let store = &this.inner.store;
+            let count = retrying(&gate, || async {
+                let mut tx = store.begin().await?;
+                let changed = signals::record_observations(&mut tx, merchant, &observations).await?;
+                work::request(&mut tx, merchant, &changed, Trigger::CompetitorPrices, now()).await?;
                 gate.check()?;
-                this.inner.store.record_observations(merchant, &observations).await?
-            };
-            let count = changed.len();
-            this.inner.intents.request(merchant, changed, Trigger::CompetitorPrices);
+                tx.commit().await?;
+                Ok(changed.len())
+            })
+            .await?;
+            this.inner.wakeups.wake(merchant);
             Ok(count)
         })
         .await
     }
 
-    /// Records demand events (each id once) and queues their SKUs for repricing; returns how
-    /// many SKUs had new events.
+    /// Records demand events (each id once) and queues their SKUs for repricing, in one
+    /// transaction; returns how many SKUs had new events.
     pub async fn record_demand(&self, merchant: MerchantId, events: Vec<DemandEvent>) -> Result<usize, StoreError> {
         let this = self.clone();
         self.detached(move |gate| async move {
-            let changed = {
+            let store = &this.inner.store;
+            let count = retrying(&gate, || async {
+                let mut tx = store.begin().await?;
+                let changed = signals::record_demand(&mut tx, merchant, &events).await?;
+                work::request(&mut tx, merchant, &changed, Trigger::Demand, now()).await?;
                 gate.check()?;
-                this.inner.store.record_demand(merchant, &events).await?
-            };
-            let count = changed.len();
-            this.inner.intents.request(merchant, changed, Trigger::Demand);
+                tx.commit().await?;
+                Ok(changed.len())
+            })
+            .await?;
+            this.inner.wakeups.wake(merchant);
             Ok(count)
         })
         .await
     }
 
-    /// Appends a judged batch's decisions and moves its prices in one transaction, then
-    /// updates the cache. Decisions whose product or price changed since they were evaluated
-    /// are not appended: they come back as superseded, to be evaluated again.
+    /// Replaces a rule version's parameters (checked first); when it is the active version,
+    /// the catalogue is repriced. Returns the version and the active version.
+    pub async fn set_rule_params(
+        &self,
+        merchant: MerchantId,
+        version: i64,
+        params: Map<String, Value>,
+    ) -> Result<(RuleVersion, Option<i64>), RuleError> {
+        Attributes::check_named("params", &params).map_err(RuleError::Invalid)?;
+        let this = self.clone();
+        let updated = self
+            .detached(move |gate| async move {
+                let store = &this.inner.store;
+                retrying(&gate, || rules::set_params(store, merchant, version, &params, &gate)).await
+            })
+            .await?;
+        self.inner.wakeups.wake(merchant);
+        Ok(updated)
+    }
+
+    /// Makes a version the active one (once it loads) and reprices the catalogue with it.
+    pub async fn activate_rule(&self, merchant: MerchantId, version: i64) -> Result<Activation, RuleError> {
+        // Loading first means a version that cannot run is never made active.
+        self.inner.rules.prepared(merchant, version).await?;
+        self.change_activation(merchant, Some(version)).await
+    }
+
+    /// Returns to the version active before the current one, and reprices the catalogue.
+    pub async fn roll_back_rule(&self, merchant: MerchantId) -> Result<Activation, RuleError> {
+        self.change_activation(merchant, None).await
+    }
+
+    async fn change_activation(&self, merchant: MerchantId, version: Option<i64>) -> Result<Activation, RuleError> {
+        let this = self.clone();
+        let activation = self
+            .detached(move |gate| async move {
+                let store = &this.inner.store;
+                retrying(&gate, || rules::activate(store, merchant, version, &gate)).await
+            })
+            .await?;
+        self.inner.wakeups.wake(merchant);
+        Ok(activation)
+    }
+
+    /// Queues products for repricing (tools and tests; changes queue their own).
+    pub async fn request_reprice(
+        &self,
+        merchant: MerchantId,
+        skus: &[Sku],
+        trigger: Trigger,
+    ) -> Result<(), StoreError> {
+        let store = &self.inner.store;
+        retrying(&Gate::open(), || async {
+            let mut tx = store.begin().await?;
+            work::request(&mut tx, merchant, skus, trigger, now()).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await?;
+        self.inner.wakeups.wake(merchant);
+        Ok(())
+    }
+
+    /// Queues a sweep of every merchant with an active rule that has none pending (the
+    /// schedule).
+    pub async fn request_scheduled_sweeps(&self) -> Result<(), StoreError> {
+        let store = &self.inner.store;
+        for merchant in store.merchants_with_rules().await? {
+            let mut tx = store.begin().await?;
+            work::request_sweep(&mut tx, merchant, Trigger::Schedule, false, now()).await?;
+            tx.commit().await?;
+            self.inner.wakeups.wake(merchant);
+        }
+        Ok(())
+    }
+
+    /// Appends a judged batch's decisions, moves its prices and settles the work it answers,
+    /// in one transaction (see [`decisions`]), then updates the cache and tells the other
+    /// replicas.
     pub async fn apply(
         &self,
         merchant: MerchantId,
         version: &RuleVersion,
+        claimed: &Claimed<'_>,
         judged: &[Judged],
+        retry: &Retry<'_>,
     ) -> Result<Applied, StoreError> {
-        let applied = decisions::apply(&self.inner.store, merchant, version, judged).await?;
+        let open = Gate::open();
+        let store = &self.inner.store;
+        let applied = retrying(&open, || decisions::apply(store, merchant, version, claimed, judged, retry)).await?;
         for price in &applied.moved {
             self.inner.cache.put(merchant, price);
         }
+        let (first, last) = (applied.moved.iter().map(|p| &p.sku).min(), applied.moved.iter().map(|p| &p.sku).max());
+        if let (Claimed::Sweep { .. }, Some(first), Some(last)) = (claimed, first, last) {
+            // A page of a sweep is a contiguous range: one short note for all of it.
+            self.inner.replication.publish(Change::Range(merchant, first.clone(), last.clone()));
+        } else if !applied.moved.is_empty() {
+            let moved = applied.moved.iter().map(|p| (p.sku.clone(), p.version)).collect();
+            self.inner.replication.publish(Change::Skus(merchant, moved));
+        }
         Ok(applied)
     }
+}
 
-    /// Tells the other replicas that prices changed (after [`Self::apply`]).
-    pub fn publish(&self, change: Change) {
-        self.inner.replication.publish(change);
-    }
-
-    /// Queues products for repricing.
-    pub fn request(&self, merchant: MerchantId, skus: impl IntoIterator<Item = Sku>, trigger: Trigger) {
-        self.inner.intents.request(merchant, skus, trigger);
-    }
-
-    /// Queues a merchant's whole catalogue for repricing.
-    pub fn request_all(&self, merchant: MerchantId, trigger: Trigger) {
-        self.inner.intents.request_all(merchant, trigger);
+/// Runs a transaction again while the database rolls it back for contention (and the caller
+/// still waits), after a short, growing pause.
+async fn retrying<T, F, Fut>(gate: &Gate, mut attempt: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(StoreError::Contended(why)) if tries < ATTEMPTS && gate.check().is_ok() => {
+                tracing::debug!(reason = %why, tries, "retrying a contended transaction");
+                tokio::time::sleep(Duration::from_millis(2 << tries)).await;
+                tries += 1;
+            }
+            done => return done,
+        }
     }
 }
