@@ -5,6 +5,7 @@
 mod common;
 
 mod audit;
+mod crash;
 mod errors;
 mod health;
 mod helpers;

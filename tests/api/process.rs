@@ -16,9 +16,9 @@ use crate::common::{Backend, TestDb, fresh_database};
 use crate::helpers::{ADMIN_KEY, product, split_token};
 
 /// A `pricing serve` child process with its output collected line by line.
-struct Service {
+pub(crate) struct Service {
     child: Child,
-    address: String,
+    pub(crate) address: String,
     output: Arc<Mutex<Vec<String>>>,
 }
 
@@ -27,7 +27,7 @@ fn free_port() -> u16 {
 }
 
 impl Service {
-    async fn start(db: &TestDb, env: &[(&str, String)]) -> Service {
+    pub(crate) async fn start(db: &TestDb, env: &[(&str, String)]) -> Service {
         let port = free_port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_pricing"));
         command
@@ -74,6 +74,18 @@ impl Service {
         panic!("the service did not become ready; output:\n{}", self.output.lock().unwrap().join("\n"));
     }
 
+    /// `kill -9`: the process gets no chance to finish anything.
+    pub(crate) fn kill9(mut self) {
+        let status = Command::new("kill").args(["-KILL", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        let _ = self.child.wait();
+    }
+
+    /// Everything the process has printed so far.
+    pub(crate) fn output(&self) -> String {
+        self.output.lock().unwrap().join("\n")
+    }
+
     fn sigterm(&self) {
         let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         assert!(status.success());
@@ -92,7 +104,7 @@ impl Service {
         }
     }
 
-    async fn post(&self, path: &str, key: &str, body: Value) -> Value {
+    pub(crate) async fn post(&self, path: &str, key: &str, body: Value) -> Value {
         let response = reqwest::Client::new()
             .post(format!("{}{path}", self.address))
             .bearer_auth(key)
@@ -105,7 +117,7 @@ impl Service {
     }
 
     /// A merchant and a key with the merchant role: (merchant id, token).
-    async fn merchant_key(&self) -> (String, String) {
+    pub(crate) async fn merchant_key(&self) -> (String, String) {
         let merchant =
             self.post("/v1/merchants", ADMIN_KEY, json!({"name": "Acme"})).await["id"].as_str().unwrap().to_owned();
         let key = self.post(&format!("/v1/merchants/{merchant}/keys"), ADMIN_KEY, json!({"roles": ["merchant"]})).await;

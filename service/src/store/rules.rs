@@ -131,10 +131,20 @@ pub async fn roll_back(tx: &mut Tx, merchant: MerchantId) -> Result<Activation, 
 
 /// The active version in the writer's transaction (`None` before the first activation).
 pub async fn active_version(tx: &mut Tx, merchant: MerchantId) -> Result<Option<i64>, StoreError> {
-    Ok(sqlx::query_scalar("SELECT version FROM rule_activations WHERE merchant_id = $1 ORDER BY seq DESC LIMIT 1")
-        .bind(merchant.to_string())
-        .fetch_optional(&mut **tx)
-        .await?)
+    Ok(active_state(tx, merchant).await?.map(|(version, _)| version))
+}
+
+/// The active version and when its parameters last changed, in the writer's transaction.
+pub async fn active_state(tx: &mut Tx, merchant: MerchantId) -> Result<Option<(i64, DateTime<Utc>)>, StoreError> {
+    let row: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT v.version, v.params_updated_at FROM rule_versions v
+         WHERE v.merchant_id = $1 AND v.version =
+             (SELECT version FROM rule_activations WHERE merchant_id = $1 ORDER BY seq DESC LIMIT 1)",
+    )
+    .bind(merchant.to_string())
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(|(version, updated)| (version, super::from_micros(updated))))
 }
 
 impl Store {

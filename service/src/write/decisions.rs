@@ -1,7 +1,8 @@
 //! Applying a judged batch: its decisions appended to the chain, the prices they move, and
 //! the claimed work they settle, in one transaction. Under the chain head's lock no other
 //! writer of the merchant runs, so the batch is checked against what it evaluated:
-//! - the rule version must still be the active one (an activation since drops the batch);
+//! - the rule version must still be the active one, with the parameters evaluated (an
+//!   activation or new parameters since drop the batch: it is evaluated again);
 //! - the claim must still be this worker's (work taken over after an expired claim is the
 //!   new holder's to decide: nothing is appended twice for one request);
 //! - each decision must be for the product and price versions it evaluated (one that a
@@ -65,7 +66,7 @@ pub(super) async fn apply(
 ) -> Result<Applied, StoreError> {
     let mut tx = store.begin().await?;
     let mut head = chain::lock_head(&mut tx, merchant).await?;
-    if rules::active_version(&mut tx, merchant).await? != Some(version.version) {
+    if rules::active_state(&mut tx, merchant).await? != Some((version.version, version.params_updated_at)) {
         return Ok(Applied::lost());
     }
     let mut applied = Applied::default();
