@@ -7,6 +7,7 @@ mod common;
 mod audit;
 mod crash;
 mod errors;
+mod fairness;
 mod health;
 mod helpers;
 mod isolation;

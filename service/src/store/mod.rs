@@ -26,11 +26,13 @@ mod tenants;
 pub mod work;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::StoreSettings;
 use crate::domain::{Currency, Sku};
@@ -45,8 +47,36 @@ pub use tenants::{Merchant, StoredKey};
 pub use work::{Backlog, Intent, Sweep};
 
 /// A write transaction: the layers above compose a change from the store's functions that
-/// take one, and commit it whole.
-pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+/// take one, and commit it whole. It dereferences to its connection, so `&mut **tx` runs a
+/// query in it. On SQLite it also holds the process's write turn (see [`Store::begin`]).
+pub struct Tx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    /// Released after the transaction ends (fields drop in order).
+    _turn: Option<OwnedSemaphorePermit>,
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), StoreError> {
+        Ok(self.tx.commit().await?)
+    }
+
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        Ok(self.tx.rollback().await?)
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -134,6 +164,8 @@ impl Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite: one write transaction at a time, taken in arrival order (see [`Store::begin`]).
+    write_turns: Option<Arc<Semaphore>>,
 }
 
 impl Store {
@@ -186,7 +218,8 @@ impl Store {
             Backend::Sqlite => sqlx::migrate!("../migrations/sqlite").run(&pool).await?,
             Backend::Postgres => sqlx::migrate!("../migrations/postgres").run(&pool).await?,
         }
-        Ok(Self { pool, backend })
+        let write_turns = (backend == Backend::Sqlite).then(|| Arc::new(Semaphore::new(1)));
+        Ok(Self { pool, backend, write_turns })
     }
 
     pub fn backend(&self) -> Backend {
@@ -200,8 +233,24 @@ impl Store {
     }
 
     /// Starts a write transaction.
+    ///
+    /// SQLite lets one writer in at a time, and a writer that finds the file locked sleeps and
+    /// tries again (`busy_timeout`), so a steady writer such as a catalogue reprice would keep
+    /// winning the lock over a product change that waits. Write transactions of this process
+    /// therefore take turns first, first come, first served: each waits for at most the
+    /// transactions queued before it.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
-        Ok(self.pool.begin().await?)
+        let turn = match &self.write_turns {
+            Some(turns) => Some(
+                turns
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| StoreError::Unavailable("the store is closed".into()))?,
+            ),
+            None => None,
+        };
+        Ok(Tx { tx: self.pool.begin().await?, _turn: turn })
     }
 
     /// Succeeds when the database answers a query.
