@@ -1,9 +1,10 @@
 //! The dynamic pricing service as a library: the `pricing` binary is a thin shell around it,
 //! and the black-box tests start it in-process with [`startup::Application`].
 //!
-//! Layers, top to bottom (each module imports only from those below it; `scripts/check-layers`
-//! enforces it):
-//! - `api`: HTTP and nothing else, one file per resource;
+//! Layers, top to bottom (each module imports only from those below it or beside it, without
+//! cycles, and only `api` and the shell above it use actix; `scripts/check-layers` enforces it):
+//! - `cli`, `startup`, `runner`: the shell (the command line, the wiring, `pricing rule run`);
+//! - `api`: HTTP and nothing else, one file per resource; `api::access` admits callers;
 //! - `audit`: the read side of the history (verify, checkpoints, replay);
 //! - `engine`: repricing off the request path (queued work, batches, catalogue sweeps);
 //! - `write`: the one owner of "commit, cache, publish, reprice" ([`write::Prices`]);
@@ -11,8 +12,9 @@
 //! - `pricing`: pure pricing (guardrails, deciding, records, price events, contexts);
 //! - `replication`, `cache`: replicas' fan-out, the checkout price cache;
 //! - `sandbox`: the wasmtime host;
+//! - `auth`: bearer keys, verified against the store;
 //! - `store`: persistence;
-//! - `auth`, `domain`: keys and the types that parse; `config`, `telemetry`, `metrics` beside.
+//! - `domain`: the types that parse; `config`, `telemetry`, `metrics` beside, for all.
 
 pub mod api;
 pub mod audit;

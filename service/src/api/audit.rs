@@ -8,18 +8,16 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::access::{Access, Audit};
 use super::extract::resource;
 use super::history::parse_seq;
 use super::{ApiError, ErrorBody};
 use crate::audit::checkpoint::{CheckpointSigner, PublicKey, SignedCheckpoint};
 use crate::audit::replay::{self, Replay, ReplayError};
 use crate::audit::verify::{self, Verification};
-use crate::auth::{Principal, Role};
 use crate::domain::chain::GENESIS_HASH;
 use crate::rules::Rules;
 use crate::store::Store;
-
-const READ: &[Role] = &[Role::Auditor, Role::Merchant];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/v1/audit/verify").route(web::get().to(verify)))
@@ -42,11 +40,11 @@ pub struct VerifyQuery {
 #[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", params(VerifyQuery), security(("bearer" = [])),
     responses((status = 200, body = Verification), (status = "4XX", body = ErrorBody)))]
 pub async fn verify(
-    principal: Principal,
+    access: Access<Audit>,
     store: web::Data<Store>,
     query: web::Query<VerifyQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let merchant = principal.merchant_with(READ)?;
+    let merchant = access.merchant();
     let from = query.from.unwrap_or(1);
     if from < 1 || query.to.is_some_and(|to| to < from) {
         return Err(ApiError::InvalidQuery("give 1 <= from <= to".into()));
@@ -66,11 +64,11 @@ pub async fn public_key(signer: web::Data<CheckpointSigner>) -> HttpResponse {
 #[utoipa::path(post, path = "/v1/audit/checkpoints", tag = "audit", security(("bearer" = [])),
     responses((status = 201, body = SignedCheckpoint), (status = "4XX", body = ErrorBody)))]
 pub async fn create_checkpoint(
-    principal: Principal,
+    access: Access<Audit>,
     store: web::Data<Store>,
     signer: web::Data<CheckpointSigner>,
 ) -> Result<HttpResponse, ApiError> {
-    let merchant = principal.merchant_with(READ)?;
+    let merchant = access.merchant();
     let verification = verify::verify(&store, merchant).await?;
     if let Some(broken) = verification.first_broken {
         return Err(ApiError::Conflict {
@@ -98,12 +96,12 @@ pub struct CheckpointCheck {
     security(("bearer" = [])),
     responses((status = 200, body = CheckpointCheck), (status = "4XX", body = ErrorBody)))]
 pub async fn verify_checkpoint(
-    principal: Principal,
+    access: Access<Audit>,
     store: web::Data<Store>,
     signer: web::Data<CheckpointSigner>,
     body: web::Json<SignedCheckpoint>,
 ) -> Result<HttpResponse, ApiError> {
-    let merchant = principal.merchant_with(READ)?;
+    let merchant = access.merchant();
     let checkpoint = &body.checkpoint;
     if checkpoint.merchant_id != merchant.to_string() {
         return Err(ApiError::not_found("a checkpoint of this merchant"));
@@ -142,12 +140,12 @@ pub async fn verify_checkpoint(
 #[utoipa::path(post, path = "/v1/decisions/{seq}/replay", tag = "audit", security(("bearer" = [])),
     responses((status = 200, body = Replay), (status = "4XX", body = ErrorBody)))]
 pub async fn replay_decision(
-    principal: Principal,
+    access: Access<Audit>,
     store: web::Data<Store>,
     rules: web::Data<Rules>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let merchant = principal.merchant_with(READ)?;
+    let merchant = access.merchant();
     let seq = parse_seq(&path)?;
     match replay::replay(&store, &rules, merchant, seq).await {
         Ok(replay) => Ok(HttpResponse::Ok().json(replay)),

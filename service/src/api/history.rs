@@ -18,14 +18,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
+use super::access::{Access, Audit};
 use super::extract::resource;
 use super::{ApiError, ErrorBody};
-use crate::auth::{Principal, Role};
 use crate::domain::{MerchantId, Outcome, Sku, Trigger};
 use crate::pricing::DecisionRecord;
 use crate::store::{DecisionFilter, OutcomeFilter, Store, StoredDecision};
 
-const READ: &[Role] = &[Role::Auditor, Role::Merchant];
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1_000;
 
@@ -186,12 +185,12 @@ pub struct HistoryPage {
     security(("bearer" = [])),
     responses((status = 200, body = HistoryPage), (status = "4XX", body = ErrorBody)))]
 pub async fn history(
-    principal: Principal,
+    access: Access<Audit>,
     store: web::Data<Store>,
     path: web::Path<String>,
     query: web::Query<DecisionQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let merchant = principal.merchant_with(READ)?;
+    let merchant = access.merchant();
     page(&store, merchant, query.filter(Some(&path))?, &query).await
 }
 
@@ -200,11 +199,11 @@ pub async fn history(
     security(("bearer" = [])),
     responses((status = 200, body = HistoryPage), (status = "4XX", body = ErrorBody)))]
 pub async fn feed(
-    principal: Principal,
+    access: Access<Audit>,
     store: web::Data<Store>,
     query: web::Query<DecisionQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let merchant = principal.merchant_with(READ)?;
+    let merchant = access.merchant();
     page(&store, merchant, query.filter(None)?, &query).await
 }
 
@@ -228,11 +227,11 @@ async fn page(
 #[utoipa::path(get, path = "/v1/decisions/{seq}", tag = "audit", security(("bearer" = [])),
     responses((status = 200, body = DecisionView), (status = "4XX", body = ErrorBody)))]
 pub async fn decision(
-    principal: Principal,
+    access: Access<Audit>,
     store: web::Data<Store>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let merchant = principal.merchant_with(READ)?;
+    let merchant = access.merchant();
     let seq = parse_seq(&path)?;
     let decision =
         store.decision(merchant, seq).await?.ok_or_else(|| ApiError::not_found(format!("decision {seq}")))?;
@@ -252,11 +251,11 @@ pub(super) fn parse_seq(text: &str) -> Result<i64, ApiError> {
     security(("bearer" = [])),
     responses((status = 200, content_type = "text/csv"), (status = "4XX", body = ErrorBody)))]
 pub async fn export(
-    principal: Principal,
+    access: Access<Audit>,
     store: web::Data<Store>,
     query: web::Query<DecisionQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let merchant = principal.merchant_with(READ)?;
+    let merchant = access.merchant();
     let filter = query.filter(None)?;
     if query.cursor.is_some() || query.limit.is_some() {
         return Err(ApiError::InvalidQuery("the export takes every matching decision: no cursor or limit".into()));
@@ -385,12 +384,12 @@ pub struct PriceAtView {
 #[utoipa::path(get, path = "/v1/prices/{sku}/at", tag = "audit", params(AtQuery), security(("bearer" = [])),
     responses((status = 200, body = PriceAtView), (status = "4XX", body = ErrorBody)))]
 pub async fn price_at(
-    principal: Principal,
+    access: Access<Audit>,
     store: web::Data<Store>,
     path: web::Path<String>,
     query: web::Query<AtQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let merchant = principal.merchant_with(READ)?;
+    let merchant = access.merchant();
     let sku = Sku::parse(&path).map_err(|e| ApiError::InvalidPath(e.to_string()))?;
     let no_price = || ApiError::NotFound(format!("no price was in force for {sku} at {}", query.t.to_rfc3339()));
     let change = store.price_change_at(merchant, &sku, query.t).await?.ok_or_else(no_price)?;

@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::{Validate, ValidationError};
 
+use super::access::Admin;
 use super::extract::resource;
 use super::{ApiError, ErrorBody};
-use crate::auth::{self, Authenticator, Principal, Role, Roles};
+use crate::auth::{self, Authenticator, Role, Roles};
 use crate::domain::{Invalid, KeyId, MerchantId};
 use crate::store::{Merchant, Store, StoredKey};
 
@@ -109,11 +110,10 @@ async fn existing_merchant(store: &Store, text: &str) -> Result<Merchant, ApiErr
     security(("bearer" = [])),
     responses((status = 201, body = MerchantView), (status = "4XX", body = ErrorBody)))]
 pub async fn create_merchant(
-    principal: Principal,
+    _: Admin,
     store: web::Data<Store>,
     body: web::Json<NewMerchant>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require(&[Role::Admin])?;
     body.validate()?;
     let merchant = store.create_merchant(body.name.trim()).await?;
     tracing::info!(merchant_id = %merchant.id, "merchant created");
@@ -124,11 +124,10 @@ pub async fn create_merchant(
 #[utoipa::path(get, path = "/v1/merchants/{merchant_id}", tag = "merchants", security(("bearer" = [])),
     responses((status = 200, body = MerchantView), (status = "4XX", body = ErrorBody)))]
 pub async fn get_merchant(
-    principal: Principal,
+    _: Admin,
     store: web::Data<Store>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require(&[Role::Admin])?;
     let merchant = existing_merchant(store.as_ref(), &path).await?;
     Ok(HttpResponse::Ok().json(MerchantView::from(merchant)))
 }
@@ -138,12 +137,11 @@ pub async fn get_merchant(
     security(("bearer" = [])),
     responses((status = 201, body = IssuedKeyView), (status = "4XX", body = ErrorBody)))]
 pub async fn create_key(
-    principal: Principal,
+    _: Admin,
     store: web::Data<Store>,
     path: web::Path<String>,
     body: web::Json<NewKey>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require(&[Role::Admin])?;
     let merchant = existing_merchant(store.as_ref(), &path).await?;
     body.validate()?;
     if body.roles.contains(&Role::Admin) {
@@ -158,12 +156,7 @@ pub async fn create_key(
 /// List a merchant's keys (never their secrets), newest first.
 #[utoipa::path(get, path = "/v1/merchants/{merchant_id}/keys", tag = "merchants", security(("bearer" = [])),
     responses((status = 200, body = [KeyView]), (status = "4XX", body = ErrorBody)))]
-pub async fn list_keys(
-    principal: Principal,
-    store: web::Data<Store>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    principal.require(&[Role::Admin])?;
+pub async fn list_keys(_: Admin, store: web::Data<Store>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let merchant = existing_merchant(store.as_ref(), &path).await?;
     let keys = store.keys(Some(merchant.id)).await?;
     Ok(HttpResponse::Ok().json(keys.iter().map(KeyView::from).collect::<Vec<_>>()))
@@ -175,12 +168,11 @@ pub async fn list_keys(
     security(("bearer" = [])),
     responses((status = 200, body = KeyView), (status = "4XX", body = ErrorBody)))]
 pub async fn revoke_key(
-    principal: Principal,
+    _: Admin,
     store: web::Data<Store>,
     authenticator: web::Data<Authenticator>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require(&[Role::Admin])?;
     let (merchant_text, key_text) = path.into_inner();
     let merchant = existing_merchant(store.as_ref(), &merchant_text).await?;
     let key_id = KeyId::parse(&key_text).map_err(|e| ApiError::InvalidPath(e.to_string()))?;

@@ -1,5 +1,6 @@
 //! The HTTP API, v1: one file per resource, each with its `configure`.
 
+mod access;
 mod audit;
 mod error;
 mod extract;

@@ -7,16 +7,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::access::{Access, Checkout};
 use super::extract::resource;
 use super::{ApiError, ErrorBody};
-use crate::auth::{Principal, Role};
 use crate::cache::{CachedPrice, PriceCache};
 use crate::domain::{Invalid, MerchantId};
 
 /// Most SKUs in one lookup.
 pub const MAX_LOOKUP: usize = 1_000;
-
-const CHECKOUT: &[Role] = &[Role::Checkout];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // Registered before `/v1/prices/{sku}`, which would otherwise take "lookup" for a SKU.
@@ -73,11 +71,11 @@ fn find(cache: &PriceCache, merchant: MerchantId, text: &str) -> Option<CachedPr
 #[utoipa::path(get, path = "/v1/prices/{sku}", tag = "prices", security(("bearer" = [])),
     responses((status = 200, body = PriceView), (status = "4XX", body = ErrorBody)))]
 pub async fn get_price(
-    principal: Principal,
+    access: Access<Checkout>,
     cache: web::Data<PriceCache>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let merchant = principal.merchant_with(CHECKOUT)?;
+    let merchant = access.merchant();
     // The segment as routed, borrowed: checkout's hot path copies no SKU. The router leaves
     // only `%2F`, `%25` and `%2B` encoded, and `/`, `%` and `+` are never in a SKU, so text
     // that finds a price is exactly what `web::Path<String>` would have decoded.
@@ -123,11 +121,11 @@ fn price_json(sku: &str, cached: &CachedPrice) -> Vec<u8> {
     request_body = LookupRequest,
     responses((status = 200, body = LookupResponse), (status = "4XX", body = ErrorBody)))]
 pub async fn lookup(
-    principal: Principal,
+    access: Access<Checkout>,
     cache: web::Data<PriceCache>,
     body: web::Json<LookupRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let merchant = principal.merchant_with(CHECKOUT)?;
+    let merchant = access.merchant();
     let skus = body.into_inner().skus;
     if skus.len() > MAX_LOOKUP {
         return Err(Invalid::one("skus", format!("at most {MAX_LOOKUP} SKUs per lookup, got {}", skus.len())).into());

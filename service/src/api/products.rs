@@ -10,18 +10,15 @@ use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
+use super::access::{Access, Read, Write};
 use super::extract::resource;
 use super::{ApiError, ErrorBody};
-use crate::auth::{Principal, Role};
 use crate::domain::{GuardrailsInput, Product, ProductDraft, Sku};
 use crate::store::{CurrentPrice, Store, Upserted};
 use crate::write::Prices;
 
 pub const DEFAULT_PAGE: u32 = 100;
 pub const MAX_PAGE: u32 = 1000;
-
-const WRITE: &[Role] = &[Role::Merchant];
-const READ: &[Role] = &[Role::Merchant, Role::Auditor];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/v1/products").route(web::get().to(list_products))).service(
@@ -123,12 +120,12 @@ fn sku_from_path(text: &str) -> Result<Sku, ApiError> {
     security(("bearer" = [])),
     responses((status = 200, body = ProductView), (status = 201, body = ProductView), (status = "4XX", body = ErrorBody)))]
 pub async fn put_product(
-    principal: Principal,
+    access: Access<Write>,
     prices: web::Data<Prices>,
     path: web::Path<String>,
     body: web::Json<ProductBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let merchant = principal.merchant_with(WRITE)?;
+    let merchant = access.merchant();
     let sku = sku_from_path(&path)?;
     body.validate()?;
     let body = body.into_inner();
@@ -153,11 +150,11 @@ pub async fn put_product(
 #[utoipa::path(get, path = "/v1/products/{sku}", tag = "products", security(("bearer" = [])),
     responses((status = 200, body = ProductView), (status = "4XX", body = ErrorBody)))]
 pub async fn get_product(
-    principal: Principal,
+    access: Access<Read>,
     store: web::Data<Store>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let merchant = principal.merchant_with(READ)?;
+    let merchant = access.merchant();
     let sku = sku_from_path(&path)?;
     let product = store.product(merchant, &sku).await?.ok_or_else(|| ApiError::not_found(format!("product {sku}")))?;
     let price = store.current_price(merchant, &sku).await?;
@@ -168,11 +165,11 @@ pub async fn get_product(
 #[utoipa::path(delete, path = "/v1/products/{sku}", tag = "products", security(("bearer" = [])),
     responses((status = 204), (status = "4XX", body = ErrorBody)))]
 pub async fn delete_product(
-    principal: Principal,
+    access: Access<Write>,
     prices: web::Data<Prices>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let merchant = principal.merchant_with(WRITE)?;
+    let merchant = access.merchant();
     let sku = sku_from_path(&path)?;
     if prices.delete_product(merchant, sku.clone()).await? {
         Ok(HttpResponse::NoContent().finish())
@@ -185,11 +182,11 @@ pub async fn delete_product(
 #[utoipa::path(get, path = "/v1/products", tag = "products", params(ListQuery), security(("bearer" = [])),
     responses((status = 200, body = ProductPage), (status = "4XX", body = ErrorBody)))]
 pub async fn list_products(
-    principal: Principal,
+    access: Access<Read>,
     store: web::Data<Store>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let merchant = principal.merchant_with(READ)?;
+    let merchant = access.merchant();
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::InvalidQuery(format!("limit must be between 1 and {MAX_PAGE}")));

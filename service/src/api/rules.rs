@@ -10,17 +10,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use super::access::{Access, Read, Write};
 use super::extract::resource;
 use super::{ApiError, ErrorBody};
-use crate::auth::{Principal, Role};
 use crate::domain::Invalid;
 use crate::rules::{DryRunResult, Rules};
 use crate::sandbox::RuleContext;
 use crate::store::{Activation, RuleVersion, Store};
 use crate::write::Prices;
 
-const WRITE: &[Role] = &[Role::Merchant];
-const READ: &[Role] = &[Role::Merchant, Role::Auditor];
 /// Most contexts or SKUs in one dry run.
 pub const MAX_DRY_RUN: usize = 1_000;
 
@@ -118,13 +116,13 @@ async fn active_version(store: &Store, merchant: crate::domain::MerchantId) -> R
     responses((status = 201, body = RuleVersionView), (status = 200, body = RuleVersionView, description = "the same bytes were uploaded before"),
               (status = "4XX", body = ErrorBody)))]
 pub async fn upload_rule(
-    principal: Principal,
+    access: Access<Write>,
     rules: web::Data<Rules>,
     store: web::Data<Store>,
     request: HttpRequest,
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let merchant = principal.merchant_with(WRITE)?;
+    let merchant = access.merchant();
     let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !matches!(content_type, "application/wasm" | "application/octet-stream") {
         return Err(ApiError::UnsupportedMediaType(
@@ -149,8 +147,8 @@ pub async fn upload_rule(
 /// List rule versions, oldest first, and which one is active.
 #[utoipa::path(get, path = "/v1/rules", tag = "rules", security(("bearer" = [])),
     responses((status = 200, body = RuleList), (status = "4XX", body = ErrorBody)))]
-pub async fn list_rules(principal: Principal, store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
-    let merchant = principal.merchant_with(READ)?;
+pub async fn list_rules(access: Access<Read>, store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
+    let merchant = access.merchant();
     let active = active_version(&store, merchant).await?;
     let versions = store.rule_versions(merchant).await?.into_iter().map(|v| RuleVersionView::new(v, active)).collect();
     Ok(HttpResponse::Ok().json(RuleList { active_version: active, versions }))
@@ -160,12 +158,12 @@ pub async fn list_rules(principal: Principal, store: web::Data<Store>) -> Result
 #[utoipa::path(get, path = "/v1/rules/{version}", tag = "rules", security(("bearer" = [])),
     responses((status = 200, body = RuleVersionView), (status = "4XX", body = ErrorBody)))]
 pub async fn get_rule(
-    principal: Principal,
+    access: Access<Read>,
     rules: web::Data<Rules>,
     store: web::Data<Store>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let merchant = principal.merchant_with(READ)?;
+    let merchant = access.merchant();
     let version = rules.version(merchant, version_from_path(&path)?).await?;
     Ok(HttpResponse::Ok().json(RuleVersionView::new(version, active_version(&store, merchant).await?)))
 }
@@ -176,12 +174,12 @@ pub async fn get_rule(
     request_body = Object,
     responses((status = 200, body = RuleVersionView), (status = "4XX", body = ErrorBody)))]
 pub async fn set_params(
-    principal: Principal,
+    access: Access<Write>,
     prices: web::Data<Prices>,
     path: web::Path<String>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let merchant = principal.merchant_with(WRITE)?;
+    let merchant = access.merchant();
     let version = version_from_path(&path)?;
     let Value::Object(params) = body.into_inner() else {
         return Err(Invalid::one("params", "parameters are a JSON object").into());
@@ -194,11 +192,11 @@ pub async fn set_params(
 #[utoipa::path(post, path = "/v1/rules/{version}/activate", tag = "rules", security(("bearer" = [])),
     responses((status = 200, body = ActivationView), (status = "4XX", body = ErrorBody)))]
 pub async fn activate(
-    principal: Principal,
+    access: Access<Write>,
     prices: web::Data<Prices>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let merchant = principal.merchant_with(WRITE)?;
+    let merchant = access.merchant();
     let activation = prices.activate_rule(merchant, version_from_path(&path)?).await?;
     tracing::info!(merchant_id = %merchant, version = activation.version, "rule activated");
     Ok(HttpResponse::Ok().json(ActivationView::from(activation)))
@@ -207,8 +205,8 @@ pub async fn activate(
 /// Return to the version that was active before the current one.
 #[utoipa::path(post, path = "/v1/rules/rollback", tag = "rules", security(("bearer" = [])),
     responses((status = 200, body = ActivationView), (status = "4XX", body = ErrorBody)))]
-pub async fn roll_back(principal: Principal, prices: web::Data<Prices>) -> Result<HttpResponse, ApiError> {
-    let merchant = principal.merchant_with(WRITE)?;
+pub async fn roll_back(access: Access<Write>, prices: web::Data<Prices>) -> Result<HttpResponse, ApiError> {
+    let merchant = access.merchant();
     let activation = prices.roll_back_rule(merchant).await?;
     tracing::info!(merchant_id = %merchant, version = activation.version, "rule rolled back");
     Ok(HttpResponse::Ok().json(ActivationView::from(activation)))
@@ -220,12 +218,12 @@ pub async fn roll_back(principal: Principal, prices: web::Data<Prices>) -> Resul
     request_body = DryRunRequest,
     responses((status = 200, body = DryRunResponse), (status = "4XX", body = ErrorBody)))]
 pub async fn dry_run(
-    principal: Principal,
+    access: Access<Write>,
     rules: web::Data<Rules>,
     path: web::Path<String>,
     body: web::Json<DryRunRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let merchant = principal.merchant_with(WRITE)?;
+    let merchant = access.merchant();
     let version = version_from_path(&path)?;
     let DryRunRequest { skus, contexts } = body.into_inner();
     let total = skus.len() + contexts.len();

@@ -8,13 +8,11 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::access::{Access, Write};
 use super::extract::resource;
 use super::{ApiError, ErrorBody};
-use crate::auth::{Principal, Role};
 use crate::store::Store;
 use crate::write::Prices;
-
-const MERCHANT: &[Role] = &[Role::Merchant];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/v1/settings").route(web::get().to(get_settings)).route(web::put().to(put_settings)));
@@ -29,8 +27,8 @@ pub struct MerchantSettings {
 
 #[utoipa::path(get, path = "/v1/settings", tag = "merchants", security(("bearer" = [])),
     responses((status = 200, body = MerchantSettings), (status = "4XX", body = ErrorBody)))]
-pub async fn get_settings(principal: Principal, store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
-    let merchant = principal.merchant_with(MERCHANT)?;
+pub async fn get_settings(access: Access<Write>, store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
+    let merchant = access.merchant();
     let merchant = store.merchant(merchant).await?.ok_or_else(|| ApiError::not_found("the merchant"))?;
     Ok(HttpResponse::Ok().json(MerchantSettings { show_prior_price: merchant.show_prior_price }))
 }
@@ -39,11 +37,11 @@ pub async fn get_settings(principal: Principal, store: web::Data<Store>) -> Resu
     security(("bearer" = [])),
     responses((status = 200, body = MerchantSettings), (status = "4XX", body = ErrorBody)))]
 pub async fn put_settings(
-    principal: Principal,
+    access: Access<Write>,
     prices: web::Data<Prices>,
     body: web::Json<MerchantSettings>,
 ) -> Result<HttpResponse, ApiError> {
-    let merchant = principal.merchant_with(MERCHANT)?;
+    let merchant = access.merchant();
     let touched = prices.set_show_prior_price(merchant, body.show_prior_price).await?;
     tracing::info!(merchant_id = %merchant, show_prior_price = body.show_prior_price, prices = touched, "settings changed");
     Ok(HttpResponse::Ok().json(body.into_inner()))

@@ -8,15 +8,14 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::access::{Access, Feed};
 use super::extract::{json_config, resource};
 use super::{ApiError, ErrorBody};
-use crate::auth::{Principal, Role};
 use crate::config::PricingSettings;
 use crate::domain::{Currency, Invalid, MAX_AMOUNT_MINOR, Money, Sku};
 use crate::store::{DemandEvent, DemandKind, Observation};
 use crate::write::Prices;
 
-const FEED: &[Role] = &[Role::Feed, Role::Merchant];
 /// Signal batches are large: a bigger body limit than the rest of the API.
 const BATCH_BODY_LIMIT: usize = 16 << 20;
 /// How far in the future a signal's time may be (clock skew between feed and service).
@@ -107,12 +106,12 @@ fn receipt(received: usize, changed: usize) -> HttpResponse {
     security(("bearer" = [])),
     responses((status = 200, body = SignalReceipt), (status = "4XX", body = ErrorBody)))]
 pub async fn competitor_prices(
-    principal: Principal,
+    access: Access<Feed>,
     prices: web::Data<Prices>,
     settings: web::Data<PricingSettings>,
     body: web::Json<ObservationBatch>,
 ) -> Result<HttpResponse, ApiError> {
-    let merchant = principal.merchant_with(FEED)?;
+    let merchant = access.merchant();
     let batch = body.into_inner().observations;
     check_batch(batch.len(), "observations", &settings)?;
     let mut invalid = Invalid::new();
@@ -151,12 +150,12 @@ pub async fn competitor_prices(
     security(("bearer" = [])),
     responses((status = 200, body = SignalReceipt), (status = "4XX", body = ErrorBody)))]
 pub async fn demand(
-    principal: Principal,
+    access: Access<Feed>,
     prices: web::Data<Prices>,
     settings: web::Data<PricingSettings>,
     body: web::Json<DemandBatch>,
 ) -> Result<HttpResponse, ApiError> {
-    let merchant = principal.merchant_with(FEED)?;
+    let merchant = access.merchant();
     let batch = body.into_inner().events;
     check_batch(batch.len(), "events", &settings)?;
     let mut invalid = Invalid::new();

@@ -11,8 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
-use futures_util::future::{Either, LocalBoxFuture, Ready, ready};
 use subtle::ConstantTimeEq;
 
 pub use keys::{IssuedKey, issue, parse_token};
@@ -46,22 +44,30 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// Admits the caller when it holds any of `allowed`.
-    pub fn require(&self, allowed: &[Role]) -> Result<(), AuthError> {
-        if self.roles.intersects(Roles::of(allowed)) {
+    /// Admits the caller when it holds any of `allowed` and, when `merchant_scoped`, belongs
+    /// to a merchant. Both refusals name the roles the endpoint admits.
+    pub fn admit(&self, allowed: &[Role], merchant_scoped: bool) -> Result<(), AuthError> {
+        if self.roles.intersects(Roles::of(allowed)) && (!merchant_scoped || self.merchant.is_some()) {
             Ok(())
         } else {
             let names: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
             Err(AuthError::Forbidden(names.join(", ")))
         }
     }
+}
 
-    /// Admits a merchant-scoped caller holding any of `allowed`, and returns its merchant.
-    pub fn merchant_with(&self, allowed: &[Role]) -> Result<MerchantId, AuthError> {
-        self.require(allowed)?;
-        let names: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
-        self.merchant.ok_or_else(|| AuthError::Forbidden(names.join(", ")))
-    }
+/// What [`Authenticator::recall`] found for a bearer token.
+pub enum Recall {
+    /// A token verified before, still standing.
+    Known(Principal),
+    /// A token that needs the full check, [`Authenticator::verify`].
+    Unverified(Unverified),
+}
+
+/// A bearer token awaiting its full check.
+pub struct Unverified {
+    token: String,
+    fingerprint: u64,
 }
 
 pub struct Authenticator {
@@ -116,17 +122,28 @@ impl Authenticator {
         }
     }
 
+    /// Who presents `authorization` (an `Authorization` header's value).
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, AuthError> {
+        match self.recall(authorization)? {
+            Recall::Known(principal) => Ok(principal),
+            Recall::Unverified(unverified) => self.verify(unverified).await,
+        }
+    }
+
+    /// The synchronous half of [`Self::authenticate`]: a token verified before is answered
+    /// here, without a store query, SHA-256 or a copy of the header. That is every checkout
+    /// lookup after a key's first.
+    pub fn recall(&self, authorization: Option<&str>) -> Result<Recall, AuthError> {
         let token = bearer(authorization)?;
         let fingerprint = self.fingerprints.hash_one(token.as_bytes());
-        if let Some(principal) = self.recall(token, fingerprint) {
-            return Ok(principal);
-        }
-        self.verify(token, fingerprint).await
+        Ok(match self.recalled(token, fingerprint) {
+            Some(principal) => Recall::Known(principal),
+            None => Recall::Unverified(Unverified { token: token.to_owned(), fingerprint }),
+        })
     }
 
     /// The principal of a token verified before, when that still stands.
-    fn recall(&self, token: &str, fingerprint: u64) -> Option<Principal> {
+    fn recalled(&self, token: &str, fingerprint: u64) -> Option<Principal> {
         let hit = self.verified.get(&fingerprint)?;
         // Constant time over the whole token (all tokens of ours have the same length).
         let same: bool = hit.token.as_ref().ct_eq(token.as_bytes()).into();
@@ -135,7 +152,9 @@ impl Authenticator {
     }
 
     /// The full check: the bootstrap key, else the stored key's secret hash.
-    async fn verify(&self, token: &str, fingerprint: u64) -> Result<Principal, AuthError> {
+    pub async fn verify(&self, unverified: Unverified) -> Result<Principal, AuthError> {
+        let Unverified { token, fingerprint } = unverified;
+        let token = token.as_str();
         if let Some(bootstrap) = &self.bootstrap_sha256
             && self.bootstrap_fingerprint == Some(fingerprint)
             && keys::same_hash(bootstrap, &sha256(token.as_bytes()))
@@ -192,37 +211,23 @@ fn bearer(authorization: Option<&str>) -> Result<&str, AuthError> {
         .ok_or(AuthError::Missing)
 }
 
-impl FromRequest for Principal {
-    type Error = crate::api::ApiError;
-    type Future = Either<Ready<Result<Self, Self::Error>>, LocalBoxFuture<'static, Result<Self, Self::Error>>>;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let authenticator =
-            req.app_data::<web::Data<Authenticator>>().expect("the Authenticator is registered as app data");
-        let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        // A token verified before is answered here, without boxing a future or copying the
-        // header: that is every checkout lookup after a key's first.
-        let token = match bearer(header) {
-            Ok(token) => token,
-            Err(e) => return Either::Left(ready(Err(e.into()))),
-        };
-        let fingerprint = authenticator.fingerprints.hash_one(token.as_bytes());
-        if let Some(principal) = authenticator.recall(token, fingerprint) {
-            record_merchant(&principal);
-            return Either::Left(ready(Ok(principal)));
-        }
-        let authenticator = authenticator.clone();
-        let token = token.to_owned();
-        Either::Right(Box::pin(async move {
-            let principal = authenticator.verify(&token, fingerprint).await?;
-            record_merchant(&principal);
-            Ok(principal)
-        }))
+    fn principal(merchant: bool, roles: &[Role]) -> Principal {
+        Principal { key: None, merchant: merchant.then(MerchantId::generate), roles: Roles::of(roles) }
     }
-}
 
-fn record_merchant(principal: &Principal) {
-    if let Some(merchant) = principal.merchant {
-        tracing::Span::current().record("merchant_id", tracing::field::display(merchant));
+    #[test]
+    fn a_caller_is_admitted_by_any_one_of_the_roles_and_its_merchant() {
+        let both = principal(true, &[Role::Checkout, Role::Feed]);
+        assert!(both.admit(&[Role::Feed, Role::Merchant], true).is_ok());
+        let refused = both.admit(&[Role::Auditor, Role::Merchant], true).unwrap_err();
+        assert_eq!(refused.to_string(), "this key lacks the role this endpoint needs (one of: auditor, merchant)");
+        let admin = principal(false, &[Role::Admin]);
+        assert!(admin.admit(&[Role::Admin], false).is_ok());
+        assert!(matches!(admin.admit(&[Role::Admin], true), Err(AuthError::Forbidden(_))));
+        assert!(matches!(admin.admit(&[Role::Merchant], true), Err(AuthError::Forbidden(_))));
     }
 }
