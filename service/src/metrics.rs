@@ -12,6 +12,20 @@ use prometheus::{Encoder, Registry, TextEncoder};
 
 use crate::telemetry;
 
+/// The repricing engine's numbers, read when metrics are collected.
+#[derive(Debug, Clone, Default)]
+pub struct RepricingReadings {
+    pub evaluations: u64,
+    /// Seconds each worker has spent evaluating.
+    pub worker_busy_seconds: Vec<f64>,
+    /// Products queued for evaluation, by merchant id.
+    pub queued: Vec<(String, i64)>,
+    /// Merchants with a catalogue sweep pending.
+    pub sweeps: i64,
+    /// Age of the oldest stored request, in seconds (0 when none).
+    pub oldest_seconds: f64,
+}
+
 pub struct Metrics {
     registry: Registry,
     provider: SdkMeterProvider,
@@ -61,6 +75,52 @@ impl Metrics {
         ];
         self.http_requests.add(1, &attributes);
         self.http_duration.record(seconds, &attributes);
+    }
+
+    /// Reports the repricing engine's readings: evaluations, each worker's busy time, queued
+    /// products per merchant, pending sweeps and the oldest request's age.
+    pub fn observe_repricing(&self, read: impl Fn() -> RepricingReadings + Send + Sync + 'static) {
+        let meter = self.provider.meter(telemetry::SERVICE_NAME);
+        let read = std::sync::Arc::new(read);
+        let r = read.clone();
+        meter
+            .u64_observable_counter("pricing.reprice.evaluations")
+            .with_description("Rule evaluations run by the repricing engine")
+            .with_callback(move |o| o.observe(r().evaluations, &[]))
+            .build();
+        let r = read.clone();
+        meter
+            .f64_observable_counter("pricing.reprice.worker.busy")
+            .with_unit("s")
+            .with_description("Time each repricing worker has spent evaluating")
+            .with_callback(move |o| {
+                for (worker, seconds) in r().worker_busy_seconds.into_iter().enumerate() {
+                    o.observe(seconds, &[KeyValue::new("worker", worker as i64)]);
+                }
+            })
+            .build();
+        let r = read.clone();
+        meter
+            .i64_observable_gauge("pricing.reprice.queued")
+            .with_description("Products queued for repricing, by merchant")
+            .with_callback(move |o| {
+                for (merchant, queued) in r().queued {
+                    o.observe(queued, &[KeyValue::new("merchant_id", merchant)]);
+                }
+            })
+            .build();
+        let r = read.clone();
+        meter
+            .i64_observable_gauge("pricing.reprice.sweeps")
+            .with_description("Merchants with a catalogue reprice pending")
+            .with_callback(move |o| o.observe(r().sweeps, &[]))
+            .build();
+        meter
+            .f64_observable_gauge("pricing.reprice.oldest")
+            .with_unit("s")
+            .with_description("Age of the oldest stored repricing request")
+            .with_callback(move |o| o.observe(read().oldest_seconds, &[]))
+            .build();
     }
 
     /// The Prometheus text exposition of every metric.

@@ -64,7 +64,11 @@ impl Application {
         if settings.pricing.schedule_secs > 0 {
             engine.start_schedule(Duration::from_secs(settings.pricing.schedule_secs));
         }
-        let server = serve(listener, store.clone(), rules, prices, writer, signer, &settings).map_err(listen_error)?;
+        let metrics = Arc::new(Metrics::new());
+        let observed = engine.clone();
+        metrics.observe_repricing(move || observed.readings());
+        let parts = Parts { store: store.clone(), rules, prices, writer, signer, metrics };
+        let server = serve(listener, parts, &settings).map_err(listen_error)?;
         tracing::info!(port, backend = store.backend().as_str(), "pricing service listening");
         Ok(Self { server, port, store, engine, generated_admin_key })
     }
@@ -112,15 +116,18 @@ async fn bootstrap_admin_key(store: &Store, settings: &Settings) -> Result<Optio
     Ok(Some(issued.token))
 }
 
-fn serve(
-    listener: TcpListener,
+/// What the handlers share.
+struct Parts {
     store: Store,
     rules: Arc<Rules>,
     prices: Arc<PriceCache>,
     writer: Prices,
     signer: Arc<CheckpointSigner>,
-    settings: &Settings,
-) -> std::io::Result<Server> {
+    metrics: Arc<Metrics>,
+}
+
+fn serve(listener: TcpListener, parts: Parts, settings: &Settings) -> std::io::Result<Server> {
+    let Parts { store, rules, prices, writer, signer, metrics } = parts;
     let authenticator = web::Data::new(Authenticator::new(
         store.clone(),
         settings.admin_key.as_ref().map(|k| k.expose()),
@@ -132,7 +139,7 @@ fn serve(
     let writer = web::Data::new(writer);
     let signer = web::Data::from(signer);
     let pricing = web::Data::new(settings.pricing.clone());
-    let metrics = web::Data::new(Metrics::new());
+    let metrics = web::Data::from(metrics);
     let http = web::Data::new(settings.http.clone());
     let json_limit = settings.http.json_limit_bytes;
     let mut server = HttpServer::new(move || {

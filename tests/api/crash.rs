@@ -285,3 +285,81 @@ fn assert_no_request_decided_twice(decisions: &[StoredDecision], context: &str) 
 both_backends! {
     kill_nine => kill_nine_at_random_moments;
 }
+
+/// Two `pricing` processes on one PostgreSQL database: the one repricing a catalogue is killed
+/// with `kill -9` halfway through; the other takes the sweep over once its claim expires and
+/// finishes it, deciding no page twice. A burst of changes sent to both is decided once per
+/// change, and none is lost.
+#[tokio::test]
+async fn a_replica_killed_mid_sweep_leaves_its_work_to_the_other() {
+    let db = fresh_database(Backend::Postgres).await;
+    let env = [
+        ("PRICING_PRICING__BATCH_SIZE", "50".to_owned()),
+        ("PRICING_PRICING__LEASE_SECS", "2".to_owned()),
+        ("PRICING_PRICING__POLL_MS", "100".to_owned()),
+    ];
+    let first = Service::start(&db, &env).await;
+    let second = Service::start(&db, &env).await;
+    let big = shop(&first, BIG_SKUS, "big").await;
+    let store = pricing::store::connect(&db.url, &pricing::config::Settings::defaults().store).await.unwrap();
+    let merchant: MerchantId = big.merchant.parse().unwrap();
+
+    // A new margin, asked of the first replica, which starts the sweep at once.
+    let path = format!("/v1/rules/{}/params", big.version);
+    let body = json!({"margin_bps": 2000});
+    assert_eq!(call(&first.address, reqwest::Method::PUT, &path, &big.key, Some(body)).await, Some(StatusCode::OK));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let rule_decisions =
+        |decisions: &[StoredDecision]| decisions.iter().filter(|d| d.trigger.as_str() == "params_changed").count();
+    loop {
+        let done = rule_decisions(&chain(&store, merchant).await);
+        if done >= 200 {
+            assert!(done < BIG_SKUS, "the sweep ended before the kill; use a larger catalogue");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the sweep did not start:\n{}", first.output());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    first.kill9();
+
+    // A burst to the survivor while it waits out the dead replica's claim.
+    let mut acknowledged = HashMap::new();
+    for i in 0..40 {
+        let sku = &big.skus[i * 7];
+        let body = json!({"currency": "EUR", "cost_minor": 1234 + i as i64, "base_price_minor": 1999});
+        let status =
+            call(&second.address, reqwest::Method::PUT, &format!("/v1/products/{sku}"), &big.key, Some(body)).await;
+        assert_eq!(status, Some(StatusCode::OK));
+        acknowledged.insert(sku.clone(), 1234 + i as i64);
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let decisions = chain(&store, merchant).await;
+        let mut last: HashMap<&str, Value> = HashMap::new();
+        for d in decisions.iter().filter(|d| d.rule_version.is_some()) {
+            last.insert(d.sku.as_str(), serde_json::from_str(&d.record).unwrap());
+        }
+        let finished = big.skus.iter().all(|sku| {
+            last.get(sku.as_str()).is_some_and(|r| {
+                r["params"]["margin_bps"] == json!(2000)
+                    && acknowledged.get(sku).is_none_or(|cost| r["inputs"]["cost_minor"] == json!(cost))
+            })
+        });
+        if finished {
+            assert_no_request_decided_twice(&decisions, "replicas");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the surviving replica did not finish the sweep:\n{}", second.output());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let verified = client()
+        .get(format!("{}/v1/audit/verify", second.address))
+        .bearer_auth(&big.key)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(verified["intact"], true, "{verified}");
+}

@@ -50,6 +50,25 @@ async fn metrics_count_requests_by_route_pattern_not_by_raw_path() {
 }
 
 #[tokio::test]
+async fn metrics_show_the_repricing_engines_work_and_its_queue() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (_, key) = app.merchant_with_key(&["merchant"]).await;
+    for sku in ["a", "b", "c"] {
+        app.put_product(&key, sku, product("EUR", 1000, 1999)).await;
+    }
+    crate::pipeline::activate(&app, &key, "cost-plus", serde_json::json!({"margin_bps": 1000})).await;
+    let text = app.call(Method::GET, "/metrics", None, None).await.text().await.unwrap();
+    let value = |name: &str| -> f64 {
+        let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} in:\n{text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(value("pricing_reprice_evaluations_total"), 3.0, "one evaluation per product");
+    assert!(value("pricing_reprice_worker_busy_seconds_total") > 0.0, "a worker's busy time is counted");
+    assert!(text.contains("pricing_reprice_sweeps"), "{text}");
+    assert!(text.contains("pricing_reprice_oldest_seconds"), "{text}");
+}
+
+#[tokio::test]
 async fn the_openapi_document_lists_every_v1_route() {
     let app = spawn_app(Backend::Sqlite).await;
     let doc = expect_status(app.call(Method::GET, "/openapi.json", None, None).await, StatusCode::OK).await;

@@ -52,6 +52,7 @@ use chrono::Utc;
 
 use crate::config::PricingSettings;
 use crate::domain::{MerchantId, Sku, Trigger};
+use crate::metrics::RepricingReadings;
 use crate::rules::Rules;
 use crate::store::{Backend, Backlog, Store, StoreError};
 use crate::write::Prices;
@@ -77,14 +78,6 @@ impl From<&PricingSettings> for EngineSettings {
             poll: Duration::from_millis(s.poll_ms.max(10)),
         }
     }
-}
-
-/// What the engine has done and has waiting, for the metrics.
-#[derive(Debug, Clone, Default)]
-pub struct EngineReadings {
-    pub evaluations: u64,
-    pub worker_busy_seconds: Vec<f64>,
-    pub backlog: Backlog,
 }
 
 pub(crate) struct Inner {
@@ -179,11 +172,16 @@ impl Engine {
         self.inner.evaluations.load(Ordering::Relaxed)
     }
 
-    pub fn readings(&self) -> EngineReadings {
-        EngineReadings {
+    /// What the engine has done and has waiting (the backlog as last read, at most a second
+    /// ago), for the metrics.
+    pub fn readings(&self) -> RepricingReadings {
+        let backlog = self.inner.backlog.lock().expect("the backlog lock is not poisoned").clone();
+        RepricingReadings {
             evaluations: self.evaluations(),
             worker_busy_seconds: self.inner.pool.busy_seconds(),
-            backlog: self.inner.backlog.lock().expect("the backlog lock is not poisoned").clone(),
+            queued: backlog.intents.iter().map(|(m, n)| (m.to_string(), *n)).collect(),
+            sweeps: backlog.sweeps,
+            oldest_seconds: backlog.oldest.map_or(0.0, |at| (Utc::now() - at).num_milliseconds().max(0) as f64 / 1e3),
         }
     }
 
