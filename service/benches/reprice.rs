@@ -1,23 +1,27 @@
-//! A full reprice of a catalogue on rule activation, on SQLite and on PostgreSQL, against the
-//! rule evaluations alone measured in the same run (the share the store and the chain add).
-//! Run with `cargo bench -p pricing-service --bench reprice` (REPRICE_SKUS, default 100000).
+//! The repricing engine under a catalogue reprice, on SQLite and on PostgreSQL, with
+//! `pricing.workers` 1 and 2, in one run: merchant A's whole catalogue (REPRICE_SKUS, default
+//! 1,000,000) reprices on a rule change while merchant B changes a product every 20 ms and
+//! checkout looks A's prices up; each is measured idle first, in the same run, as the baseline.
+//! The service runs in-process with real HTTP on loopback (release build, 2 cores shared with
+//! the load). Run with `cargo bench -p pricing-service --bench reprice`.
+//!
+//! A's catalogue is loaded with multi-row SQL inserts (products at their base price, no
+//! creation records), since loading a million products one request at a time is the catalogue
+//! issue's subject, not this one's.
 
 #[path = "../../tests/common/mod.rs"]
 #[allow(unused_imports)]
 mod common;
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use pricing::cache::PriceCache;
-use pricing::config::Settings;
-use pricing::domain::{ProductDraft, Sku};
-use pricing::engine::{Engine, EngineSettings};
-use pricing::replication::Replication;
-use pricing::rules::Rules;
-use pricing::sandbox::Sandbox;
+use pricing::config::{Secret, Settings};
+use pricing::domain::{MerchantId, ProductDraft, Sku};
+use pricing::startup::Application;
 use pricing::store::{self, Store};
-use pricing::write::{Prices, catalogue};
+use serde_json::{Value, json};
+
+const ADMIN_KEY: &str = "bench-admin-key-0123456789";
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -25,67 +29,262 @@ fn main() {
 }
 
 async fn run() {
-    let skus: usize = std::env::var("REPRICE_SKUS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
-    let wasm = common::rules::built_rule("cost-plus");
-    println!("full reprice on activation, cost-plus rule, {skus} SKUs");
-    println!("{:<10} {:>14} {:>16} {:>12} {:>18}", "backend", "seconds", "SKUs/s", "vs eval", "eval-only SKUs/s");
-    // REPRICE_BACKENDS=sqlite (or postgres) measures one backend only, e.g. under a profiler.
+    let skus: usize = std::env::var("REPRICE_SKUS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let only = std::env::var("REPRICE_BACKENDS").unwrap_or_default();
+    let wasm = common::rules::built_rule("cost-plus");
+    println!("catalogue reprice of {skus} SKUs (cost-plus), pages of 500; B: one product change every 20 ms");
+    println!(
+        "{:<9} {:>7} {:>9} {:>9} | {:>13} {:>13} | {:>15} {:>15}",
+        "backend",
+        "workers",
+        "seconds",
+        "SKUs/s",
+        "B idle p50/99",
+        "B sweep p50/99",
+        "lookup idle p99",
+        "lookup sweep p99"
+    );
     for backend in [common::Backend::Sqlite, common::Backend::Postgres] {
         let name = if backend == common::Backend::Sqlite { "sqlite" } else { "postgres" };
         if !only.is_empty() && !only.contains(name) {
             continue;
         }
         let db = common::fresh_database(backend).await;
-        let settings = Settings::defaults();
-        let store: Store = store::connect(&db.url, &settings.store).await.unwrap();
-        let merchant = store.create_merchant("Bench").await.unwrap().id;
-        let writers = (0..8).map(|w| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                for i in (w..skus).step_by(8) {
-                    let sku = Sku::parse(&format!("sku-{i:07}")).unwrap();
-                    let cost = 1000 + (i % 500) as i64;
-                    let draft =
-                        ProductDraft::parse(sku, "EUR", cost, 1999, Default::default(), Default::default()).unwrap();
-                    catalogue::put(&store, merchant, &draft, &pricing::write::Gate::open()).await.unwrap();
-                }
-            })
-        });
-        for writer in writers {
-            writer.await.unwrap();
-        }
-        let sandbox = Arc::new(Sandbox::new(&settings.sandbox).unwrap());
-        let rules = Arc::new(Rules::new(store.clone(), sandbox.clone(), settings.pricing.stale_after_secs));
-        let cache = Arc::new(PriceCache::new());
-        cache.warm(&store).await.unwrap();
-        let (version, _) = rules.upload(merchant, wasm.clone()).await.unwrap();
+        let (a, b) = load(&db.url, skus).await;
+        let mut keys = None;
+        for (run, workers) in [1usize, 2].into_iter().enumerate() {
+            let mut settings = Settings::defaults();
+            settings.listen = "127.0.0.1:0".into();
+            settings.database_url = db.url.clone();
+            settings.admin_key = Some(Secret::new(ADMIN_KEY));
+            settings.http.workers = 1;
+            settings.pricing.workers = workers;
+            let app = Application::build(settings).await.unwrap();
+            let address = format!("http://127.0.0.1:{}", app.port());
+            let engine = app.engine();
+            let handle = app.handle();
+            let server = tokio::spawn(app.run_until_stopped());
+            let client = reqwest::Client::new();
+            let http = Http { client: &client, address: &address };
+            let (key_a, key_b, version_a) = match keys.take() {
+                Some(keys) => keys,
+                None => setup(&http, a, b, &wasm).await,
+            };
+            engine.settled().await;
 
-        // The evaluations alone, on the same contexts.
-        let contexts = rules
-            .contexts_for(merchant, &(0..skus.min(2_000)).map(|i| format!("sku-{i:07}")).collect::<Vec<_>>())
+            let b_idle = b_latencies(&http, &key_b, 40, 0, None).await;
+            let lookups_idle = lookups(&http, &key_a, skus, Duration::from_secs(2), None).await;
+
+            // A's catalogue reprices: its rule activated (first run), then new parameters.
+            let started = Instant::now();
+            if run == 0 {
+                http.send(reqwest::Method::POST, &format!("/v1/rules/{version_a}/activate"), &key_a, None).await;
+            } else {
+                let margin = json!({"margin_bps": 2000 + run * 500});
+                http.send(reqwest::Method::PUT, &format!("/v1/rules/{version_a}/params"), &key_a, Some(margin)).await;
+            }
+            let done = tokio::sync::watch::channel(false);
+            let (during_b, during_lookups, ()) = tokio::join!(
+                b_latencies(&http, &key_b, usize::MAX, 1000 * (run + 1), Some(done.1.clone())),
+                lookups(&http, &key_a, skus, Duration::from_secs(3600), Some(done.1.clone())),
+                async {
+                    engine.settled().await;
+                    let _ = done.0.send(true);
+                }
+            );
+            let seconds = started.elapsed().as_secs_f64();
+            println!(
+                "{name:<9} {workers:>7} {seconds:>9.1} {:>9.0} | {:>6.1}/{:<6.1} {:>6.1}/{:<6.1} | {:>12.2} ms {:>12.2} ms   (ms; B during: {} changes, lookups during: {})",
+                skus as f64 / seconds,
+                percentile(&b_idle, 0.5),
+                percentile(&b_idle, 0.99),
+                percentile(&during_b, 0.5),
+                percentile(&during_b, 0.99),
+                percentile(&lookups_idle, 0.99),
+                percentile(&during_lookups, 0.99),
+                during_b.len(),
+                during_lookups.len(),
+            );
+            keys = Some((key_a, key_b, version_a));
+            handle.stop(true).await;
+            server.await.unwrap().unwrap();
+        }
+    }
+}
+
+struct Http<'a> {
+    client: &'a reqwest::Client,
+    address: &'a str,
+}
+
+impl Http<'_> {
+    async fn send(&self, method: reqwest::Method, path: &str, key: &str, body: Option<Value>) -> Value {
+        let mut request = self.client.request(method, format!("{}{path}", self.address)).bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        assert!(response.status().is_success(), "{path}: {}", response.status());
+        response.json().await.unwrap_or(Value::Null)
+    }
+}
+
+/// A's catalogue in bulk, and merchant B; returns (A, B).
+async fn load(url: &str, skus: usize) -> (MerchantId, MerchantId) {
+    let store: Store = store::connect(url, &Settings::defaults().store).await.unwrap();
+    let a = store.create_merchant("A").await.unwrap().id;
+    let b = store.create_merchant("B").await.unwrap().id;
+    let draft =
+        ProductDraft::parse(Sku::parse("x").unwrap(), "EUR", 1, 1, Default::default(), Default::default()).unwrap();
+    let guardrails = serde_json::to_string(draft.guardrails.as_input()).unwrap();
+    let now = chrono::Utc::now().timestamp_micros();
+    let started = Instant::now();
+    for chunk in (0..skus).collect::<Vec<_>>().chunks(1000) {
+        let rows = |width: usize| {
+            (0..chunk.len())
+                .map(|r| {
+                    format!("({})", (1..=width).map(|c| format!("${}", r * width + c)).collect::<Vec<_>>().join(", "))
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut tx = store.begin().await.unwrap();
+        let sql = format!(
+            "INSERT INTO products (merchant_id, sku, currency, cost_minor, base_price_minor, guardrails, attributes, \
+             version, created_at, updated_at) VALUES {}",
+            rows(10)
+        );
+        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for i in chunk {
+            insert = insert
+                .bind(a.to_string())
+                .bind(format!("sku-{i:07}"))
+                .bind("EUR")
+                .bind(1000 + (*i % 500) as i64)
+                .bind(1999i64)
+                .bind(guardrails.clone())
+                .bind("{}")
+                .bind(1i64)
+                .bind(now)
+                .bind(now);
+        }
+        insert.execute(&mut *tx).await.unwrap();
+        let sql = format!(
+            "INSERT INTO current_prices (merchant_id, sku, price_minor, currency, version, effective_at, source) VALUES {}",
+            rows(7)
+        );
+        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for i in chunk {
+            insert = insert
+                .bind(a.to_string())
+                .bind(format!("sku-{i:07}"))
+                .bind(1999i64)
+                .bind("EUR")
+                .bind(1i64)
+                .bind(now)
+                .bind("base");
+        }
+        insert.execute(&mut *tx).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    eprintln!("loaded {skus} products in {:.1} s", started.elapsed().as_secs_f64());
+    store.close().await;
+    (a, b)
+}
+
+/// Keys, B's product, and the rule for both (B's active at margin 0); returns (A's key, B's key,
+/// A's rule version).
+async fn setup(http: &Http<'_>, a: MerchantId, b: MerchantId, wasm: &[u8]) -> (String, String, i64) {
+    let mut keys = Vec::new();
+    for merchant in [a, b] {
+        let body = json!({"roles": ["merchant", "checkout"]});
+        let issued =
+            http.send(reqwest::Method::POST, &format!("/v1/merchants/{merchant}/keys"), ADMIN_KEY, Some(body)).await;
+        keys.push(issued["key"].as_str().unwrap().to_owned());
+    }
+    let (key_a, key_b) = (keys[0].clone(), keys[1].clone());
+    let body = json!({"currency": "EUR", "cost_minor": 1000, "base_price_minor": 1999});
+    http.send(reqwest::Method::PUT, "/v1/products/b-1", &key_b, Some(body)).await;
+    let mut versions = Vec::new();
+    for (key, margin) in [(&key_a, 1000), (&key_b, 0)] {
+        let uploaded = http
+            .client
+            .post(format!("{}/v1/rules", http.address))
+            .bearer_auth(key)
+            .header("content-type", "application/wasm")
+            .body(wasm.to_vec())
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
             .await
             .unwrap();
-        let guest: Vec<_> = contexts.iter().map(|c| c.to_guest(&version.params).unwrap()).collect();
-        let rule = rules.prepared(merchant, version.version).await.unwrap();
-        let started = Instant::now();
-        for chunk in guest.chunks(500) {
-            assert!(sandbox.evaluate_attributed(&rule, chunk).iter().all(|e| e.result.is_ok()));
-        }
-        let eval_rate = guest.len() as f64 / started.elapsed().as_secs_f64();
-
-        let prices = Prices::new(store.clone(), cache.clone(), Replication::local(), rules.clone());
-        let engine = Engine::start(prices.clone(), EngineSettings::from(&settings.pricing)).await.unwrap();
-        let started = Instant::now();
-        prices.activate_rule(merchant, version.version).await.unwrap();
-        engine.settled().await;
-        let seconds = started.elapsed().as_secs_f64();
-        assert_eq!(engine.evaluations(), skus as u64);
-        let rate = skus as f64 / seconds;
-        println!("{name:<10} {seconds:>14.2} {rate:>16.0} {:>12.3} {eval_rate:>18.0}", rate / eval_rate);
-        let verified = pricing::audit::verify::verify(&store, merchant).await.unwrap();
-        // Each product's creation, then its repricing.
-        assert!(verified.intact && verified.records == 2 * skus as i64, "{verified:?}");
-        store.close().await;
+        let version = uploaded["version"].as_i64().unwrap();
+        let params = json!({"margin_bps": margin});
+        http.send(reqwest::Method::PUT, &format!("/v1/rules/{version}/params"), key, Some(params)).await;
+        versions.push(version);
     }
+    // B's rule now; A's is activated by the first measured run.
+    http.send(reqwest::Method::POST, &format!("/v1/rules/{}/activate", versions[1]), &key_b, None).await;
+    (key_a, key_b, versions[0])
+}
+
+/// B's change-to-visible latencies in ms: a cost change (B's rule prices at cost), then lookups
+/// until checkout sees it; every 20 ms, `count` times or until `done`.
+async fn b_latencies(
+    http: &Http<'_>,
+    key: &str,
+    count: usize,
+    base: usize,
+    done: Option<tokio::sync::watch::Receiver<bool>>,
+) -> Vec<f64> {
+    let mut latencies = Vec::new();
+    for i in 0..count {
+        if done.as_ref().is_some_and(|d| *d.borrow()) {
+            break;
+        }
+        let cost = 2000 + (base + i) as i64;
+        let started = Instant::now();
+        let body = json!({"currency": "EUR", "cost_minor": cost, "base_price_minor": 1999});
+        http.send(reqwest::Method::PUT, "/v1/products/b-1", key, Some(body)).await;
+        loop {
+            let price = http.send(reqwest::Method::GET, "/v1/prices/b-1", key, None).await;
+            if price["price_minor"] == json!(cost) {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(600), "B's change never became visible");
+        }
+        latencies.push(started.elapsed().as_secs_f64() * 1e3);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    latencies
+}
+
+/// Checkout lookups of A's prices, one at a time, for `length` or until `done`: latencies in ms.
+async fn lookups(
+    http: &Http<'_>,
+    key: &str,
+    skus: usize,
+    length: Duration,
+    done: Option<tokio::sync::watch::Receiver<bool>>,
+) -> Vec<f64> {
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    let mut i = 0usize;
+    while started.elapsed() < length && !done.as_ref().is_some_and(|d| *d.borrow()) {
+        i = (i * 7919 + 13) % skus;
+        let sent = Instant::now();
+        http.send(reqwest::Method::GET, &format!("/v1/prices/sku-{i:07}"), key, None).await;
+        latencies.push(sent.elapsed().as_secs_f64() * 1e3);
+    }
+    latencies
+}
+
+fn percentile(values: &[f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }

@@ -142,6 +142,8 @@ pub struct SandboxSettings {
     pub explanation_bytes: usize,
     /// Rule instances that may exist at once (the pooling allocator's slots).
     pub instance_pool: u32,
+    /// Dry runs and uploads one merchant may run at once (more are refused with `429`).
+    pub requests_per_merchant: usize,
 }
 
 impl HttpSettings {
@@ -237,6 +239,7 @@ stack_bytes = 524288
 log_bytes = 1024
 explanation_bytes = 512
 instance_pool = 128
+requests_per_merchant = 2
 "#;
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use crate::config::Settings;
 use crate::engine::{Engine, EngineSettings};
 use crate::metrics::Metrics;
 use crate::replication;
-use crate::rules::Rules;
+use crate::rules::{RequestLimits, Rules};
 use crate::sandbox::Sandbox;
 use crate::store::{Store, StoreError};
 use crate::write::Prices;
@@ -57,7 +57,13 @@ impl Application {
         tracing::info!(prices = warmed, "price cache warmed");
         listening.run(store.clone(), prices.clone());
         let sandbox = Arc::new(Sandbox::new(&settings.sandbox)?);
-        let rules = Arc::new(Rules::new(store.clone(), sandbox, settings.pricing.stale_after_secs));
+        // Request-path rule work leaves the engine's workers their instances.
+        let limits = RequestLimits::new(
+            settings.sandbox.requests_per_merchant,
+            settings.sandbox.instance_pool as usize,
+            settings.pricing.worker_count(),
+        );
+        let rules = Arc::new(Rules::new(store.clone(), sandbox, settings.pricing.stale_after_secs, limits));
         let signer = Arc::new(CheckpointSigner::load(&store).await?);
         let writer = Prices::new(store.clone(), prices.clone(), replication, rules.clone());
         let engine = Engine::start(writer.clone(), EngineSettings::from(&settings.pricing)).await?;

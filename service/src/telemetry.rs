@@ -35,7 +35,13 @@ pub fn init(settings: &LogSettings) -> Telemetry {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.filter));
     let fmt = match settings.format {
         LogFormat::Json => {
-            tracing_subscriber::fmt::layer().json().with_current_span(true).with_span_list(false).boxed()
+            // Standard error, like the pretty format: standard output is for what commands print.
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(std::io::stderr)
+                .with_current_span(true)
+                .with_span_list(false)
+                .boxed()
         }
         LogFormat::Pretty => tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).boxed(),
     };

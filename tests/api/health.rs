@@ -69,6 +69,22 @@ async fn metrics_show_the_repricing_engines_work_and_its_queue() {
 }
 
 #[tokio::test]
+async fn made_up_methods_and_paths_add_no_metric_series_and_answers_say_nosniff() {
+    let app = spawn_app(Backend::Sqlite).await;
+    for i in 0..50 {
+        let method = Method::from_bytes(format!("M{i}X").as_bytes()).unwrap();
+        let response = app.call(method, &format!("/made/up/{i}"), None, None).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    }
+    let text = app.call(Method::GET, "/metrics", None, None).await.text().await.unwrap();
+    assert!(!text.contains("M1X") && !text.contains("/made/up"), "made-up values became labels:\n{text}");
+    let series = text.lines().filter(|l| l.starts_with("http_server_requests_total")).collect::<Vec<_>>();
+    assert_eq!(series.len(), 1, "one series for all of them: {series:?}");
+    assert!(series[0].contains(r#"http_request_method="_OTHER""#) && series[0].contains(r#"http_route="unmatched""#));
+}
+
+#[tokio::test]
 async fn the_openapi_document_lists_every_v1_route() {
     let app = spawn_app(Backend::Sqlite).await;
     let doc = expect_status(app.call(Method::GET, "/openapi.json", None, None).await, StatusCode::OK).await;

@@ -12,6 +12,7 @@ mod health;
 mod helpers;
 mod isolation;
 mod merchants;
+mod noisy;
 mod pipeline;
 mod policies;
 mod prices;

@@ -96,3 +96,18 @@ async fn the_cache_is_warmed_from_the_store_at_start(backend: Backend) {
 both_backends! {
     cache_warmed_at_start => the_cache_is_warmed_from_the_store_at_start;
 }
+
+#[tokio::test]
+async fn a_sku_named_lookup_has_a_price_like_any_other() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (_, key) = app.merchant_with_key(&["merchant", "checkout"]).await;
+    let missing = app.call(Method::GET, "/v1/prices/lookup", Some(&key), None).await;
+    expect_error(missing, StatusCode::NOT_FOUND, "not_found").await;
+    expect_status(app.put_product(&key, "lookup", product("EUR", 100, 250)).await, StatusCode::CREATED).await;
+    let found = expect_status(app.call(Method::GET, "/v1/prices/lookup", Some(&key), None).await, StatusCode::OK).await;
+    assert_eq!((found["sku"].as_str(), found["price_minor"].as_i64()), (Some("lookup"), Some(250)));
+    let batch = json!({"skus": ["lookup"]});
+    let body =
+        expect_status(app.call(Method::POST, "/v1/prices/lookup", Some(&key), Some(batch)).await, StatusCode::OK).await;
+    assert_eq!(body["prices"][0]["price_minor"], 250, "the batch lookup is still the POST");
+}

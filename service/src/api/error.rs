@@ -43,6 +43,9 @@ pub enum ApiError {
     RuleRefused(crate::sandbox::UploadError),
     #[error("the request took longer than {0} ms")]
     Timeout(u64),
+    /// Over a limit on concurrent work; `scope` says whose.
+    #[error("{message}")]
+    TooManyRequests { message: String, limit: usize, scope: &'static str },
     #[error("the service cannot reach its database")]
     Unavailable,
     #[error("internal error")]
@@ -85,6 +88,7 @@ impl ApiError {
             ApiError::Conflict { code, .. } => (code, StatusCode::CONFLICT),
             ApiError::RuleRefused(_) => ("rule_refused", StatusCode::UNPROCESSABLE_ENTITY),
             ApiError::Timeout(_) => ("timeout", StatusCode::SERVICE_UNAVAILABLE),
+            ApiError::TooManyRequests { .. } => ("too_many_requests", StatusCode::TOO_MANY_REQUESTS),
             ApiError::Unavailable => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
             ApiError::Internal => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
         }
@@ -95,6 +99,7 @@ impl ApiError {
             ApiError::Validation(invalid) => json!({ "fields": invalid.errors() }),
             ApiError::PayloadTooLarge { limit } => json!({ "limit_bytes": limit }),
             ApiError::RuleRefused(reason) => json!({ "reason": reason.kind() }),
+            ApiError::TooManyRequests { limit, scope, .. } => json!({ "limit": limit, "scope": scope }),
             _ => Value::Null,
         }
     }
@@ -114,6 +119,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(status);
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            response.insert_header(("Retry-After", "1"));
         }
         response.json(ErrorBody { error: ErrorDetail { code, message: self.to_string(), details: self.details() } })
     }
@@ -190,6 +198,7 @@ impl From<crate::rules::RuleError> for ApiError {
             RuleError::UnknownVersion(v) => ApiError::not_found(format!("rule version {v}")),
             RuleError::Invalid(invalid) => ApiError::Validation(invalid),
             RuleError::NothingToRollBack => ApiError::Conflict { code: "nothing_to_roll_back", message: e.to_string() },
+            RuleError::Throttled { limit, scope } => ApiError::TooManyRequests { message: e.to_string(), limit, scope },
             RuleError::Store(e) => e.into(),
         }
     }

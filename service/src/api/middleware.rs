@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ResourceMap, ServiceRequest, ServiceResponse};
-use actix_web::http::Method;
+use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
 use actix_web::{Error, web};
 use tracing::Instrument;
@@ -56,6 +56,11 @@ pub async fn observe(
         },
         None => call.await,
     };
+    let mut result = result;
+    if let Ok(response) = &mut result {
+        // No browser may guess another content type than the one declared (JSON stays JSON).
+        response.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
+    }
     let status = match &result {
         Ok(response) => response.status(),
         Err(e) => e.as_response_error().status_code(),
@@ -93,23 +98,22 @@ fn is_hot(route: &str) -> bool {
     route.starts_with("/v1/prices") || matches!(route, "/healthz" | "/readyz" | "/metrics")
 }
 
-/// The method's name, without an allocation for the standard ones.
+/// The method's name as a metric label: the standard methods by name, any other as `_OTHER`
+/// (OpenTelemetry's convention), so that made-up methods cannot create new series.
 fn method_name(method: &Method) -> std::borrow::Cow<'static, str> {
-    for known in [Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::PATCH, Method::HEAD, Method::OPTIONS]
-    {
-        if *method == known {
-            return std::borrow::Cow::Borrowed(match known {
-                Method::GET => "GET",
-                Method::POST => "POST",
-                Method::PUT => "PUT",
-                Method::DELETE => "DELETE",
-                Method::PATCH => "PATCH",
-                Method::HEAD => "HEAD",
-                _ => "OPTIONS",
-            });
-        }
-    }
-    std::borrow::Cow::Owned(method.as_str().to_owned())
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::PATCH, "PATCH"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    let name = KNOWN.iter().find(|(known, _)| known == method).map_or("_OTHER", |(_, name)| name);
+    std::borrow::Cow::Borrowed(name)
 }
 
 thread_local! {

@@ -17,8 +17,9 @@ use crate::domain::{Invalid, MerchantId};
 pub const MAX_LOOKUP: usize = 1_000;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    // Registered before `/v1/prices/{sku}`, which would otherwise take "lookup" for a SKU.
-    cfg.service(resource("/v1/prices/lookup").route(web::post().to(lookup)))
+    // Registered before `/v1/prices/{sku}`, which would otherwise take "lookup" for a SKU; a
+    // GET of it is the price of the SKU named `lookup`.
+    cfg.service(resource("/v1/prices/lookup").route(web::post().to(lookup)).route(web::get().to(get_price)))
         .service(resource("/v1/prices/{sku}").route(web::get().to(get_price)));
 }
 
@@ -79,7 +80,8 @@ pub async fn get_price(
     // The segment as routed, borrowed: checkout's hot path copies no SKU. The router leaves
     // only `%2F`, `%25` and `%2B` encoded, and `/`, `%` and `+` are never in a SKU, so text
     // that finds a price is exactly what `web::Path<String>` would have decoded.
-    let raw = req.match_info().get("sku").unwrap_or_default();
+    // No `sku` segment: the request came through `/v1/prices/lookup`, the SKU named `lookup`.
+    let raw = req.match_info().get("sku").unwrap_or("lookup");
     match cache.get_text(merchant, raw) {
         Some(cached) => Ok(HttpResponse::Ok().content_type(ContentType::json()).body(price_json(raw, &cached))),
         None => {

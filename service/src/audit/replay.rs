@@ -59,6 +59,7 @@ pub async fn replay(store: &Store, rules: &Rules, merchant: MerchantId, seq: i64
     let (Some(inputs), Some(version)) = (record.inputs.as_ref(), record.rule_version) else {
         return Err(ReplayError::NotARuleDecision(seq));
     };
+    let _admitted = rules.admit(merchant)?;
     let rule_version = rules.version(merchant, version).await?;
     let prepared = rules.prepared(merchant, version).await?;
     let evaluation = evaluate(rules.sandbox(), &prepared, &record.params, std::slice::from_ref(inputs), Mode::Alone)

@@ -2,18 +2,21 @@
 //! price outside them. The result says which guardrails changed the rule's price.
 //!
 //! Order, and why:
-//! 1. minimum interval: too soon after the last change, the price in force stays;
+//! 1. minimum interval: too soon after the last change, the price in force stays (unless it
+//!    lies outside the bounds, which always hold: then it moves to the nearest bound);
 //! 2. maximum step: the move from the current price is limited;
 //! 3. bounds: the floor (the highest of the absolute floor, MAP and the margin floor over cost)
 //!    and the ceiling; bounds come after the step limit because they must always hold, even
 //!    when the price in force lies outside newly tightened bounds. When a cost rise lifts the
-//!    margin floor above the ceiling, the ceiling wins (a legal or brand limit beats a target);
+//!    margin floor above the ceiling, the ceiling wins (a legal or brand limit beats a target).
+//!    Every bound lies within the money range (1 to [`MAX_AMOUNT_MINOR`]): a margin floor over
+//!    a large cost is capped there, so no guarded price ever leaves it;
 //! 4. rounding to the price ending, to the nearest allowed price that stays within bounds (if
 //!    no such price exists, the price is left unrounded and that is recorded).
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Guardrails, Rounding};
+use crate::domain::{Guardrails, MAX_AMOUNT_MINOR, Rounding};
 
 /// A guardrail that changed (or stopped) the rule's price.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -57,42 +60,34 @@ fn scale(value: i64, bps: i64) -> i64 {
 pub fn apply(guardrails: &Guardrails, proposed_minor: i64, situation: Situation) -> Guarded {
     let mut clips = Vec::new();
     let current = situation.current_minor;
-    if proposed_minor != current
-        && let Some(interval) = guardrails.min_interval_secs()
-        && (situation.now - situation.effective_at).num_seconds() < interval
-    {
-        return Guarded { price_minor: current, clips: vec![Clip::MinInterval] };
-    }
-
-    let mut price = proposed_minor;
-    if let Some(step) = guardrails.max_step_bps() {
+    let (floor, low, high) = bounds(guardrails, situation.cost_minor);
+    let too_soon = proposed_minor != current
+        && guardrails
+            .min_interval_secs()
+            .is_some_and(|interval| (situation.now - situation.effective_at).num_seconds() < interval);
+    let mut price = if too_soon {
+        clips.push(Clip::MinInterval);
+        current
+    } else {
+        proposed_minor
+    };
+    if !too_soon && let Some(step) = guardrails.max_step_bps() {
         let (low, high) = (scale(current, -step.min(10_000)).max(1), scale(current, step));
         if price < low || price > high {
             price = price.clamp(low, high);
             clips.push(Clip::MaxStep);
         }
     }
-
-    // The floor is the highest of the absolute floor, MAP and the margin floor; say which.
-    let floors = [
-        (guardrails.floor_minor(), Clip::Floor),
-        (guardrails.map_minor(), Clip::Map),
-        (guardrails.min_margin_bps().map(|bps| scale(situation.cost_minor, bps)), Clip::MarginFloor),
-    ];
-    let floor = floors.iter().filter_map(|(value, clip)| value.map(|v| (v, *clip))).max_by_key(|(v, _)| *v);
-    let ceiling = guardrails.ceiling_minor();
-    let low = match (floor, ceiling) {
-        (Some((f, _)), Some(c)) => f.min(c),
-        (Some((f, _)), None) => f,
-        (None, _) => 1,
-    };
-    let high = ceiling.unwrap_or(i64::MAX);
     if price < low {
         price = low;
         clips.push(floor.map_or(Clip::Floor, |(_, clip)| clip));
     } else if price > high {
         price = high;
         clips.push(Clip::Ceiling);
+    }
+    if too_soon {
+        // The price in force stays, moved only into the bounds: nothing else, no rounding.
+        return Guarded { price_minor: price, clips };
     }
 
     if let Some(rounding) = guardrails.rounding() {
@@ -106,6 +101,23 @@ pub fn apply(guardrails: &Guardrails, proposed_minor: i64, situation: Situation)
         }
     }
     Guarded { price_minor: price, clips }
+}
+
+/// The binding floor (value and which guardrail), and the bounds `[low, high]` every price
+/// must lie in: within the money range, the ceiling winning over a floor above it.
+fn bounds(guardrails: &Guardrails, cost_minor: i64) -> (Option<(i64, Clip)>, i64, i64) {
+    let floors = [
+        (guardrails.floor_minor(), Clip::Floor),
+        (guardrails.map_minor(), Clip::Map),
+        (guardrails.min_margin_bps().map(|bps| scale(cost_minor, bps)), Clip::MarginFloor),
+    ];
+    let floor = floors
+        .iter()
+        .filter_map(|(value, clip)| value.map(|v| (v.clamp(1, MAX_AMOUNT_MINOR), *clip)))
+        .max_by_key(|(v, _)| *v);
+    let high = guardrails.ceiling_minor().unwrap_or(MAX_AMOUNT_MINOR).clamp(1, MAX_AMOUNT_MINOR);
+    let low = floor.map_or(1, |(f, _)| f.min(high));
+    (floor, low, high)
 }
 
 /// The rounding of `price`, or the nearest allowed price on the other side when that one is
@@ -209,6 +221,24 @@ mod tests {
         // Keeping the price is never "too soon".
         s.effective_at = s.now;
         assert_eq!(guard(g, 2000, s), (2000, vec![]));
+    }
+
+    #[test]
+    fn bounds_hold_even_when_it_is_too_soon_to_change() {
+        let mut s = situation(2500, 0);
+        s.effective_at = s.now - Duration::minutes(5);
+        // The ceiling was lowered below the price in force: the price moves to it now.
+        let g = serde_json::json!({"min_interval_secs": 3600, "ceiling_minor": 1999});
+        assert_eq!(guard(g, 2400, s), (1999, vec![Clip::MinInterval, Clip::Ceiling]));
+        let g = serde_json::json!({"min_interval_secs": 3600, "floor_minor": 3000});
+        assert_eq!(guard(g, 2400, s), (3000, vec![Clip::MinInterval, Clip::Floor]));
+    }
+
+    #[test]
+    fn a_margin_floor_over_a_huge_cost_stays_within_the_money_range() {
+        let s = situation(2000, MAX_AMOUNT_MINOR);
+        let g = serde_json::json!({"min_margin_bps": 100_000});
+        assert_eq!(guard(g, 2000, s), (MAX_AMOUNT_MINOR, vec![Clip::MarginFloor]));
     }
 
     #[test]

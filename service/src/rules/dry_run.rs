@@ -32,6 +32,7 @@ impl Rules {
         version: i64,
         contexts: Vec<RuleContext>,
     ) -> Result<Vec<DryRunResult>, RuleError> {
+        let _admitted = self.admit(merchant)?;
         let params = self.version(merchant, version).await?.params;
         let rule = self.prepared(merchant, version).await?;
         let evaluations =

@@ -5,9 +5,11 @@
 
 mod dry_run;
 mod evaluate;
+mod limits;
 
 pub use dry_run::DryRunResult;
 pub use evaluate::{Mode, evaluate};
+pub use limits::{Admitted, RequestLimits};
 
 use std::sync::Arc;
 
@@ -25,6 +27,9 @@ pub enum RuleError {
     Invalid(Invalid),
     #[error("there is no earlier activation to roll back to")]
     NothingToRollBack,
+    /// Too many dry runs or uploads at once (`scope`: of this merchant, or of the service).
+    #[error("too many rule requests at once for this {scope} (limit {limit}); try again shortly")]
+    Throttled { limit: usize, scope: &'static str },
     #[error(transparent)]
     Store(StoreError),
 }
@@ -43,12 +48,19 @@ pub struct Rules {
     store: Store,
     sandbox: Arc<Sandbox>,
     stale_after_secs: u64,
+    limits: RequestLimits,
     compiled: moka::sync::Cache<(MerchantId, i64), PreparedRule>,
 }
 
 impl Rules {
-    pub fn new(store: Store, sandbox: Arc<Sandbox>, stale_after_secs: u64) -> Self {
-        Self { store, sandbox, stale_after_secs, compiled: moka::sync::Cache::builder().max_capacity(1_000).build() }
+    pub fn new(store: Store, sandbox: Arc<Sandbox>, stale_after_secs: u64, limits: RequestLimits) -> Self {
+        let compiled = moka::sync::Cache::builder().max_capacity(1_000).build();
+        Self { store, sandbox, stale_after_secs, limits, compiled }
+    }
+
+    /// A place for request-path rule work of the merchant (see [`limits`]), held while it runs.
+    pub fn admit(&self, merchant: MerchantId) -> Result<Admitted<'_>, RuleError> {
+        self.limits.admit(merchant)
     }
 
     /// Observations older than this reach rules marked stale.
@@ -63,6 +75,7 @@ impl Rules {
     /// Checks, compiles and stores an upload: `(version, created)`; the same bytes again give
     /// the existing version.
     pub async fn upload(&self, merchant: MerchantId, bytes: Vec<u8>) -> Result<(RuleVersion, bool), RuleError> {
+        let _admitted = self.admit(merchant)?;
         let sha256 = crate::domain::sha256_hex(&bytes);
         let sandbox = self.sandbox.clone();
         let (compiled, bytes) = tokio::task::spawn_blocking(move || (sandbox.compile(&bytes), bytes))
