@@ -388,6 +388,14 @@ async fn verification_finds_an_edited_a_deleted_and_a_reordered_record_where_it_
     )
     .await;
 
+    // Re-dated: record 2 moved an hour back (its time drives the price at an instant).
+    tamper(&app.db, &["UPDATE decisions SET created_at = created_at - 3600000000 WHERE seq = 2".into()]).await;
+    let verified = verification(&app, &key).await;
+    assert_eq!(broken_at(&verified), (Some(false), Some(2)), "{verified}");
+    assert!(verified["first_broken"]["reason"].as_str().unwrap().contains("time"), "{verified}");
+    tamper(&app.db, &["UPDATE decisions SET created_at = created_at + 3600000000 WHERE seq = 2".into()]).await;
+    assert_eq!(verification(&app, &key).await["intact"], true, "restored");
+
     // Reordered: records 2 and 3 swap places.
     let swap = |a: i64, b: i64| {
         vec![
@@ -611,4 +619,16 @@ async fn checkout_lookups_carry_the_prior_price_when_the_merchant_shows_it(backe
 
 both_backends! {
     prior_price => checkout_lookups_carry_the_prior_price_when_the_merchant_shows_it;
+}
+
+#[tokio::test]
+async fn postgres_refuses_to_truncate_the_history() {
+    let app = spawn_app(Backend::Postgres).await;
+    let (_, key) = app.merchant_with_key(&["merchant", "auditor"]).await;
+    put(&app, &key, "tee", json!({"currency": "EUR", "cost_minor": 100, "base_price_minor": 200})).await;
+    let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+    let refused = sqlx::query("TRUNCATE decisions CASCADE").execute(&pool).await.unwrap_err();
+    assert!(refused.to_string().contains("append-only"), "{refused}");
+    pool.close().await;
+    assert_eq!(verification(&app, &key).await["records"], 1, "the history is still there");
 }

@@ -1,6 +1,7 @@
 //! Checking a merchant's decision chain: every record must follow the one before (consecutive
 //! sequence numbers, the previous record's hash), hash to its own stored hash, agree with its
-//! searchable columns, and the last must be the chain's recorded head. The first record that
+//! searchable columns (its time and merchant included: the time drives the price at an
+//! instant, the prior price and the filters), and the last must be the chain's recorded head. The first record that
 //! fails is named, with the reason.
 
 use serde::Serialize;
@@ -29,12 +30,14 @@ pub struct Verification {
     pub first_broken: Option<Broken>,
 }
 
-fn mismatch(decision: &StoredDecision) -> Option<&'static str> {
+fn mismatch(merchant: MerchantId, decision: &StoredDecision) -> Option<&'static str> {
     let Ok(record) = serde_json::from_str::<DecisionRecord>(&decision.record) else {
         return Some("the record is not a decision record");
     };
     let checks = [
+        (record.merchant_id == merchant.to_string(), "merchant"),
         (record.seq == decision.seq, "seq"),
+        (record.created_at == decision.created_at, "time"),
         (record.sku == decision.sku, "sku"),
         (record.outcome == decision.outcome, "outcome"),
         (record.trigger == decision.trigger, "trigger"),
@@ -100,7 +103,7 @@ pub async fn verify_range(
             if chain_hash(&decision.prev_hash, &decision.record) != decision.hash {
                 return Ok(broken(decision.seq, "its content does not match its hash".into(), records));
             }
-            if let Some(column) = mismatch(&decision) {
+            if let Some(column) = mismatch(merchant, &decision) {
                 return Ok(broken(
                     decision.seq,
                     format!("its {column} column differs from the hashed record"),

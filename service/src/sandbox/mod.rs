@@ -80,6 +80,10 @@ impl Sandbox {
             .memory_reservation(settings.memory_bytes as u64)
             .memory_reservation_for_growth(0)
             .memory_guard_size(64 * 1024)
+            // Replays must decide as the original run did, on any machine: NaNs come out in
+            // one canonical form, and relaxed SIMD takes its deterministic semantics.
+            .cranelift_nan_canonicalization(true)
+            .relaxed_simd_deterministic(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| SandboxError(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
