@@ -105,6 +105,41 @@ impl PriceCache {
     pub fn remove(&self, merchant: MerchantId, sku: &Sku) {
         self.prices.invalidate(&(merchant, sku.clone()));
     }
+
+    /// Brings the cache back to the store, whatever went missing on the way (a change whose
+    /// note another replica lost, a deletion while the listener was down): every price in
+    /// force is landed (never moving a version back), and every cached price the store no
+    /// longer has is removed, after a second look at the store (a product created while the
+    /// pass ran is not removed). Returns (landed, removed).
+    pub async fn reconcile(&self, store: &Store) -> Result<(usize, usize), StoreError> {
+        let mut seen = std::collections::HashSet::new();
+        let mut after: Option<(MerchantId, Sku)> = None;
+        loop {
+            let page = store.current_prices_after(after.as_ref().map(|(m, s)| (*m, s)), WARM_PAGE).await?;
+            let full = page.len() == WARM_PAGE as usize;
+            for (merchant, price) in page {
+                self.put(merchant, &price);
+                seen.insert((merchant, price.sku.clone()));
+                after = Some((merchant, price.sku));
+            }
+            if !full {
+                break;
+            }
+        }
+        let stale: Vec<(MerchantId, Sku)> =
+            self.prices.iter().map(|(key, _)| (*key).clone()).filter(|key| !seen.contains(key)).collect();
+        let mut removed = 0;
+        for (merchant, sku) in stale {
+            match store.current_price(merchant, &sku).await? {
+                Some(price) => self.put(merchant, &price),
+                None => {
+                    self.remove(merchant, &sku);
+                    removed += 1;
+                }
+            }
+        }
+        Ok((seen.len(), removed))
+    }
 }
 
 #[cfg(test)]

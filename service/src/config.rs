@@ -47,6 +47,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub http: HttpSettings,
     pub store: StoreSettings,
+    pub cache: CacheSettings,
     pub auth: AuthSettings,
     pub sandbox: SandboxSettings,
     pub pricing: PricingSettings,
@@ -105,6 +106,13 @@ pub struct HttpSettings {
     pub keep_alive_secs: u64,
     /// Worker threads; 0 means one per core.
     pub workers: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CacheSettings {
+    /// How often the price cache is compared with the store and corrected, in seconds
+    /// (0: never); a safety net under the cache updates that each write makes.
+    pub reconcile_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -216,6 +224,9 @@ workers = 0
 [store]
 max_connections = 16
 acquire_timeout_ms = 5000
+
+[cache]
+reconcile_secs = 300
 
 [auth]
 key_cache_ttl_secs = 10

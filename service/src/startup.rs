@@ -56,6 +56,9 @@ impl Application {
         let warmed = prices.warm(&store).await?;
         tracing::info!(prices = warmed, "price cache warmed");
         listening.run(store.clone(), prices.clone());
+        if settings.cache.reconcile_secs > 0 {
+            reconcile_periodically(store.clone(), &prices, Duration::from_secs(settings.cache.reconcile_secs));
+        }
         let sandbox = Arc::new(Sandbox::new(&settings.sandbox)?);
         // Request-path rule work leaves the engine's workers their instances.
         let limits = RequestLimits::new(
@@ -110,6 +113,24 @@ impl Application {
         tracing::info!("pricing service stopped");
         served
     }
+}
+
+/// Compares the price cache with the store every `period` until the cache is dropped.
+fn reconcile_periodically(store: Store, cache: &Arc<PriceCache>, period: Duration) {
+    let cache = Arc::downgrade(cache);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(period);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            let Some(cache) = cache.upgrade() else { return };
+            match cache.reconcile(&store).await {
+                Ok((_, 0)) => {}
+                Ok((landed, removed)) => tracing::warn!(landed, removed, "the price cache held deleted prices"),
+                Err(e) => tracing::warn!(error = %e, "reconciling the price cache failed"),
+            }
+        }
+    });
 }
 
 /// With no admin key configured and none stored, makes one: only its hash is kept.

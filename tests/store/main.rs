@@ -501,7 +501,28 @@ async fn the_prior_price_and_the_price_at_an_instant_match_a_brute_force_scan(ba
     assert!(checked > 500, "{checked} instants checked");
 }
 
+async fn the_price_cache_converges_on_the_store(backend: Backend) {
+    let store = open(backend).await;
+    let m = store.create_merchant("Acme").await.unwrap().id;
+    for sku in ["a", "b", "c"] {
+        upsert(&store, m, &draft(sku, "EUR", 100, 200)).await.unwrap();
+    }
+    let cache = pricing::cache::PriceCache::new();
+    assert_eq!(cache.warm(&store).await.unwrap(), 3);
+    // Behind the cache's back: one product deleted, one created, one given a new base price.
+    delete(&store, m, &sku("a")).await.unwrap();
+    upsert(&store, m, &draft("d", "EUR", 100, 400)).await.unwrap();
+    upsert(&store, m, &draft("b", "EUR", 100, 300)).await.unwrap();
+    let (_, removed) = cache.reconcile(&store).await.unwrap();
+    assert_eq!(removed, 1);
+    assert_eq!(cache.get(m, sku("a")), None, "the deleted product has no price");
+    assert_eq!(cache.get(m, sku("d")).map(|p| p.price_minor), Some(400), "the new product has one");
+    assert_eq!(cache.get(m, sku("b")).map(|p| p.price_minor), Some(300), "the new base price is in force");
+    assert_eq!(cache.get(m, sku("c")).map(|p| p.price_minor), Some(200));
+}
+
 both_backends! {
+    cache_reconciliation => the_price_cache_converges_on_the_store;
     prior_price_brute_force => the_prior_price_and_the_price_at_an_instant_match_a_brute_force_scan;
     signals_by_range => signals_are_read_for_a_range_of_skus;
     warm_paging => prices_in_force_page_across_merchants_in_key_order;

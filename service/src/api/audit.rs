@@ -76,6 +76,8 @@ pub async fn create_checkpoint(
             message: format!("the chain is broken at record {}: {}; it cannot be signed", broken.seq, broken.reason),
         });
     }
+    // What the checkpoint covers must survive a power loss before it is signed.
+    store.make_durable().await?;
     let signed = signer.sign(merchant.to_string(), verification.head_seq, verification.head_hash, Utc::now());
     Ok(HttpResponse::Created().json(signed))
 }
