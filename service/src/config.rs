@@ -152,6 +152,11 @@ pub struct SandboxSettings {
     pub instance_pool: u32,
     /// Dry runs and uploads one merchant may run at once (more are refused with `429`).
     pub requests_per_merchant: usize,
+    /// Rule versions one merchant may keep.
+    pub max_rule_versions: u64,
+    /// Bytes one merchant's rule versions may take in the store (uploads, components and
+    /// compiled code together).
+    pub max_rule_bytes: u64,
 }
 
 impl HttpSettings {
@@ -251,6 +256,8 @@ log_bytes = 1024
 explanation_bytes = 512
 instance_pool = 128
 requests_per_merchant = 2
+max_rule_versions = 200
+max_rule_bytes = 268435456
 "#;
 
 #[cfg(test)]

@@ -290,3 +290,19 @@ async fn rules_survive_a_restart_and_load_without_recompiling(backend: Backend) 
 both_backends! {
     rules_survive_a_restart => rules_survive_a_restart_and_load_without_recompiling;
 }
+
+#[tokio::test]
+async fn uploads_beyond_the_merchants_quota_are_refused_and_a_repeat_is_free() {
+    let db = crate::common::fresh_database(Backend::Sqlite).await;
+    let mut settings = crate::helpers::test_settings(&db);
+    settings.sandbox.max_rule_versions = 2;
+    let app = crate::helpers::spawn_app_with(settings, db).await;
+    let (_, key) = app.merchant_with_key(&["merchant"]).await;
+    let first = app.rule_version(&key, fixed_price_rule(1899)).await;
+    app.rule_version(&key, fixed_price_rule(1799)).await;
+    let refused = app.upload_rule(&key, fixed_price_rule(1699)).await;
+    let details = expect_error(refused, StatusCode::UNPROCESSABLE_ENTITY, "over_quota").await;
+    assert_eq!((details["limit"].as_u64(), details["quota"].as_str()), (Some(2), Some("versions")), "{details}");
+    // The same bytes again are the version already stored, quota or not.
+    assert_eq!(app.rule_version(&key, fixed_price_rule(1899)).await, first);
+}

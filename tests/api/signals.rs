@@ -167,3 +167,23 @@ async fn bad_or_oversized_batches_are_refused_whole_and_feeds_need_their_role() 
     let response = app.call(Method::POST, "/v1/signals/demand", Some(&checkout), Some(json!({"events": []}))).await;
     expect_error(response, StatusCode::FORBIDDEN, "forbidden").await;
 }
+
+#[tokio::test]
+async fn signals_from_long_ago_and_oversized_batches_are_refused() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (_, key) = app.merchant_with_key(&["feed"]).await;
+    let offer = |id: usize, at: String| {
+        json!({"id": format!("o{id}"), "sku": "tee", "competitor": "a", "price_minor": 100, "currency": "EUR",
+               "in_stock": true, "observed_at": at})
+    };
+    let ancient = json!({"observations": [offer(0, "0001-01-01T00:00:00Z".into())]});
+    let response = app.call(Method::POST, "/v1/signals/competitor-prices", Some(&key), Some(ancient)).await;
+    let details = expect_error(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert!(details.to_string().contains("days old"), "{details}");
+    let now = Utc::now().to_rfc3339();
+    let huge: Vec<Value> = (0..=pricing::api::MAX_PARSED_BATCH).map(|i| offer(i, now.clone())).collect();
+    let response =
+        app.call(Method::POST, "/v1/signals/competitor-prices", Some(&key), Some(json!({"observations": huge}))).await;
+    let details = expect_error(response, StatusCode::BAD_REQUEST, "invalid_body").await;
+    assert!(details.is_null() || details.is_object());
+}

@@ -43,6 +43,9 @@ pub enum ApiError {
     RuleRefused(crate::sandbox::UploadError),
     #[error("the request took longer than {0} ms")]
     Timeout(u64),
+    /// Over a quota of stored things (`what`).
+    #[error("{message}")]
+    OverQuota { message: String, what: &'static str, limit: u64 },
     /// Over a limit on concurrent work; `scope` says whose.
     #[error("{message}")]
     TooManyRequests { message: String, limit: usize, scope: &'static str },
@@ -89,6 +92,7 @@ impl ApiError {
             ApiError::RuleRefused(_) => ("rule_refused", StatusCode::UNPROCESSABLE_ENTITY),
             ApiError::Timeout(_) => ("timeout", StatusCode::SERVICE_UNAVAILABLE),
             ApiError::TooManyRequests { .. } => ("too_many_requests", StatusCode::TOO_MANY_REQUESTS),
+            ApiError::OverQuota { .. } => ("over_quota", StatusCode::UNPROCESSABLE_ENTITY),
             ApiError::Unavailable => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
             ApiError::Internal => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
         }
@@ -100,6 +104,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { limit } => json!({ "limit_bytes": limit }),
             ApiError::RuleRefused(reason) => json!({ "reason": reason.kind() }),
             ApiError::TooManyRequests { limit, scope, .. } => json!({ "limit": limit, "scope": scope }),
+            ApiError::OverQuota { what, limit, .. } => json!({ "limit": limit, "quota": what }),
             _ => Value::Null,
         }
     }
@@ -199,6 +204,7 @@ impl From<crate::rules::RuleError> for ApiError {
             RuleError::Invalid(invalid) => ApiError::Validation(invalid),
             RuleError::NothingToRollBack => ApiError::Conflict { code: "nothing_to_roll_back", message: e.to_string() },
             RuleError::Throttled { limit, scope } => ApiError::TooManyRequests { message: e.to_string(), limit, scope },
+            RuleError::OverQuota { what, limit } => ApiError::OverQuota { message: e.to_string(), what, limit },
             RuleError::Store(e) => e.into(),
         }
     }

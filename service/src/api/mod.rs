@@ -20,6 +20,7 @@ use actix_web::web;
 
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use middleware::observe;
+pub use signals::MAX_PARSED_BATCH;
 
 /// Registers every route, the extractor settings, and the fallback for unknown routes.
 pub fn configure(json_limit: usize) -> impl FnOnce(&mut web::ServiceConfig) {

@@ -20,6 +20,13 @@ use crate::write::Prices;
 const BATCH_BODY_LIMIT: usize = 16 << 20;
 /// How far in the future a signal's time may be (clock skew between feed and service).
 const MAX_CLOCK_SKEW_SECS: i64 = 300;
+/// How old a signal may be: older ones can no longer reach any rule (demand windows end at 30
+/// days, an offer that old is long stale), and far-off times are mistakes.
+const MAX_AGE_DAYS: i64 = 366;
+/// Entries a batch body may hold at all, checked while it is parsed: a body cannot make the
+/// service build a huge list only to refuse it afterwards (`pricing.max_signal_batch` is then
+/// checked, and may be lower).
+pub const MAX_PARSED_BATCH: usize = 100_000;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -46,6 +53,7 @@ pub struct ObservationInput {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ObservationBatch {
+    #[serde(deserialize_with = "bounded")]
     pub observations: Vec<ObservationInput>,
 }
 
@@ -63,6 +71,7 @@ pub struct DemandInput {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DemandBatch {
+    #[serde(deserialize_with = "bounded")]
     pub events: Vec<DemandInput>,
 }
 
@@ -91,9 +100,38 @@ fn check_id(id: &str, field: String, invalid: &mut Invalid) {
 }
 
 fn check_time(at: DateTime<Utc>, field: String, invalid: &mut Invalid) {
-    if at > Utc::now() + Duration::seconds(MAX_CLOCK_SKEW_SECS) {
+    let now = Utc::now();
+    if at > now + Duration::seconds(MAX_CLOCK_SKEW_SECS) {
         invalid.push(field, "is in the future");
+    } else if at < now - Duration::days(MAX_AGE_DAYS) {
+        invalid.push(field, format!("is more than {MAX_AGE_DAYS} days old"));
     }
+}
+
+/// A list that stops being read past [`MAX_PARSED_BATCH`] entries.
+fn bounded<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Bounded<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Bounded<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "a list of at most {MAX_PARSED_BATCH} entries")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+            while let Some(item) = seq.next_element()? {
+                if items.len() == MAX_PARSED_BATCH {
+                    return Err(serde::de::Error::custom(format!("a batch holds at most {MAX_PARSED_BATCH} entries")));
+                }
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+    deserializer.deserialize_seq(Bounded(std::marker::PhantomData))
 }
 
 /// Says what was received.

@@ -30,6 +30,9 @@ pub enum RuleError {
     /// Too many dry runs or uploads at once (`scope`: of this merchant, or of the service).
     #[error("too many rule requests at once for this {scope} (limit {limit}); try again shortly")]
     Throttled { limit: usize, scope: &'static str },
+    /// The merchant keeps as many rule versions, or as many bytes of them, as allowed.
+    #[error("the merchant's rules are at their quota of {limit} {what}")]
+    OverQuota { what: &'static str, limit: u64 },
     #[error(transparent)]
     Store(StoreError),
 }
@@ -77,6 +80,19 @@ impl Rules {
     pub async fn upload(&self, merchant: MerchantId, bytes: Vec<u8>) -> Result<(RuleVersion, bool), RuleError> {
         let _admitted = self.admit(merchant)?;
         let sha256 = crate::domain::sha256_hex(&bytes);
+        // The same bytes again are the same version: nothing to check, compile or store.
+        if let Some(existing) = self.store.rule_version_by_sha(merchant, &sha256).await? {
+            return Ok((existing, false));
+        }
+        let quota = self.sandbox.settings();
+        let (versions, stored) = self.store.rule_storage(merchant).await?;
+        if versions >= quota.max_rule_versions as i64 {
+            return Err(RuleError::OverQuota { what: "versions", limit: quota.max_rule_versions });
+        }
+        // A version stores about four times its upload (component and compiled code beside it).
+        if stored + 4 * bytes.len() as i64 > quota.max_rule_bytes as i64 {
+            return Err(RuleError::OverQuota { what: "bytes", limit: quota.max_rule_bytes });
+        }
         let sandbox = self.sandbox.clone();
         let (compiled, bytes) = tokio::task::spawn_blocking(move || (sandbox.compile(&bytes), bytes))
             .await

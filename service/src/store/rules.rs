@@ -194,6 +194,36 @@ impl Store {
         Err(StoreError::Unavailable("too many concurrent rule uploads".into()))
     }
 
+    /// The version whose upload had this SHA-256, if any.
+    pub async fn rule_version_by_sha(
+        &self,
+        merchant: MerchantId,
+        sha256: &str,
+    ) -> Result<Option<RuleVersion>, StoreError> {
+        sqlx::query_as::<_, RuleVersionRow>(
+            "SELECT version, sha256, size_bytes, compile_ms, params, created_at, params_updated_at
+             FROM rule_versions WHERE merchant_id = $1 AND sha256 = $2",
+        )
+        .bind(merchant.to_string())
+        .bind(sha256)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(RuleVersion::try_from)
+        .transpose()
+    }
+
+    /// How many versions the merchant keeps, and the bytes they take (upload, component and
+    /// compiled artifact).
+    pub async fn rule_storage(&self, merchant: MerchantId) -> Result<(i64, i64), StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(LENGTH(wasm) + LENGTH(component) + LENGTH(artifact)), 0) AS BIGINT)
+             FROM rule_versions WHERE merchant_id = $1",
+        )
+        .bind(merchant.to_string())
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     pub async fn rule_version(&self, merchant: MerchantId, version: i64) -> Result<Option<RuleVersion>, StoreError> {
         sqlx::query_as::<_, RuleVersionRow>(
             "SELECT version, sha256, size_bytes, compile_ms, params, created_at, params_updated_at
