@@ -11,6 +11,7 @@ mod fairness;
 mod health;
 mod helpers;
 mod isolation;
+mod legacy;
 mod merchants;
 mod noisy;
 mod pipeline;
