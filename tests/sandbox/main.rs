@@ -121,9 +121,12 @@ fn a_compiled_artifact_loads_without_compiling_again() {
     let loaded = restarted.load(&compiled.artifact, &compiled.component).unwrap();
     let evaluation = restarted.evaluate(&loaded, &context().to_guest(&Map::new()).unwrap());
     assert_eq!(evaluation.result.unwrap().price_minor, Some(1899));
-    // A corrupt artifact falls back to the stored component.
-    let loaded = restarted.load(b"not an artifact", &compiled.component).unwrap();
+    // A corrupt artifact falls back to the stored component, and gives the artifact to keep.
+    let (loaded, recompiled) = restarted.load_or_recompile(b"not an artifact", &compiled.component).unwrap();
     assert!(restarted.evaluate(&loaded, &context().to_guest(&Map::new()).unwrap()).result.is_ok());
+    let recompiled = recompiled.expect("a new artifact");
+    let (_, again) = restarted.load_or_recompile(&recompiled, &compiled.component).unwrap();
+    assert!(again.is_none(), "the kept artifact loads without compiling");
 }
 
 // ---- refused at upload ----

@@ -121,9 +121,16 @@ impl Rules {
         }
         let code = self.store.rule_code(merchant, version).await?.ok_or(RuleError::UnknownVersion(version))?;
         let sandbox = self.sandbox.clone();
-        let rule = tokio::task::spawn_blocking(move || sandbox.load(&code.artifact, &code.component))
-            .await
-            .expect("rule loading does not panic")?;
+        let (rule, recompiled) =
+            tokio::task::spawn_blocking(move || sandbox.load_or_recompile(&code.artifact, &code.component))
+                .await
+                .expect("rule loading does not panic")?;
+        if let Some(artifact) = recompiled {
+            // Kept, so that the next start (and every other replica) loads instead of compiling.
+            if let Err(e) = self.store.replace_rule_artifact(merchant, version, &artifact).await {
+                tracing::warn!(error = %e, version, "keeping a recompiled rule artifact failed");
+            }
+        }
         self.compiled.insert((merchant, version), rule.clone());
         Ok(rule)
     }

@@ -98,18 +98,31 @@ impl Sandbox {
     /// Loads a stored rule: from its artifact when this engine can run it, else by compiling
     /// its component again (after an upgrade of the service, say).
     pub fn load(&self, artifact: &[u8], component: &[u8]) -> Result<PreparedRule, UploadError> {
+        self.load_or_recompile(artifact, component).map(|(rule, _)| rule)
+    }
+
+    /// [`Self::load`], also giving the new artifact when the stored one was unusable and the
+    /// rule was compiled again (so that the caller can keep it, and the next start loads it).
+    pub fn load_or_recompile(
+        &self,
+        artifact: &[u8],
+        component: &[u8],
+    ) -> Result<(PreparedRule, Option<Vec<u8>>), UploadError> {
         // SAFETY: artifacts are produced by `Component::serialize` in `compile` and kept in the
         // service's own store, which the service trusts as it trusts its own binary; wasmtime
         // checks that the artifact was made by this version and configuration of the engine.
         let loaded = unsafe { Component::deserialize(&self.engine, artifact) };
-        let component = match loaded {
-            Ok(component) => component,
+        let (component, recompiled) = match loaded {
+            Ok(component) => (component, None),
             Err(e) => {
                 tracing::info!(error = %e, "stored rule artifact not usable by this engine; recompiling");
-                Component::new(&self.engine, component).map_err(|e| UploadError::Invalid(format!("{e:#}")))?
+                let component =
+                    Component::new(&self.engine, component).map_err(|e| UploadError::Invalid(format!("{e:#}")))?;
+                let artifact = component.serialize().map_err(|e| UploadError::Invalid(format!("{e:#}")))?;
+                (component, Some(artifact))
             }
         };
-        self.prepare(&component)
+        Ok((self.prepare(&component)?, recompiled))
     }
 
     fn prepare(&self, component: &Component) -> Result<PreparedRule, UploadError> {

@@ -194,6 +194,23 @@ impl Store {
         Err(StoreError::Unavailable("too many concurrent rule uploads".into()))
     }
 
+    /// Replaces a version's compiled artifact (compiled again by a newer engine); the upload
+    /// and the component, which the history's hash names, never change.
+    pub async fn replace_rule_artifact(
+        &self,
+        merchant: MerchantId,
+        version: i64,
+        artifact: &[u8],
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE rule_versions SET artifact = $3 WHERE merchant_id = $1 AND version = $2")
+            .bind(merchant.to_string())
+            .bind(version)
+            .bind(artifact)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// The version whose upload had this SHA-256, if any.
     pub async fn rule_version_by_sha(
         &self,
