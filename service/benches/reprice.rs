@@ -76,6 +76,7 @@ async fn run() {
             let lookups_idle = lookups(&http, &key_a, skus, Duration::from_secs(2), None).await;
 
             // A's catalogue reprices: its rule activated (first run), then new parameters.
+            let busy_before: f64 = engine.readings().worker_busy_seconds.iter().sum();
             let started = Instant::now();
             if run == 0 {
                 http.send(reqwest::Method::POST, &format!("/v1/rules/{version_a}/activate"), &key_a, None).await;
@@ -93,8 +94,10 @@ async fn run() {
                 }
             );
             let seconds = started.elapsed().as_secs_f64();
+            let busy_after: f64 = engine.readings().worker_busy_seconds.iter().sum();
+            let evaluating = busy_after - busy_before;
             println!(
-                "{name:<9} {workers:>7} {seconds:>9.1} {:>9.0} | {:>6.1}/{:<6.1} {:>6.1}/{:<6.1} | {:>12.2} ms {:>12.2} ms   (ms; B during: {} changes, lookups during: {})",
+                "{name:<9} {workers:>7} {seconds:>9.1} {:>9.0} | {:>6.1}/{:<6.1} {:>6.1}/{:<6.1} | {:>12.2} ms {:>12.2} ms   (ms; workers busy {:.1} s of {:.1} s; B during: {} changes, lookups during: {})",
                 skus as f64 / seconds,
                 percentile(&b_idle, 0.5),
                 percentile(&b_idle, 0.99),
@@ -102,6 +105,8 @@ async fn run() {
                 percentile(&during_b, 0.99),
                 percentile(&lookups_idle, 0.99),
                 percentile(&during_lookups, 0.99),
+                evaluating,
+                seconds * workers as f64,
                 during_b.len(),
                 during_lookups.len(),
             );

@@ -1,8 +1,12 @@
 //! Checking a merchant's decision chain: every record must follow the one before (consecutive
 //! sequence numbers, the previous record's hash), hash to its own stored hash, agree with its
 //! searchable columns (its time and merchant included: the time drives the price at an
-//! instant, the prior price and the filters), and the last must be the chain's recorded head. The first record that
-//! fails is named, with the reason.
+//! instant, the prior price and the filters), and the last must be the chain's recorded head.
+//! The first record that fails is named, with the reason.
+//!
+//! Hashing a long chain is CPU work: each page is checked on a blocking thread, never on the
+//! thread that serves requests (checkout's lookups), and at most [`AT_ONCE`] verifications run
+//! at a time in a process; more wait their turn.
 
 use serde::Serialize;
 
@@ -12,6 +16,53 @@ use crate::pricing::DecisionRecord;
 use crate::store::{Store, StoreError, StoredDecision};
 
 const PAGE: u32 = 1_000;
+/// Verifications that may run at once in a process.
+const AT_ONCE: usize = 2;
+static VERIFYING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(AT_ONCE);
+
+/// Where a page of checks left off.
+struct Progress {
+    records: i64,
+    next_seq: i64,
+    prev_hash: String,
+}
+
+/// Checks one page from `expected_seq`, linked to `prev_hash`, up to `last`; the broken
+/// record is (seq, reason, records checked before it).
+fn check_page(
+    merchant: MerchantId,
+    page: Vec<StoredDecision>,
+    mut expected_seq: i64,
+    mut prev_hash: String,
+    last: i64,
+) -> Result<Progress, (i64, String, i64)> {
+    let mut records = 0;
+    for decision in page {
+        if decision.seq > last {
+            break;
+        }
+        if decision.seq != expected_seq {
+            return Err((
+                expected_seq,
+                format!("record {expected_seq} is missing (next is {})", decision.seq),
+                records,
+            ));
+        }
+        if decision.prev_hash != prev_hash {
+            return Err((decision.seq, "it does not follow the record before it".into(), records));
+        }
+        if chain_hash(&decision.prev_hash, &decision.record) != decision.hash {
+            return Err((decision.seq, "its content does not match its hash".into(), records));
+        }
+        if let Some(column) = mismatch(merchant, &decision) {
+            return Err((decision.seq, format!("its {column} column differs from the hashed record"), records));
+        }
+        records += 1;
+        expected_seq += 1;
+        prev_hash = decision.hash;
+    }
+    Ok(Progress { records, next_seq: expected_seq, prev_hash })
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Broken {
@@ -82,37 +133,23 @@ pub async fn verify_range(
             _ => return Ok(broken(from - 1, format!("record {} is missing", from - 1), 0)),
         }
     }
+    let _turn = VERIFYING.acquire().await.expect("the verification semaphore is never closed");
     let mut expected_seq = from;
-    'pages: while expected_seq <= last {
+    while expected_seq <= last {
         let page = store.chain(merchant, expected_seq - 1, PAGE).await?;
         let full = page.len() == PAGE as usize;
-        for decision in page {
-            if decision.seq > last {
-                break 'pages;
+        let from_seq = expected_seq;
+        let anchor = std::mem::take(&mut prev_hash);
+        let checked = tokio::task::spawn_blocking(move || check_page(merchant, page, from_seq, anchor, last))
+            .await
+            .expect("checking a page does not panic");
+        match checked {
+            Ok(progress) => {
+                records += progress.records;
+                expected_seq = progress.next_seq;
+                prev_hash = progress.prev_hash;
             }
-            if decision.seq != expected_seq {
-                return Ok(broken(
-                    expected_seq,
-                    format!("record {expected_seq} is missing (next is {})", decision.seq),
-                    records,
-                ));
-            }
-            if decision.prev_hash != prev_hash {
-                return Ok(broken(decision.seq, "it does not follow the record before it".into(), records));
-            }
-            if chain_hash(&decision.prev_hash, &decision.record) != decision.hash {
-                return Ok(broken(decision.seq, "its content does not match its hash".into(), records));
-            }
-            if let Some(column) = mismatch(merchant, &decision) {
-                return Ok(broken(
-                    decision.seq,
-                    format!("its {column} column differs from the hashed record"),
-                    records,
-                ));
-            }
-            records += 1;
-            expected_seq += 1;
-            prev_hash = decision.hash;
+            Err((seq, reason, checked)) => return Ok(broken(seq, reason, records + checked)),
         }
         if !full {
             break;
