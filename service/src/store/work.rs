@@ -305,6 +305,19 @@ impl Store {
         until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Intent>, StoreError> {
+        // A read first: most looks find nothing, and a read takes no write lock (SQLite has
+        // one for the whole file).
+        let claimable: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM reprice_intents
+             WHERE merchant_id = $1 AND (claimed_until IS NULL OR claimed_until < $2) LIMIT 1",
+        )
+        .bind(merchant.to_string())
+        .bind(micros(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        if claimable.is_none() {
+            return Ok(Vec::new());
+        }
         let skip_locked = match self.backend {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
@@ -318,14 +331,16 @@ impl Store {
                AND (claimed_until IS NULL OR claimed_until < $4)
              RETURNING sku, trigger_kind, generation, attempts"
         );
+        let mut tx = self.begin().await?;
         let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(merchant.to_string())
             .bind(token)
             .bind(micros(until))
             .bind(micros(now))
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?;
+        tx.commit().await?;
         let mut intents = rows
             .into_iter()
             .map(|(sku, trigger, generation, attempts)| {
@@ -344,6 +359,14 @@ impl Store {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Option<Sweep>, StoreError> {
+        let pending: Option<i64> = sqlx::query_scalar("SELECT 1 FROM reprice_sweeps WHERE merchant_id = $1")
+            .bind(merchant.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        if pending.is_none() {
+            return Ok(None);
+        }
+        let mut tx = self.begin().await?;
         let row: Option<(String, i64, Option<String>)> = sqlx::query_as(
             "UPDATE reprice_sweeps SET claim_token = $2, claimed_until = $3
              WHERE merchant_id = $1 AND (claimed_until IS NULL OR claimed_until < $4 OR claim_token = $2)
@@ -353,8 +376,9 @@ impl Store {
         .bind(token)
         .bind(micros(until))
         .bind(micros(now))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
+        tx.commit().await?;
         row.map(|(trigger, generation, after)| {
             Ok(Sweep { trigger: parse_trigger(&trigger)?, generation, after: after.map(parse_sku).transpose()? })
         })
@@ -370,6 +394,7 @@ impl Store {
         retry_at: Option<DateTime<Utc>>,
         attempted: bool,
     ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
         sqlx::query(
             "UPDATE reprice_intents SET claim_token = NULL, claimed_until = $3, attempts = attempts + $4
              WHERE merchant_id = $1 AND claim_token = $2",
@@ -378,8 +403,9 @@ impl Store {
         .bind(token)
         .bind(retry_at.map(micros))
         .bind(i64::from(attempted))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -390,14 +416,16 @@ impl Store {
         token: &str,
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
         sqlx::query(
             "UPDATE reprice_sweeps SET claim_token = NULL, claimed_until = $3 WHERE merchant_id = $1 AND claim_token = $2",
         )
         .bind(merchant.to_string())
         .bind(token)
         .bind(retry_at.map(micros))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
