@@ -201,17 +201,15 @@ async fn kill_nine_at_random_moments(backend: Backend) {
         let merchant: MerchantId = shop.merchant.parse().unwrap();
         let decisions = chain(&store, merchant).await;
         assert_no_request_decided_twice(&decisions, &context);
-        let verified = client()
-            .get(format!("{}/v1/audit/verify", service.address))
-            .bearer_auth(&shop.key)
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap();
+        let verified = verification(&service, &shop.key).await;
         assert_eq!(verified["intact"], true, "{context}: {verified}");
     }
+}
+
+/// The merchant's chain verification, as an auditor asks for it.
+async fn verification(service: &Service, key: &str) -> Value {
+    let response = client().get(format!("{}/v1/audit/verify", service.address)).bearer_auth(key).send().await.unwrap();
+    response.json().await.unwrap()
 }
 
 async fn chain(store: &Store, merchant: MerchantId) -> Vec<StoredDecision> {
@@ -352,14 +350,6 @@ async fn a_replica_killed_mid_sweep_leaves_its_work_to_the_other() {
         assert!(Instant::now() < deadline, "the surviving replica did not finish the sweep:\n{}", second.output());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let verified = client()
-        .get(format!("{}/v1/audit/verify", second.address))
-        .bearer_auth(&big.key)
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
+    let verified = verification(&second, &big.key).await;
     assert_eq!(verified["intact"], true, "{verified}");
 }

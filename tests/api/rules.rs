@@ -306,3 +306,19 @@ async fn uploads_beyond_the_merchants_quota_are_refused_and_a_repeat_is_free() {
     // The same bytes again are the version already stored, quota or not.
     assert_eq!(app.rule_version(&key, fixed_price_rule(1899)).await, first);
 }
+
+#[tokio::test]
+async fn a_dry_run_on_a_product_shows_the_price_its_guardrails_would_allow() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (_, key) = app.merchant_with_key(&["merchant"]).await;
+    let body = json!({"currency": "EUR", "cost_minor": 1000, "base_price_minor": 1299,
+                      "guardrails": {"ceiling_minor": 1500}});
+    expect_status(app.put_product(&key, "tee-1", body).await, StatusCode::CREATED).await;
+    let v = app.rule_version(&key, fixed_price_rule(1899)).await;
+    let ran = expect_status(app.dry_run(&key, v, json!({"skus": ["tee-1"]})).await, StatusCode::OK).await;
+    let result = &ran["results"][0];
+    assert_eq!(result["decision"]["price_minor"], 1899, "the rule's own answer: {result}");
+    assert_eq!(result["guarded"]["new_price_minor"], 1500, "what the engine would put in force: {result}");
+    assert_eq!(result["guarded"]["clips"], json!(["ceiling"]));
+    assert_eq!(result["guarded"]["outcome"], "changed");
+}

@@ -59,6 +59,30 @@ async fn roll_back_rule(store: &Store, merchant: MerchantId) -> Result<store::Ac
     Ok(activation)
 }
 
+/// Signals in a transaction of their own (the service records them through the write side,
+/// with the repricing they call for).
+async fn record_observations(
+    store: &Store,
+    merchant: MerchantId,
+    observations: &[store::Observation],
+) -> Result<Vec<Sku>, StoreError> {
+    let mut tx = store.begin().await?;
+    let changed = store::signals::record_observations(&mut tx, merchant, observations).await?;
+    tx.commit().await?;
+    Ok(changed)
+}
+
+async fn record_demand(
+    store: &Store,
+    merchant: MerchantId,
+    events: &[store::DemandEvent],
+) -> Result<Vec<Sku>, StoreError> {
+    let mut tx = store.begin().await?;
+    let changed = store::signals::record_demand(&mut tx, merchant, events).await?;
+    tx.commit().await?;
+    Ok(changed)
+}
+
 fn draft(sku: &str, currency: &str, cost: i64, base: i64) -> ProductDraft {
     draft_with(sku, currency, cost, base, json!({}), json!({}))
 }
@@ -365,20 +389,23 @@ async fn signals_are_read_for_a_range_of_skus(backend: Backend) {
         in_stock: true,
         observed_at: now - Duration::minutes(minutes_ago),
     };
-    let changed = store
-        .record_observations(
-            m,
-            &[
-                offer("1", "a", "x", 100, 10),
-                offer("2", "a", "x", 90, 5),
-                offer("3", "b", "y", 80, 5),
-                offer("4", "c", "z", 70, 5),
-            ],
-        )
-        .await
-        .unwrap();
+    let changed = record_observations(
+        &store,
+        m,
+        &[
+            offer("1", "a", "x", 100, 10),
+            offer("2", "a", "x", 90, 5),
+            offer("3", "b", "y", 80, 5),
+            offer("4", "c", "z", 70, 5),
+        ],
+    )
+    .await
+    .unwrap();
     assert_eq!(changed, [sku("a"), sku("b"), sku("c")]);
-    assert!(store.record_observations(m, &[offer("0", "a", "x", 999, 60)]).await.unwrap().is_empty(), "older: ignored");
+    assert!(
+        record_observations(&store, m, &[offer("0", "a", "x", 999, 60)]).await.unwrap().is_empty(),
+        "older: ignored"
+    );
     let event = |id: &str, s: &str, kind, quantity, days_ago: i64| DemandEvent {
         id: id.into(),
         sku: sku(s),
@@ -396,8 +423,8 @@ async fn signals_are_read_for_a_range_of_skus(backend: Backend) {
         event("i2", "a", DemandKind::Inventory, 40, 1),
         event("s5", "c", DemandKind::Sale, 1, 0),
     ];
-    assert_eq!(store.record_demand(m, &events).await.unwrap().len(), 2);
-    assert!(store.record_demand(m, &events).await.unwrap().is_empty(), "replayed: nothing new");
+    assert_eq!(record_demand(&store, m, &events).await.unwrap().len(), 2);
+    assert!(record_demand(&store, m, &events).await.unwrap().is_empty(), "replayed: nothing new");
 
     let signals = store.signals_between(m, &sku("a"), &sku("b"), now).await.unwrap();
     assert_eq!(signals.prices.len(), 2, "c is outside the range");

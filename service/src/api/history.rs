@@ -1,19 +1,11 @@
 //! The decision history, for `auditor` and `merchant` keys, own merchant only: a SKU's
 //! decisions and the merchant-wide feed with the same filters (time range, trigger, rule
-//! version, outcome; newest or oldest first; cursor pagination), one decision, a streamed
-//! export of a range as CSV or NDJSON, and the price in force at any instant.
-//!
-//! Exports are read from the store a page at a time and written out as each page arrives,
-//! so a million rows never sit in memory. If the store fails mid-export the response ends
-//! without its final chunk, which HTTP clients report as an incomplete body. CSV fields are
-//! written verbatim (RFC 4180 quoting, no formula escaping): an audit export must not alter
-//! what it exports.
+//! version, outcome; newest or oldest first; cursor pagination), and one decision. The same
+//! filters select an export ([`super::export`]); the price at an instant is
+//! [`super::price_at`].
 
-use std::fmt::Write as _;
-
-use actix_web::http::header;
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
@@ -22,20 +14,16 @@ use super::access::{Access, Audit};
 use super::extract::resource;
 use super::{ApiError, ErrorBody};
 use crate::domain::{MerchantId, Outcome, Sku, Trigger};
-use crate::pricing::DecisionRecord;
 use crate::store::{DecisionFilter, OutcomeFilter, Store, StoredDecision};
 
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1_000;
 
-/// Decisions read per store round trip while exporting.
-const EXPORT_PAGE: u32 = 1_000;
-
+/// Registered after [`super::export::configure`], whose `/v1/decisions/export` would otherwise
+/// be taken for a sequence number.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/v1/prices/{sku}/history").route(web::get().to(history)))
-        .service(resource("/v1/prices/{sku}/at").route(web::get().to(price_at)))
         .service(resource("/v1/decisions").route(web::get().to(feed)))
-        .service(resource("/v1/decisions/export").route(web::get().to(export)))
         .service(resource("/v1/decisions/{seq}").route(web::get().to(decision)));
 }
 
@@ -83,7 +71,7 @@ pub struct DecisionQuery {
 }
 
 impl DecisionQuery {
-    fn filter(&self, path_sku: Option<&str>) -> Result<DecisionFilter, ApiError> {
+    pub(super) fn filter(&self, path_sku: Option<&str>) -> Result<DecisionFilter, ApiError> {
         let sku = match (path_sku, self.sku.as_deref()) {
             (Some(_), Some(_)) => return Err(ApiError::InvalidQuery("the SKU is already in the path".into())),
             (Some(sku), None) => Some(Sku::parse(sku).map_err(|e| ApiError::InvalidPath(e.to_string()))?),
@@ -243,166 +231,4 @@ pub(super) fn parse_seq(text: &str) -> Result<i64, ApiError> {
         .ok()
         .filter(|seq| *seq >= 1)
         .ok_or_else(|| ApiError::InvalidPath(format!("`{text}` is not a decision sequence number")))
-}
-
-/// A range of decisions as CSV or NDJSON (one decision view per line, with its full record
-/// and hashes, enough to re-check the chain offline), streamed.
-#[utoipa::path(get, path = "/v1/decisions/export", tag = "audit", params(DecisionQuery),
-    security(("bearer" = [])),
-    responses((status = 200, content_type = "text/csv"), (status = "4XX", body = ErrorBody)))]
-pub async fn export(
-    access: Access<Audit>,
-    store: web::Data<Store>,
-    query: web::Query<DecisionQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let merchant = access.merchant();
-    let filter = query.filter(None)?;
-    if query.cursor.is_some() || query.limit.is_some() {
-        return Err(ApiError::InvalidQuery("the export takes every matching decision: no cursor or limit".into()));
-    }
-    let format = query.format.ok_or_else(|| ApiError::InvalidQuery("give `format=csv` or `format=ndjson`".into()))?;
-    let (content_type, extension) = match format {
-        ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),
-        ExportFormat::Ndjson => ("application/x-ndjson", "ndjson"),
-    };
-    let state =
-        ExportState { store: store.get_ref().clone(), merchant, filter, cursor: None, first: true, done: false };
-    let pages = futures_util::stream::try_unfold(state, move |mut state| async move {
-        if state.done {
-            return Ok::<_, ApiError>(None);
-        }
-        let page = state.store.decisions(state.merchant, &state.filter, state.cursor, EXPORT_PAGE).await?;
-        state.done = page.len() < EXPORT_PAGE as usize;
-        state.cursor = page.last().map(|d| d.seq);
-        let mut out = String::with_capacity(page.len() * 512);
-        if std::mem::take(&mut state.first) && matches!(format, ExportFormat::Csv) {
-            out.push_str(CSV_HEADER);
-        }
-        for decision in page {
-            match format {
-                ExportFormat::Csv => csv_row(&mut out, &decision),
-                ExportFormat::Ndjson => {
-                    out.push_str(
-                        &serde_json::to_string(&DecisionView::from(decision)).map_err(|_| ApiError::Internal)?,
-                    );
-                    out.push('\n');
-                }
-            }
-        }
-        Ok(Some((web::Bytes::from(out), state)))
-    });
-    Ok(HttpResponse::Ok()
-        .content_type(content_type)
-        .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"decisions.{extension}\"")))
-        .streaming(pages))
-}
-
-struct ExportState {
-    store: Store,
-    merchant: MerchantId,
-    filter: DecisionFilter,
-    cursor: Option<i64>,
-    first: bool,
-    done: bool,
-}
-
-const CSV_HEADER: &str = "seq,created_at,sku,trigger,outcome,currency,old_price_minor,new_price_minor,rule_version,\
-rule_sha256,rule_price_minor,clips,explanation,error,fuel_used,prev_hash,hash\r\n";
-
-fn csv_row(out: &mut String, d: &StoredDecision) {
-    let record = serde_json::from_str::<DecisionRecord>(&d.record).ok();
-    let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
-    let clips = record
-        .as_ref()
-        .map(|r| {
-            r.clips
-                .iter()
-                .map(|c| serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join(";")
-        })
-        .unwrap_or_default();
-    let fields = [
-        d.seq.to_string(),
-        d.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-        d.sku.clone(),
-        d.trigger.to_string(),
-        d.outcome.to_string(),
-        d.currency.clone(),
-        opt(d.old_price_minor),
-        opt(d.new_price_minor),
-        opt(d.rule_version),
-        d.rule_sha256.clone().unwrap_or_default(),
-        opt(record.as_ref().and_then(|r| r.rule_price_minor)),
-        clips,
-        record.as_ref().map(|r| r.explanation.clone()).unwrap_or_default(),
-        record.as_ref().and_then(|r| r.error.clone()).unwrap_or_default(),
-        record.as_ref().map(|r| r.fuel_used.to_string()).unwrap_or_default(),
-        d.prev_hash.clone(),
-        d.hash.clone(),
-    ];
-    for (i, field) in fields.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        csv_field(out, field);
-    }
-    out.push_str("\r\n");
-}
-
-/// RFC 4180: a field with a comma, quote or line break is quoted, its quotes doubled.
-fn csv_field(out: &mut String, field: &str) {
-    if field.contains([',', '"', '\r', '\n']) {
-        let _ = write!(out, "\"{}\"", field.replace('"', "\"\""));
-    } else {
-        out.push_str(field);
-    }
-}
-
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct AtQuery {
-    /// The instant (RFC 3339).
-    pub t: DateTime<Utc>,
-}
-
-/// The price in force at an instant.
-#[derive(Serialize, ToSchema)]
-pub struct PriceAtView {
-    pub sku: String,
-    pub at: DateTime<Utc>,
-    pub price_minor: i64,
-    pub currency: String,
-    /// When this price took effect, and the decision that put it in force.
-    pub effective_at: DateTime<Utc>,
-    pub seq: i64,
-    pub trigger: Trigger,
-    pub rule_version: Option<i64>,
-}
-
-/// The price that was in force for a SKU at an instant, from the decision history.
-#[utoipa::path(get, path = "/v1/prices/{sku}/at", tag = "audit", params(AtQuery), security(("bearer" = [])),
-    responses((status = 200, body = PriceAtView), (status = "4XX", body = ErrorBody)))]
-pub async fn price_at(
-    access: Access<Audit>,
-    store: web::Data<Store>,
-    path: web::Path<String>,
-    query: web::Query<AtQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let merchant = access.merchant();
-    let sku = Sku::parse(&path).map_err(|e| ApiError::InvalidPath(e.to_string()))?;
-    let no_price = || ApiError::NotFound(format!("no price was in force for {sku} at {}", query.t.to_rfc3339()));
-    let change = store.price_change_at(merchant, &sku, query.t).await?.ok_or_else(no_price)?;
-    // A deletion ends the price in force.
-    let price_minor = change.new_price_minor.ok_or_else(no_price)?;
-    Ok(HttpResponse::Ok().json(PriceAtView {
-        sku: change.sku,
-        at: query.t,
-        price_minor,
-        currency: change.currency,
-        effective_at: change.created_at,
-        seq: change.seq,
-        trigger: change.trigger,
-        rule_version: change.rule_version,
-    }))
 }

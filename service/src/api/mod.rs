@@ -3,12 +3,14 @@
 mod access;
 mod audit;
 mod error;
+mod export;
 mod extract;
 mod health;
 mod history;
 mod merchants;
 mod middleware;
 pub mod openapi;
+mod price_at;
 mod prices;
 mod products;
 mod rules;
@@ -32,7 +34,9 @@ pub fn configure(json_limit: usize) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(health::configure)
             .configure(merchants::configure)
             .configure(audit::configure)
+            .configure(export::configure)
             .configure(history::configure)
+            .configure(price_at::configure)
             .configure(products::configure)
             .configure(rules::configure)
             .configure(settings::configure)

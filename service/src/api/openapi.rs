@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, history, merchants, prices, products, rules, settings, signals};
+use super::{audit, export, history, merchants, price_at, prices, products, rules, settings, signals};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,8 +21,8 @@ use super::{audit, history, merchants, prices, products, rules, settings, signal
         history::history,
         history::feed,
         history::decision,
-        history::export,
-        history::price_at,
+        export::export,
+        price_at::price_at,
         audit::verify,
         audit::public_key,
         audit::create_checkpoint,

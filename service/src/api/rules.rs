@@ -231,7 +231,7 @@ pub async fn dry_run(
         return Err(Invalid::one("skus", format!("give 1 to {MAX_DRY_RUN} SKUs or contexts")).into());
     }
     let mut all = rules.contexts_for(merchant, &skus).await?;
-    all.extend(contexts);
+    all.extend(contexts.into_iter().map(|ctx| (ctx, None)));
     let results = rules.dry_run(merchant, version, all).await?;
     Ok(HttpResponse::Ok().json(DryRunResponse { version, results, persisted: false }))
 }

@@ -217,16 +217,16 @@ impl Store {
         merchant: MerchantId,
         sha256: &str,
     ) -> Result<Option<RuleVersion>, StoreError> {
-        sqlx::query_as::<_, RuleVersionRow>(
-            "SELECT version, sha256, size_bytes, compile_ms, params, created_at, params_updated_at
-             FROM rule_versions WHERE merchant_id = $1 AND sha256 = $2",
-        )
-        .bind(merchant.to_string())
-        .bind(sha256)
-        .fetch_optional(&self.pool)
-        .await?
-        .map(RuleVersion::try_from)
-        .transpose()
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM rule_versions WHERE merchant_id = $1 AND sha256 = $2")
+                .bind(merchant.to_string())
+                .bind(sha256)
+                .fetch_optional(&self.pool)
+                .await?;
+        match version {
+            Some(version) => self.rule_version(merchant, version).await,
+            None => Ok(None),
+        }
     }
 
     /// How many versions the merchant keeps, and the bytes they take (upload, component and

@@ -145,27 +145,6 @@ pub async fn record_demand(tx: &mut Tx, merchant: MerchantId, events: &[DemandEv
 }
 
 impl Store {
-    /// [`record_observations`] in a transaction of its own (tools and tests; the service
-    /// records signals through the write side, with the repricing they call for).
-    pub async fn record_observations(
-        &self,
-        merchant: MerchantId,
-        observations: &[Observation],
-    ) -> Result<Vec<Sku>, StoreError> {
-        let mut tx = self.begin().await?;
-        let changed = record_observations(&mut tx, merchant, observations).await?;
-        tx.commit().await?;
-        Ok(changed)
-    }
-
-    /// [`record_demand`] in a transaction of its own.
-    pub async fn record_demand(&self, merchant: MerchantId, events: &[DemandEvent]) -> Result<Vec<Sku>, StoreError> {
-        let mut tx = self.begin().await?;
-        let changed = record_demand(&mut tx, merchant, events).await?;
-        tx.commit().await?;
-        Ok(changed)
-    }
-
     pub async fn signals_between(
         &self,
         merchant: MerchantId,

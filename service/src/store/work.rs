@@ -394,19 +394,8 @@ impl Store {
         retry_at: Option<DateTime<Utc>>,
         attempted: bool,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
-        sqlx::query(
-            "UPDATE reprice_intents SET claim_token = NULL, claimed_until = $3, attempts = attempts + $4
-             WHERE merchant_id = $1 AND claim_token = $2",
-        )
-        .bind(merchant.to_string())
-        .bind(token)
-        .bind(retry_at.map(micros))
-        .bind(i64::from(attempted))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let attempts = if attempted { "attempts = attempts + 1" } else { "attempts = attempts" };
+        self.release("reprice_intents", attempts, merchant, token, retry_at).await
     }
 
     /// Gives a claimed sweep back, to be claimed again from `retry_at` (now: at once).
@@ -416,15 +405,28 @@ impl Store {
         token: &str,
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
+        self.release("reprice_sweeps", "after_sku = after_sku", merchant, token, retry_at).await
+    }
+
+    /// Ends `token`'s claims in `table` (a constant), setting `also` (a constant assignment).
+    async fn release(
+        &self,
+        table: &str,
+        also: &str,
+        merchant: MerchantId,
+        token: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let sql = format!(
+            "UPDATE {table} SET claim_token = NULL, claimed_until = $3, {also} WHERE merchant_id = $1 AND claim_token = $2"
+        );
         let mut tx = self.begin().await?;
-        sqlx::query(
-            "UPDATE reprice_sweeps SET claim_token = NULL, claimed_until = $3 WHERE merchant_id = $1 AND claim_token = $2",
-        )
-        .bind(merchant.to_string())
-        .bind(token)
-        .bind(retry_at.map(micros))
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(merchant.to_string())
+            .bind(token)
+            .bind(retry_at.map(micros))
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }

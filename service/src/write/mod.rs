@@ -36,6 +36,12 @@ pub use decisions::{Applied, Claimed, Retry};
 pub use gate::Gate;
 pub use wakeups::Wakeups;
 
+/// A batch of signals, each kind recorded by its own store function.
+enum SignalBatch {
+    Observations(Vec<Observation>),
+    Demand(Vec<DemandEvent>),
+}
+
 /// Attempts of a transaction that the database rolled back for contention.
 const ATTEMPTS: u32 = 5;
 
@@ -153,34 +159,31 @@ impl Prices {
         merchant: MerchantId,
         observations: Vec<Observation>,
     ) -> Result<usize, StoreError> {
-        let this = self.clone();
-        self.detached(move |gate| async move {
-            let store = &this.inner.store;
-            let count = retrying(&gate, || async {
-                let mut tx = store.begin().await?;
-                let changed = signals::record_observations(&mut tx, merchant, &observations).await?;
-                work::request(&mut tx, merchant, &changed, Trigger::CompetitorPrices, now()).await?;
-                gate.check()?;
-                tx.commit().await?;
-                Ok(changed.len())
-            })
-            .await?;
-            this.inner.wakeups.wake(merchant);
-            Ok(count)
-        })
-        .await
+        self.record_signals(merchant, SignalBatch::Observations(observations)).await
     }
 
     /// Records demand events (each id once) and queues their SKUs for repricing, in one
     /// transaction; returns how many SKUs had new events.
     pub async fn record_demand(&self, merchant: MerchantId, events: Vec<DemandEvent>) -> Result<usize, StoreError> {
+        self.record_signals(merchant, SignalBatch::Demand(events)).await
+    }
+
+    async fn record_signals(&self, merchant: MerchantId, batch: SignalBatch) -> Result<usize, StoreError> {
         let this = self.clone();
         self.detached(move |gate| async move {
             let store = &this.inner.store;
             let count = retrying(&gate, || async {
                 let mut tx = store.begin().await?;
-                let changed = signals::record_demand(&mut tx, merchant, &events).await?;
-                work::request(&mut tx, merchant, &changed, Trigger::Demand, now()).await?;
+                let (changed, trigger) = match &batch {
+                    SignalBatch::Observations(observations) => (
+                        signals::record_observations(&mut tx, merchant, observations).await?,
+                        Trigger::CompetitorPrices,
+                    ),
+                    SignalBatch::Demand(events) => {
+                        (signals::record_demand(&mut tx, merchant, events).await?, Trigger::Demand)
+                    }
+                };
+                work::request(&mut tx, merchant, &changed, trigger, now()).await?;
                 gate.check()?;
                 tx.commit().await?;
                 Ok(changed.len())
