@@ -140,3 +140,30 @@ async fn without_a_configured_admin_key_the_first_start_generates_one_and_keeps_
     let response = app.call(Method::POST, "/v1/merchants", Some(&generated), Some(json!({"name": "Again"}))).await;
     expect_status(response, StatusCode::CREATED).await;
 }
+
+#[tokio::test]
+async fn the_operator_issues_lists_and_revokes_admin_keys_but_never_the_last_one() {
+    let db = fresh_database(Backend::Sqlite).await;
+    let mut settings = test_settings(&db);
+    settings.admin_key = None; // the first start generates the one admin key
+    let app = spawn_app_with(settings, db).await;
+    let first = app.admin_key.clone();
+    let (_, merchant_key) = app.merchant_with_key(&["merchant"]).await;
+    let keys = expect_status(app.call(Method::GET, "/v1/admin/keys", Some(&first), None).await, StatusCode::OK).await;
+    let first_id = keys[0]["id"].as_str().unwrap().to_owned();
+    let last = app.call(Method::DELETE, &format!("/v1/admin/keys/{first_id}"), Some(&first), None).await;
+    expect_error(last, StatusCode::CONFLICT, "last_admin_key").await;
+
+    let body = json!({"label": "on-call"});
+    let issued = app.call(Method::POST, "/v1/admin/keys", Some(&first), Some(body)).await;
+    let issued = expect_status(issued, StatusCode::CREATED).await;
+    assert_eq!(issued["roles"], json!(["admin"]));
+    assert!(issued["merchant_id"].is_null());
+    let second = issued["key"].as_str().unwrap().to_owned();
+    let revoked = app.call(Method::DELETE, &format!("/v1/admin/keys/{first_id}"), Some(&second), None).await;
+    assert!(!expect_status(revoked, StatusCode::OK).await["revoked_at"].is_null());
+    let refused = app.call(Method::GET, "/v1/admin/keys", Some(&first), None).await;
+    expect_error(refused, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let forbidden = app.call(Method::GET, "/v1/admin/keys", Some(&merchant_key), None).await;
+    expect_error(forbidden, StatusCode::FORBIDDEN, "forbidden").await;
+}

@@ -1,6 +1,7 @@
 //! The HTTP API, v1: one file per resource, each with its `configure`.
 
 mod access;
+mod admin_keys;
 mod audit;
 mod error;
 mod export;
@@ -32,6 +33,7 @@ pub fn configure(json_limit: usize) -> impl FnOnce(&mut web::ServiceConfig) {
             // Checkout's lookups first: actix tries routes in order, and this is the hot one.
             .configure(prices::configure)
             .configure(health::configure)
+            .configure(admin_keys::configure)
             .configure(merchants::configure)
             .configure(audit::configure)
             .configure(export::configure)

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, export, history, merchants, price_at, prices, products, rules, settings, signals};
+use super::{admin_keys, audit, export, history, merchants, price_at, prices, products, rules, settings, signals};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,6 +14,9 @@ use super::{audit, export, history, merchants, price_at, prices, products, rules
         merchants::create_key,
         merchants::list_keys,
         merchants::revoke_key,
+        admin_keys::create_admin_key,
+        admin_keys::list_admin_keys,
+        admin_keys::revoke_admin_key,
         products::put_product,
         products::get_product,
         products::delete_product,

@@ -193,6 +193,11 @@ impl Authenticator {
     }
 
     /// Drops a key from the caches, so a revocation takes effect on the next request.
+    /// Whether a bootstrap admin key comes from configuration (`PRICING_ADMIN_KEY`).
+    pub fn has_bootstrap_key(&self) -> bool {
+        self.bootstrap_sha256.is_some()
+    }
+
     pub fn forget(&self, id: KeyId) {
         // Bumped before the eviction: a request that read the key before this point does not
         // cache it again.
