@@ -43,6 +43,7 @@ mod lane;
 mod lanes;
 mod pool;
 mod sweep;
+mod targeted;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};

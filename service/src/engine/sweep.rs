@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use super::Inner;
 use super::batch::{self, Active, Outcome};
-use super::lane::{retry_at, targeted};
+use super::targeted::{retry_at, targeted};
 use crate::domain::{Sku, Trigger};
 use crate::pricing::context::rule_now;
 use crate::store::{StoreError, Sweep};

@@ -4,13 +4,12 @@
 use sqlx::any::AnyRow;
 use sqlx::{FromRow, Row};
 
-use super::signals::{DemandSummary, Observation};
 use super::{
     Activation, CurrentPrice, Merchant, RuleCode, RuleVersion, StoreError, StoredDecision, StoredKey, from_micros,
 };
 use crate::domain::{Attributes, Currency, Guardrails, KeyId, MerchantId, Money, Product, Roles, Sku};
 
-fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
+pub(super) fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {detail}"))
 }
 
@@ -233,38 +232,4 @@ impl FromRow<'_, AnyRow> for StoredDecision {
             hash: row.try_get("hash")?,
         })
     }
-}
-
-#[derive(sqlx::FromRow)]
-pub(super) struct ObservationRow {
-    observation_id: String,
-    sku: String,
-    competitor: String,
-    price_minor: i64,
-    currency: String,
-    /// 0 or 1.
-    in_stock: i64,
-    observed_at: i64,
-}
-
-impl TryFrom<ObservationRow> for Observation {
-    type Error = StoreError;
-    fn try_from(row: ObservationRow) -> Result<Self, StoreError> {
-        let currency = Currency::parse(&row.currency).map_err(|e| corrupt("observation currency", e))?;
-        Ok(Observation {
-            id: row.observation_id,
-            sku: Sku::parse(&row.sku).map_err(|e| corrupt("sku", e))?,
-            competitor: row.competitor,
-            price: Money::new(row.price_minor, currency),
-            in_stock: row.in_stock != 0,
-            observed_at: from_micros(row.observed_at),
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub(super) struct DemandRow {
-    pub(super) sku: String,
-    #[sqlx(flatten)]
-    pub(super) summary: DemandSummary,
 }

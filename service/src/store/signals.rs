@@ -5,9 +5,9 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 
-use super::rows::{DemandRow, ObservationRow, convert_all};
-use super::{CurrentPrice, Store, StoreError, Tx, now};
-use crate::domain::{MerchantId, Money, Sku};
+use super::rows::{convert_all, corrupt};
+use super::{CurrentPrice, Store, StoreError, Tx, from_micros, now};
+use crate::domain::{Currency, MerchantId, Money, Sku};
 
 /// One competitor's offer for one of the merchant's SKUs, as a feed saw it.
 #[derive(Debug, Clone, PartialEq)]
@@ -218,4 +218,40 @@ impl Store {
         }
         Ok(signals)
     }
+}
+
+// Rows as the databases return them.
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ObservationRow {
+    observation_id: String,
+    sku: String,
+    competitor: String,
+    price_minor: i64,
+    currency: String,
+    /// 0 or 1.
+    in_stock: i64,
+    observed_at: i64,
+}
+
+impl TryFrom<ObservationRow> for Observation {
+    type Error = StoreError;
+    fn try_from(row: ObservationRow) -> Result<Self, StoreError> {
+        let currency = Currency::parse(&row.currency).map_err(|e| corrupt("observation currency", e))?;
+        Ok(Observation {
+            id: row.observation_id,
+            sku: Sku::parse(&row.sku).map_err(|e| corrupt("sku", e))?,
+            competitor: row.competitor,
+            price: Money::new(row.price_minor, currency),
+            in_stock: row.in_stock != 0,
+            observed_at: from_micros(row.observed_at),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct DemandRow {
+    pub(super) sku: String,
+    #[sqlx(flatten)]
+    pub(super) summary: DemandSummary,
 }
