@@ -192,12 +192,12 @@ impl Authenticator {
         Ok(principal)
     }
 
-    /// Drops a key from the caches, so a revocation takes effect on the next request.
     /// Whether a bootstrap admin key comes from configuration (`PRICING_ADMIN_KEY`).
     pub fn has_bootstrap_key(&self) -> bool {
         self.bootstrap_sha256.is_some()
     }
 
+    /// Drops a key from the caches, so a revocation takes effect on the next request.
     pub fn forget(&self, id: KeyId) {
         // Bumped before the eviction: a request that read the key before this point does not
         // cache it again.
