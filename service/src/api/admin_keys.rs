@@ -9,9 +9,9 @@ use validator::Validate;
 
 use super::access::Admin;
 use super::extract::resource;
-use super::merchants::{IssuedKeyView, KeyView};
+use super::merchants::{IssuedKeyView, KeyView, issue_key, keys_view};
 use super::{ApiError, ErrorBody};
-use crate::auth::{self, Authenticator, Role, Roles};
+use crate::auth::{Authenticator, Role, Roles};
 use crate::domain::KeyId;
 use crate::store::Store;
 
@@ -40,18 +40,14 @@ pub async fn create_admin_key(
     body: web::Json<NewAdminKey>,
 ) -> Result<HttpResponse, ApiError> {
     body.validate()?;
-    let issued = auth::issue(None, Roles::of(&[Role::Admin]), body.label.clone());
-    store.insert_key(&issued.stored).await?;
-    tracing::info!(key_id = %issued.stored.id, "admin key issued");
-    Ok(HttpResponse::Created().json(IssuedKeyView { key: KeyView::from(&issued.stored), token: issued.token }))
+    issue_key(&store, None, Roles::of(&[Role::Admin]), body.label.clone()).await
 }
 
 /// List the admin keys (never their secrets), newest first.
 #[utoipa::path(get, path = "/v1/admin/keys", tag = "merchants", security(("bearer" = [])),
     responses((status = 200, body = [KeyView]), (status = "4XX", body = ErrorBody)))]
 pub async fn list_admin_keys(_: Admin, store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
-    let keys = store.keys(None).await?;
-    Ok(HttpResponse::Ok().json(keys.iter().map(KeyView::from).collect::<Vec<_>>()))
+    keys_view(&store, None).await
 }
 
 /// Revoke an admin key: it stops working at once on this replica, and within the key cache's

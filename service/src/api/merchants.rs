@@ -147,10 +147,27 @@ pub async fn create_key(
     if body.roles.contains(&Role::Admin) {
         return Err(Invalid::one("roles", "a merchant's key cannot hold the admin role").into());
     }
-    let issued = auth::issue(Some(merchant.id), Roles::of(&body.roles), body.label.clone());
+    issue_key(&store, Some(merchant.id), Roles::of(&body.roles), body.label.clone()).await
+}
+
+/// Issues a key (a merchant's, or with no merchant an operator's), stores its hash, and
+/// answers with the secret, once.
+pub(super) async fn issue_key(
+    store: &Store,
+    merchant: Option<MerchantId>,
+    roles: Roles,
+    label: Option<String>,
+) -> Result<HttpResponse, ApiError> {
+    let issued = auth::issue(merchant, roles, label);
     store.insert_key(&issued.stored).await?;
-    tracing::info!(merchant_id = %merchant.id, key_id = %issued.stored.id, "key issued");
+    tracing::info!(merchant_id = ?merchant, key_id = %issued.stored.id, "key issued");
     Ok(HttpResponse::Created().json(IssuedKeyView { key: KeyView::from(&issued.stored), token: issued.token }))
+}
+
+/// The keys of a merchant (or, with none, the operator's), newest first, without secrets.
+pub(super) async fn keys_view(store: &Store, merchant: Option<MerchantId>) -> Result<HttpResponse, ApiError> {
+    let keys = store.keys(merchant).await?;
+    Ok(HttpResponse::Ok().json(keys.iter().map(KeyView::from).collect::<Vec<_>>()))
 }
 
 /// List a merchant's keys (never their secrets), newest first.
@@ -158,8 +175,7 @@ pub async fn create_key(
     responses((status = 200, body = [KeyView]), (status = "4XX", body = ErrorBody)))]
 pub async fn list_keys(_: Admin, store: web::Data<Store>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let merchant = existing_merchant(store.as_ref(), &path).await?;
-    let keys = store.keys(Some(merchant.id)).await?;
-    Ok(HttpResponse::Ok().json(keys.iter().map(KeyView::from).collect::<Vec<_>>()))
+    keys_view(&store, Some(merchant.id)).await
 }
 
 /// Revoke a key. It stops working at once on this replica, and within the key cache's

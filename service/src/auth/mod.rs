@@ -122,17 +122,10 @@ impl Authenticator {
         }
     }
 
-    /// Who presents `authorization` (an `Authorization` header's value).
-    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, AuthError> {
-        match self.recall(authorization)? {
-            Recall::Known(principal) => Ok(principal),
-            Recall::Unverified(unverified) => self.verify(unverified).await,
-        }
-    }
-
-    /// The synchronous half of [`Self::authenticate`]: a token verified before is answered
-    /// here, without a store query, SHA-256 or a copy of the header. That is every checkout
-    /// lookup after a key's first.
+    /// Who presents `authorization` (an `Authorization` header's value), when that is known
+    /// without the store: a token verified before is answered here, without a store query,
+    /// SHA-256 or a copy of the header. That is every checkout lookup after a key's first;
+    /// the others go on to [`Self::verify`].
     pub fn recall(&self, authorization: Option<&str>) -> Result<Recall, AuthError> {
         let token = bearer(authorization)?;
         let fingerprint = self.fingerprints.hash_one(token.as_bytes());

@@ -125,14 +125,6 @@ fn is_contention(code: &str) -> bool {
     }
 }
 
-impl StoreError {
-    /// Whether the same work may simply be tried again (the database rolled it back, or
-    /// could not be reached).
-    pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Contended(_) | StoreError::Unavailable(_))
-    }
-}
-
 /// The database engine behind a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

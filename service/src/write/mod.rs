@@ -68,10 +68,6 @@ impl Prices {
         &self.inner.store
     }
 
-    pub fn replication(&self) -> &Replication {
-        &self.inner.replication
-    }
-
     pub fn rules(&self) -> &Arc<Rules> {
         &self.inner.rules
     }
