@@ -1,4 +1,4 @@
-//! The `pricing` command line: `serve` and `migrate`.
+//! The `pricing` command line: `serve`, `migrate`, `rule run` and `audit rotate-key`.
 
 use std::path::PathBuf;
 
@@ -27,6 +27,16 @@ pub enum Command {
     /// Work with pricing rules locally.
     #[command(subcommand)]
     Rule(RuleCommand),
+    /// Manage the audit trail's checkpoint signing keys.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Make a new active signing key in `audit.keys_dir` and retire the old one (its public
+    /// half is kept so its checkpoints still verify). Restart the service to sign with it.
+    RotateKey,
 }
 
 #[derive(Subcommand)]
@@ -68,6 +78,10 @@ pub async fn run(command: Command, settings: Settings) -> Result<Outcome, Box<dy
             let store = store::connect(&settings.database_url, &settings.store).await?;
             println!("{} database is migrated", store.backend().as_str());
             store.close().await;
+        }
+        Command::Audit(AuditCommand::RotateKey) => {
+            let id = crate::audit::keys::rotate(&settings.audit.keys_dir)?;
+            println!("checkpoints are now signed with key {id} (after a restart); older keys still verify");
         }
         Command::Rule(RuleCommand::Run { wasm, input, params }) => {
             let report = runner::run(&settings.sandbox, &wasm, &input, params.as_deref()).await?;

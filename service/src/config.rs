@@ -51,6 +51,16 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub sandbox: SandboxSettings,
     pub pricing: PricingSettings,
+    pub audit: AuditSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuditSettings {
+    /// The folder of checkpoint signing keys, outside the database (see `audit::keys`).
+    pub keys_dir: std::path::PathBuf,
+    /// `PRICING_AUDIT__SIGNING_KEY`: the signing key (64 hex characters) from a secret store,
+    /// instead of the folder's active key.
+    pub signing_key: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -244,6 +254,9 @@ workers = 0
 batch_size = 500
 lease_secs = 30
 poll_ms = 250
+
+[audit]
+keys_dir = "data/keys"
 
 [sandbox]
 max_module_bytes = 1048576

@@ -11,6 +11,7 @@ use actix_web::{App, HttpServer, web};
 
 use crate::api;
 use crate::audit::checkpoint::CheckpointSigner;
+use crate::audit::keys::{KeyError, KeyRing};
 use crate::auth::{self, Authenticator, Role, Roles};
 use crate::cache::PriceCache;
 use crate::config::Settings;
@@ -28,6 +29,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Sandbox(#[from] crate::sandbox::SandboxError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
     #[error("cannot listen on {address}: {source}")]
     Listen { address: String, source: std::io::Error },
 }
@@ -67,7 +70,8 @@ impl Application {
             settings.pricing.worker_count(),
         );
         let rules = Arc::new(Rules::new(store.clone(), sandbox, settings.pricing.stale_after_secs, limits));
-        let signer = Arc::new(CheckpointSigner::load(&store).await?);
+        let keys = KeyRing::open(&settings.audit.keys_dir, settings.audit.signing_key.as_ref(), &store).await?;
+        let signer = Arc::new(CheckpointSigner::new(keys));
         let writer = Prices::new(store.clone(), prices.clone(), replication, rules.clone());
         let engine = Engine::start(writer.clone(), EngineSettings::from(&settings.pricing)).await?;
         if settings.pricing.schedule_secs > 0 {

@@ -58,6 +58,26 @@ async fn tamper(db: &TestDb, statements: &[String]) {
     }
 }
 
+/// Signing keys whose secret is stored in the database (a release before the key folder kept
+/// its key there).
+pub async fn stored_signing_secrets(db: &TestDb) -> i64 {
+    let sql = "SELECT COUNT(*) FROM signing_keys WHERE secret_key <> ''";
+    match db.backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            let count = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+            pool.close().await;
+            count
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            let count = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+            pool.close().await;
+            count
+        }
+    }
+}
+
 /// Two products, then rule v1 (cost-plus; "a" clipped by its floor), v2 (fails), v1 again
 /// (kept). Returns the key and the instant between v1's and v2's decisions.
 async fn known_history(app: &TestApp) -> (String, DateTime<Utc>) {
@@ -430,6 +450,131 @@ both_backends! {
     tampering => verification_finds_an_edited_a_deleted_and_a_reordered_record_where_it_is;
 }
 
+async fn checkpoint(app: &TestApp, key: &str) -> Value {
+    expect_status(app.call(Method::POST, "/v1/audit/checkpoints", Some(key), None).await, StatusCode::CREATED).await
+}
+
+async fn checkpoint_keys_live_outside_the_database_and_rotate(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, key) = app.merchant_with_key(&["merchant", "auditor"]).await;
+    let sku = |i: i64| json!({"currency": "EUR", "cost_minor": 100, "base_price_minor": 200 + i});
+    for i in 0..3 {
+        put(&app, &key, &format!("sku-{i}"), sku(i)).await;
+    }
+    let first = checkpoint(&app, &key).await;
+    let first_key = first["checkpoint"]["key_id"].as_str().unwrap().to_owned();
+
+    // The key is a file only its owner may read, in the key folder, not in the database.
+    let keys = app.db.dir.join("keys");
+    let file = keys.join(format!("{first_key}.key"));
+    assert!(file.is_file(), "{file:?}");
+    #[cfg(unix)]
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions()) & 0o077, 0);
+    assert_eq!(stored_signing_secrets(&app.db).await, 0);
+
+    // Rotated while the service is down; after the restart the new key signs and the old
+    // checkpoint still verifies by its key id.
+    let db = app.stop().await;
+    let rotated = pricing::audit::keys::rotate(&keys).unwrap();
+    assert_ne!(rotated, first_key);
+    assert!(!file.exists(), "the retired key's secret is gone");
+    let app = crate::helpers::spawn_app_with(crate::helpers::test_settings(&db), db).await;
+    let public = expect_status(app.call(Method::GET, "/v1/audit/public-key", None, None).await, StatusCode::OK).await;
+    assert_eq!(public["key_id"], rotated.as_str());
+    let all = expect_status(app.call(Method::GET, "/v1/audit/public-keys", None, None).await, StatusCode::OK).await;
+    let ids: Vec<&str> = all["keys"].as_array().unwrap().iter().map(|k| k["key_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec![rotated.as_str(), first_key.as_str()], "active first, then retired");
+    put(&app, &key, "sku-9", sku(9)).await;
+    let check = |body: Value| app.call(Method::POST, "/v1/audit/checkpoints/verify", Some(&key), Some(body));
+    let checked = expect_status(check(first.clone()).await, StatusCode::OK).await;
+    assert_eq!(checked["valid"], true, "{checked}");
+    let second = checkpoint(&app, &key).await;
+    assert_eq!(second["checkpoint"]["key_id"], rotated.as_str());
+    assert_eq!(second["checkpoint"]["seq"], 4);
+    assert_eq!(expect_status(check(second).await, StatusCode::OK).await["valid"], true);
+
+    // A checkpoint made with a key the service never had does not verify, whatever id it names.
+    let mut forged = first.clone();
+    forged["checkpoint"]["key_id"] = json!("0011223344556677");
+    assert_eq!(expect_status(check(forged).await, StatusCode::OK).await["signature_valid"], false);
+    app.stop().await;
+}
+
+async fn verification_starts_at_the_newest_checkpoint_and_still_catches_rewrites(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (merchant, key) = app.merchant_with_key(&["merchant", "auditor"]).await;
+    let sku = |i: i64| json!({"currency": "EUR", "cost_minor": 100, "base_price_minor": 200 + i});
+    for i in 0..6 {
+        put(&app, &key, &format!("sku-{i}"), sku(i)).await;
+    }
+    let whole = verification(&app, &key).await;
+    assert_eq!((&whole["records"], &whole["from_seq"], &whole["anchor"]), (&json!(6), &json!(1), &Value::Null));
+    expect_status(app.call(Method::POST, "/v1/audit/checkpoints", Some(&key), None).await, StatusCode::CREATED).await;
+    for i in 6..9 {
+        put(&app, &key, &format!("sku-{i}"), sku(i)).await;
+    }
+    // Only the records after the checkpoint are re-hashed; `full` re-hashes them all.
+    let since = verification(&app, &key).await;
+    assert_eq!((&since["intact"], &since["records"], &since["from_seq"]), (&json!(true), &json!(3), &json!(7)));
+    assert_eq!(since["anchor"]["seq"], 6, "{since}");
+    let full = get(&app, &key, "/v1/audit/verify?full=true").await;
+    assert_eq!((&full["intact"], &full["records"], &full["anchor"]), (&json!(true), &json!(9), &Value::Null));
+
+    // A checkpoint row nobody signed is not an anchor.
+    let forged = json!({"checkpoint": {"merchant_id": merchant, "seq": 8, "head_hash": "00".repeat(32),
+        "signed_at": "2026-01-01T00:00:00Z", "algorithm": "ed25519", "key_id": since["anchor"]["key_id"]},
+        "signature": "AAAA"});
+    tamper(
+        &app.db,
+        &[format!("INSERT INTO audit_checkpoints (merchant_id, seq, signed) VALUES ('{merchant}', 8, '{forged}')")],
+    )
+    .await;
+    assert_eq!(verification(&app, &key).await["anchor"]["seq"], 6, "the forged row is ignored");
+
+    // An edit after the checkpoint is found where it is.
+    let edit = |seq: i64, from: &str, to: &str| {
+        vec![format!("UPDATE decisions SET record = replace(record, '{from}', '{to}') WHERE seq = {seq}")]
+    };
+    tamper(&app.db, &edit(8, "was created", "was CREATED")).await;
+    let broken = verification(&app, &key).await;
+    assert_eq!((&broken["intact"], &broken["first_broken"]["seq"]), (&json!(false), &json!(8)), "{broken}");
+    tamper(&app.db, &edit(8, "was CREATED", "was created")).await;
+
+    // A rewrite before it that keeps the chain consistent changes the checkpointed record's
+    // hash: caught at the checkpoint.
+    let chain = app.store.chain(merchant.parse().unwrap(), 0, 100).await.unwrap();
+    let mut prev = pricing::domain::chain::GENESIS_HASH.to_owned();
+    let mut statements = Vec::new();
+    for decision in chain {
+        let record =
+            if decision.seq == 2 { decision.record.replace("was created", "was CREATED") } else { decision.record };
+        let hash = pricing::domain::chain::chain_hash(&prev, &record);
+        statements.push(format!(
+            "UPDATE decisions SET record = '{}', prev_hash = '{prev}', hash = '{hash}' WHERE seq = {}",
+            record.replace('\'', "''"),
+            decision.seq
+        ));
+        prev = hash;
+    }
+    statements.push(format!("UPDATE chain_heads SET head_hash = '{prev}'"));
+    tamper(&app.db, &statements).await;
+    let rewritten = verification(&app, &key).await;
+    assert_eq!((&rewritten["intact"], &rewritten["first_broken"]["seq"]), (&json!(false), &json!(6)), "{rewritten}");
+    assert!(rewritten["first_broken"]["reason"].as_str().unwrap().contains("checkpoint"), "{rewritten}");
+    expect_error(
+        app.call(Method::POST, "/v1/audit/checkpoints", Some(&key), None).await,
+        StatusCode::CONFLICT,
+        "chain_broken",
+    )
+    .await;
+    app.stop().await;
+}
+
+both_backends! {
+    checkpoint_keys => checkpoint_keys_live_outside_the_database_and_rotate;
+    incremental_verification => verification_starts_at_the_newest_checkpoint_and_still_catches_rewrites;
+}
+
 #[tokio::test]
 async fn a_signed_checkpoint_later_proves_that_nothing_before_it_changed() {
     use base64::Engine as _;
@@ -492,7 +637,9 @@ async fn a_signed_checkpoint_later_proves_that_nothing_before_it_changed() {
     }
     statements.push(format!("UPDATE chain_heads SET head_hash = '{prev}'"));
     tamper(&app.db, &statements).await;
-    assert_eq!(verification(&app, &key).await["intact"], true, "a consistent rewrite passes plain verification");
+    let rewritten = verification(&app, &key).await;
+    assert_eq!(rewritten["first_broken"]["seq"], 4, "caught at the kept checkpoint: {rewritten}");
+    assert_eq!(get(&app, &key, "/v1/audit/verify?full=true").await["intact"], true, "consistent without it");
     let checked = expect_status(check(checkpoint.clone()).await, StatusCode::OK).await;
     assert_eq!((checked["valid"].as_bool(), checked["signature_valid"].as_bool()), (Some(false), Some(true)));
     assert_eq!(checked["chain_matches"], false);

@@ -27,6 +27,7 @@ pub fn test_settings(db: &TestDb) -> Settings {
     let mut settings = Settings::defaults();
     settings.listen = "127.0.0.1:0".into();
     settings.database_url = db.url.clone();
+    settings.audit.keys_dir = db.dir.join("keys");
     settings.admin_key = Some(Secret::new(ADMIN_KEY));
     settings.http.workers = 1;
     settings.store.max_connections = 4;

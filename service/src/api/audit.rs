@@ -1,6 +1,6 @@
 //! `/v1/audit`: proving the history. Verification of the merchant's chain (whole or a range
 //! of sequence numbers), signed checkpoints and their later check, the published checkpoint
-//! key, and the replay of a recorded decision. `auditor` and `merchant` keys, own merchant
+//! keys (the active one and retired ones), and the replay of a recorded decision. `auditor` and `merchant` keys, own merchant
 //! only; the public key is public.
 
 use actix_web::{HttpResponse, web};
@@ -14,7 +14,7 @@ use super::history::parse_seq;
 use super::{ApiError, ErrorBody};
 use crate::audit::checkpoint::{CheckpointSigner, PublicKey, SignedCheckpoint};
 use crate::audit::replay::{self, Replay, ReplayError};
-use crate::audit::verify::{self, Verification};
+use crate::audit::verify::{self, Scope, Verification};
 use crate::domain::chain::GENESIS_HASH;
 use crate::rules::Rules;
 use crate::store::Store;
@@ -22,6 +22,7 @@ use crate::store::Store;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/v1/audit/verify").route(web::get().to(verify)))
         .service(resource("/v1/audit/public-key").route(web::get().to(public_key)))
+        .service(resource("/v1/audit/public-keys").route(web::get().to(public_keys)))
         .service(resource("/v1/audit/checkpoints").route(web::post().to(create_checkpoint)))
         .service(resource("/v1/audit/checkpoints/verify").route(web::post().to(verify_checkpoint)))
         .service(resource("/v1/decisions/{seq}/replay").route(web::post().to(replay_decision)));
@@ -34,14 +35,31 @@ pub struct VerifyQuery {
     pub from: Option<i64>,
     /// Last sequence number to check (default: the head).
     pub to: Option<i64>,
+    /// Re-hash from record 1 instead of from the newest signed checkpoint (ignored with `from`).
+    pub full: Option<bool>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointCheckQuery {
+    /// Re-hash from record 1 instead of from the newest kept checkpoint at or before this one.
+    pub full: Option<bool>,
+}
+
+fn scope(full: Option<bool>) -> Scope {
+    if full == Some(true) { Scope::Full } else { Scope::SinceCheckpoint }
 }
 
 /// Checks the merchant's decision chain, or a range of it, and names the first broken record.
+/// Without `from`, the check starts at the newest signed checkpoint the service made (its
+/// record must still have the hash it states) and re-hashes every record after it; `full=true`
+/// re-hashes from record 1.
 #[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", params(VerifyQuery), security(("bearer" = [])),
     responses((status = 200, body = Verification), (status = "4XX", body = ErrorBody)))]
 pub async fn verify(
     access: Access<Audit>,
     store: web::Data<Store>,
+    signer: web::Data<CheckpointSigner>,
     query: web::Query<VerifyQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = access.merchant();
@@ -49,7 +67,11 @@ pub async fn verify(
     if from < 1 || query.to.is_some_and(|to| to < from) {
         return Err(ApiError::InvalidQuery("give 1 <= from <= to".into()));
     }
-    Ok(HttpResponse::Ok().json(verify::verify_range(&store, merchant, from, query.to).await?))
+    let verification = match query.from {
+        Some(from) => verify::verify_range(&store, merchant, from, query.to).await?,
+        None => verify::verify_to(&store, &signer, merchant, query.to, scope(query.full)).await?,
+    };
+    Ok(HttpResponse::Ok().json(verification))
 }
 
 /// The key that signs checkpoints, to check them without the service.
@@ -59,8 +81,22 @@ pub async fn public_key(signer: web::Data<CheckpointSigner>) -> HttpResponse {
     HttpResponse::Ok().json(signer.public_key())
 }
 
-/// Signs the chain as it stands: its length and head hash, now. The chain is verified first;
-/// a broken chain is never signed.
+#[derive(Serialize, ToSchema)]
+pub struct PublicKeys {
+    /// The active key first, then retired keys whose checkpoints still verify.
+    pub keys: Vec<PublicKey>,
+}
+
+/// Every key whose checkpoints verify: the active one and those retired by a rotation.
+#[utoipa::path(get, path = "/v1/audit/public-keys", tag = "audit",
+    responses((status = 200, body = PublicKeys)))]
+pub async fn public_keys(signer: web::Data<CheckpointSigner>) -> HttpResponse {
+    HttpResponse::Ok().json(PublicKeys { keys: signer.public_keys() })
+}
+
+/// Signs the chain as it stands: its length and head hash, now. The chain is verified first
+/// (from the newest checkpoint, as `GET /v1/audit/verify` does); a broken chain is never
+/// signed. The service keeps the checkpoint, so later checks start from it.
 #[utoipa::path(post, path = "/v1/audit/checkpoints", tag = "audit", security(("bearer" = [])),
     responses((status = 201, body = SignedCheckpoint), (status = "4XX", body = ErrorBody)))]
 pub async fn create_checkpoint(
@@ -69,7 +105,7 @@ pub async fn create_checkpoint(
     signer: web::Data<CheckpointSigner>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = access.merchant();
-    let verification = verify::verify(&store, merchant).await?;
+    let verification = verify::verify_to(&store, &signer, merchant, None, Scope::SinceCheckpoint).await?;
     if let Some(broken) = verification.first_broken {
         return Err(ApiError::Conflict {
             code: "chain_broken",
@@ -79,6 +115,8 @@ pub async fn create_checkpoint(
     // What the checkpoint covers must survive a power loss before it is signed.
     store.make_durable().await?;
     let signed = signer.sign(merchant.to_string(), verification.head_seq, verification.head_hash, Utc::now());
+    let json = serde_json::to_string(&signed).expect("a checkpoint serializes");
+    store.save_checkpoint(merchant, signed.checkpoint.seq, &json).await?;
     Ok(HttpResponse::Created().json(signed))
 }
 
@@ -87,7 +125,8 @@ pub struct CheckpointCheck {
     /// Everything holds: the service signed it, and the chain up to it is unchanged.
     pub valid: bool,
     pub signature_valid: bool,
-    /// Records 1 to `seq` verify and record `seq` still has the checkpoint's hash.
+    /// The records up to `seq` verify (from the newest kept checkpoint at or before it, or from
+    /// record 1 with `full=true`) and record `seq` still has the checkpoint's hash.
     pub chain_matches: bool,
     pub verification: Verification,
     pub reason: Option<String>,
@@ -95,12 +134,13 @@ pub struct CheckpointCheck {
 
 /// Checks a checkpoint made earlier: its signature, and that nothing up to it has changed.
 #[utoipa::path(post, path = "/v1/audit/checkpoints/verify", tag = "audit", request_body = SignedCheckpoint,
-    security(("bearer" = [])),
+    params(CheckpointCheckQuery), security(("bearer" = [])),
     responses((status = 200, body = CheckpointCheck), (status = "4XX", body = ErrorBody)))]
 pub async fn verify_checkpoint(
     access: Access<Audit>,
     store: web::Data<Store>,
     signer: web::Data<CheckpointSigner>,
+    query: web::Query<CheckpointCheckQuery>,
     body: web::Json<SignedCheckpoint>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = access.merchant();
@@ -112,7 +152,7 @@ pub async fn verify_checkpoint(
         return Err(ApiError::InvalidBody("checkpoint.seq must not be negative".into()));
     }
     let signature_valid = signer.signed_this(&body);
-    let verification = verify::verify_range(&store, merchant, 1, Some(checkpoint.seq)).await?;
+    let verification = verify::verify_to(&store, &signer, merchant, Some(checkpoint.seq), scope(query.full)).await?;
     let stored_hash = match checkpoint.seq {
         0 => Some(GENESIS_HASH.to_owned()),
         seq => store.decision(merchant, seq).await?.map(|d| d.hash),

@@ -28,6 +28,7 @@ use super::{admin_keys, audit, export, history, merchants, price_at, prices, pro
         price_at::price_at,
         audit::verify,
         audit::public_key,
+        audit::public_keys,
         audit::create_checkpoint,
         audit::verify_checkpoint,
         audit::replay_decision,

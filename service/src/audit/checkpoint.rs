@@ -5,9 +5,9 @@
 //! before the checkpoint breaks one or the other, and the signature stops anyone but the
 //! service from making a checkpoint for an edited chain.
 //!
-//! The key is created on first use and kept in the database, so every replica signs with the
-//! same key and it survives restarts; its public half is published (raw, hex and PEM) at
-//! `GET /v1/audit/public-key`. The signed message is the domain tag `pricing-checkpoint-v1`,
+//! The keys live outside the database (see [`super::keys`]); the active key's public half is
+//! published (raw, hex and PEM) at `GET /v1/audit/public-key`, and every key whose checkpoints
+//! still verify, retired ones included, at `GET /v1/audit/public-keys`. The signed message is the domain tag `pricing-checkpoint-v1`,
 //! a newline, and the checkpoint's canonical JSON (fields in the order below), so a signature
 //! can be checked offline with any Ed25519 tool.
 
@@ -17,7 +17,9 @@ use chrono::{DateTime, Utc};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{SigningKeyRecord, Store, StoreError};
+use std::collections::BTreeMap;
+
+use super::keys::KeyRing;
 
 const DOMAIN_TAG: &[u8] = b"pricing-checkpoint-v1\n";
 const ALGORITHM: &str = "ed25519";
@@ -61,16 +63,14 @@ pub struct PublicKey {
 pub struct CheckpointSigner {
     key: SigningKey,
     key_id: String,
+    /// Every key whose checkpoints verify, by id (the active one included).
+    verifying: BTreeMap<String, VerifyingKey>,
 }
 
 impl std::fmt::Debug for CheckpointSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CheckpointSigner").field("key_id", &self.key_id).finish_non_exhaustive()
     }
-}
-
-fn key_id(public: &VerifyingKey) -> String {
-    hex::encode(&crate::domain::sha256(public.as_bytes())[..8])
 }
 
 fn message(checkpoint: &Checkpoint) -> Vec<u8> {
@@ -80,37 +80,20 @@ fn message(checkpoint: &Checkpoint) -> Vec<u8> {
 }
 
 impl CheckpointSigner {
-    /// The service's key from the store, created there on first use.
-    pub async fn load(store: &Store) -> Result<Self, StoreError> {
-        let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).expect("the operating system provides randomness");
-        let candidate = SigningKey::from_bytes(&seed);
-        let stored = store
-            .signing_key(&SigningKeyRecord {
-                algorithm: ALGORITHM.to_owned(),
-                secret_key_hex: hex::encode(candidate.to_bytes()),
-                public_key_hex: hex::encode(candidate.verifying_key().as_bytes()),
-            })
-            .await?;
-        let secret: [u8; 32] = hex::decode(&stored.secret_key_hex)
-            .ok()
-            .and_then(|bytes| bytes.try_into().ok())
-            .ok_or_else(|| StoreError::Corrupt("the checkpoint signing key is not 32 hex bytes".into()))?;
-        let key = SigningKey::from_bytes(&secret);
-        Ok(Self { key_id: key_id(&key.verifying_key()), key })
+    pub fn new(ring: KeyRing) -> Self {
+        Self { key: ring.active, key_id: ring.active_id, verifying: ring.verifying }
     }
 
+    /// The key that signs.
     pub fn public_key(&self) -> PublicKey {
-        let public = self.key.verifying_key();
-        let mut der = SPKI_PREFIX.to_vec();
-        der.extend_from_slice(public.as_bytes());
-        PublicKey {
-            algorithm: ALGORITHM,
-            key_id: self.key_id.clone(),
-            public_key_hex: hex::encode(public.as_bytes()),
-            public_key_pem: format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", BASE64.encode(der)),
-            message: "\"pricing-checkpoint-v1\\n\" followed by the checkpoint object as compact JSON, fields in order",
-        }
+        published(&self.key_id, &self.key.verifying_key())
+    }
+
+    /// Every key whose checkpoints verify, the active one first.
+    pub fn public_keys(&self) -> Vec<PublicKey> {
+        let mut keys = vec![self.public_key()];
+        keys.extend(self.verifying.iter().filter(|(id, _)| **id != self.key_id).map(|(id, key)| published(id, key)));
+        keys
     }
 
     pub fn sign(&self, merchant_id: String, seq: i64, head_hash: String, signed_at: DateTime<Utc>) -> SignedCheckpoint {
@@ -126,22 +109,58 @@ impl CheckpointSigner {
         SignedCheckpoint { checkpoint, signature }
     }
 
-    /// Whether this service's key made the signature over exactly this checkpoint.
+    /// Whether one of this service's keys (active or retired) made the signature over exactly
+    /// this checkpoint.
     pub fn signed_this(&self, signed: &SignedCheckpoint) -> bool {
         let Ok(bytes) = BASE64.decode(&signed.signature) else { return false };
         let Ok(signature) = Signature::from_slice(&bytes) else { return false };
-        signed.checkpoint.key_id == self.key_id
-            && self.key.verifying_key().verify(&message(&signed.checkpoint), &signature).is_ok()
+        let Some(key) = self.verifying.get(&signed.checkpoint.key_id) else { return false };
+        signed.checkpoint.algorithm == ALGORITHM && key.verify(&message(&signed.checkpoint), &signature).is_ok()
+    }
+}
+
+fn published(key_id: &str, public: &VerifyingKey) -> PublicKey {
+    let mut der = SPKI_PREFIX.to_vec();
+    der.extend_from_slice(public.as_bytes());
+    PublicKey {
+        algorithm: ALGORITHM,
+        key_id: key_id.to_owned(),
+        public_key_hex: hex::encode(public.as_bytes()),
+        public_key_pem: format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", BASE64.encode(der)),
+        message: "\"pricing-checkpoint-v1\\n\" followed by the checkpoint object as compact JSON, fields in order",
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::keys::key_id;
     use super::*;
 
+    fn signer_with(seed: u8, retired: &[&CheckpointSigner]) -> CheckpointSigner {
+        let key = SigningKey::from_bytes(&[seed; 32]);
+        let mut verifying: BTreeMap<_, _> = retired.iter().map(|s| (s.key_id.clone(), s.key.verifying_key())).collect();
+        verifying.insert(key_id(&key.verifying_key()), key.verifying_key());
+        CheckpointSigner { key_id: key_id(&key.verifying_key()), key, verifying }
+    }
+
     fn signer() -> CheckpointSigner {
-        let key = SigningKey::from_bytes(&[7; 32]);
-        CheckpointSigner { key_id: key_id(&key.verifying_key()), key }
+        signer_with(7, &[])
+    }
+
+    #[test]
+    fn a_retired_key_still_verifies_its_checkpoints_and_an_unknown_one_does_not() {
+        let old = signer_with(1, &[]);
+        let signed_before = old.sign("m".into(), 3, "ab".repeat(32), Utc::now());
+        let rotated = signer_with(2, &[&old]);
+        assert!(rotated.signed_this(&signed_before));
+        assert_ne!(rotated.public_key().key_id, old.public_key().key_id);
+        assert_eq!(rotated.public_keys().len(), 2);
+        let stranger = signer_with(3, &[]);
+        assert!(!stranger.signed_this(&signed_before));
+        // Naming a known key id does not help a signature made with another key.
+        let mut relabelled = stranger.sign("m".into(), 3, "ab".repeat(32), Utc::now());
+        relabelled.checkpoint.key_id = old.public_key().key_id;
+        assert!(!rotated.signed_this(&relabelled));
     }
 
     #[test]

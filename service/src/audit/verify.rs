@@ -4,12 +4,21 @@
 //! instant, the prior price and the filters), and the last must be the chain's recorded head.
 //! The first record that fails is named, with the reason.
 //!
+//! A verification starts, by default, from the newest signed checkpoint the service made (see
+//! [`super::checkpoint`]) at or before where it ends: the checkpoint's signature must verify
+//! with one of the service's keys and its record must still have the hash it states, and the
+//! records after it are re-hashed in full. So a chain of any length verifies in the time its
+//! new records take, and any rewrite that keeps the chain consistent (which changes every hash
+//! after the edit) is still caught at the checkpoint. What it does not re-read is the content of
+//! records before the checkpoint: `full` re-hashes from record 1, for a periodic deep check.
+//!
 //! Hashing a long chain is CPU work: each page is checked on a blocking thread, never on the
 //! thread that serves requests (checkout's lookups), and at most [`AT_ONCE`] verifications run
 //! at a time in a process; more wait their turn.
 
 use serde::Serialize;
 
+use super::checkpoint::{CheckpointSigner, SignedCheckpoint};
 use crate::domain::MerchantId;
 use crate::domain::chain::{GENESIS_HASH, chain_hash};
 use crate::pricing::DecisionRecord;
@@ -76,9 +85,85 @@ pub struct Verification {
     pub intact: bool,
     /// Records checked.
     pub records: i64,
+    /// The first record checked (records before it are vouched for by `anchor`, or trusted).
+    pub from_seq: i64,
+    /// The signed checkpoint the check started from; none when it started from record 1 or
+    /// from a range the caller chose.
+    pub anchor: Option<Anchor>,
     pub head_seq: i64,
     pub head_hash: String,
     pub first_broken: Option<Broken>,
+}
+
+/// The checkpoint a verification starts from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Anchor {
+    pub seq: i64,
+    pub head_hash: String,
+    pub signed_at: chrono::DateTime<chrono::Utc>,
+    pub key_id: String,
+}
+
+/// Where a verification starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// From the newest valid signed checkpoint (from record 1 when there is none).
+    SinceCheckpoint,
+    /// From record 1.
+    Full,
+}
+
+/// How many kept checkpoints are tried, newest first, before starting from record 1.
+const ANCHORS_TRIED: i64 = 8;
+
+/// Checks the chain up to `to` (the head when `None`) in the given scope.
+pub async fn verify_to(
+    store: &Store,
+    signer: &CheckpointSigner,
+    merchant: MerchantId,
+    to: Option<i64>,
+    scope: Scope,
+) -> Result<Verification, StoreError> {
+    if scope == Scope::Full {
+        return verify_range(store, merchant, 1, to).await;
+    }
+    let head_seq = store.chain_head(merchant).await?.map_or(0, |(seq, _)| seq);
+    let last = to.unwrap_or(head_seq).min(head_seq);
+    let kept = store.checkpoints_at_or_before(merchant, last, ANCHORS_TRIED).await?;
+    let anchor = kept
+        .iter()
+        .filter_map(|json| serde_json::from_str::<SignedCheckpoint>(json).ok())
+        .find(|signed| signed.checkpoint.merchant_id == merchant.to_string() && signer.signed_this(signed));
+    let Some(anchor) = anchor.map(|signed| signed.checkpoint) else {
+        return verify_range(store, merchant, 1, to).await;
+    };
+    let anchor =
+        Anchor { seq: anchor.seq, head_hash: anchor.head_hash, signed_at: anchor.signed_at, key_id: anchor.key_id };
+    let stored_hash = match anchor.seq {
+        0 => Some(GENESIS_HASH.to_owned()),
+        seq => store.decision(merchant, seq).await?.map(|d| d.hash),
+    };
+    if stored_hash.as_deref() != Some(anchor.head_hash.as_str()) {
+        let (head_seq, head_hash) = store.chain_head(merchant).await?.unwrap_or((0, GENESIS_HASH.to_owned()));
+        return Ok(Verification {
+            intact: false,
+            records: 0,
+            from_seq: anchor.seq,
+            head_seq,
+            head_hash,
+            first_broken: Some(Broken {
+                seq: anchor.seq,
+                reason: format!(
+                    "it no longer has the hash that the checkpoint signed at {} states",
+                    anchor.signed_at.to_rfc3339()
+                ),
+            }),
+            anchor: Some(anchor),
+        });
+    }
+    let mut verification = verify_range(store, merchant, anchor.seq + 1, to).await?;
+    verification.anchor = Some(anchor);
+    Ok(verification)
 }
 
 fn mismatch(merchant: MerchantId, decision: &StoredDecision) -> Option<&'static str> {
@@ -102,11 +187,6 @@ fn mismatch(merchant: MerchantId, decision: &StoredDecision) -> Option<&'static 
     checks.iter().find(|(ok, _)| !ok).map(|(_, column)| *column)
 }
 
-/// Checks the merchant's whole chain, up to its recorded head.
-pub async fn verify(store: &Store, merchant: MerchantId) -> Result<Verification, StoreError> {
-    verify_range(store, merchant, 1, None).await
-}
-
 /// Checks records `from..=to` (to the head when `to` is `None`). A range that starts after
 /// the first record trusts the stored record before it as its anchor; a signed checkpoint
 /// (see [`super::checkpoint`]) is what makes that anchor trustworthy.
@@ -122,6 +202,8 @@ pub async fn verify_range(
     let broken = |seq: i64, reason: String, records: i64| Verification {
         intact: false,
         records,
+        from_seq: from,
+        anchor: None,
         head_seq,
         head_hash: head_hash.clone(),
         first_broken: Some(Broken { seq, reason }),
@@ -165,5 +247,13 @@ pub async fn verify_range(
     if last == head_seq && prev_hash != head_hash && last >= from {
         return Ok(broken(head_seq, "the last record is not the chain's recorded head".into(), records));
     }
-    Ok(Verification { intact: true, records, head_seq, head_hash: head_hash.clone(), first_broken: None })
+    Ok(Verification {
+        intact: true,
+        records,
+        from_seq: from,
+        anchor: None,
+        head_seq,
+        head_hash: head_hash.clone(),
+        first_broken: None,
+    })
 }

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 
 use super::chain::DECISION_COLUMNS;
-use super::{Store, StoreError, StoredDecision, now};
+use super::{Store, StoreError, StoredDecision};
 use crate::domain::prior::PriceChange;
 use crate::domain::{MerchantId, Outcome, Sku, Trigger};
 
@@ -36,7 +36,7 @@ pub struct DecisionFilter {
     pub oldest_first: bool,
 }
 
-/// The service's checkpoint signing key as stored (hex).
+/// The checkpoint signing key an earlier release stored in the database (hex).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SigningKeyRecord {
     pub algorithm: String,
@@ -120,24 +120,25 @@ impl Store {
             .await?)
     }
 
-    /// The service's checkpoint signing key: the stored one, or `candidate`, stored now, when
-    /// there is none yet (replicas starting together all end up with the first one stored).
-    pub async fn signing_key(&self, candidate: &SigningKeyRecord) -> Result<SigningKeyRecord, StoreError> {
-        sqlx::query(
-            "INSERT INTO signing_keys (id, algorithm, secret_key, public_key, created_at)
-             VALUES ('checkpoints', $1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+    /// The checkpoint signing key that a release before the key folder kept here, while its
+    /// secret is still stored (see `audit::keys`).
+    pub async fn legacy_signing_key(&self) -> Result<Option<SigningKeyRecord>, StoreError> {
+        let row: Option<(String, String, String)> = sqlx::query_as(
+            "SELECT algorithm, secret_key, public_key FROM signing_keys WHERE id = 'checkpoints' AND secret_key <> ''",
         )
-        .bind(&candidate.algorithm)
-        .bind(&candidate.secret_key_hex)
-        .bind(&candidate.public_key_hex)
-        .bind(now().timestamp_micros())
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
-        let (algorithm, secret_key_hex, public_key_hex): (String, String, String) =
-            sqlx::query_as("SELECT algorithm, secret_key, public_key FROM signing_keys WHERE id = 'checkpoints'")
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(SigningKeyRecord { algorithm, secret_key_hex, public_key_hex })
+        Ok(row.map(|(algorithm, secret_key_hex, public_key_hex)| SigningKeyRecord {
+            algorithm,
+            secret_key_hex,
+            public_key_hex,
+        }))
+    }
+
+    /// Forgets the legacy key's secret once it lives in the key folder; its public half stays.
+    pub async fn erase_legacy_signing_secret(&self) -> Result<(), StoreError> {
+        sqlx::query("UPDATE signing_keys SET secret_key = '' WHERE id = 'checkpoints'").execute(&self.pool).await?;
+        Ok(())
     }
 }
 

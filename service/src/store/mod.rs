@@ -16,6 +16,7 @@
 //! The migrations under `migrations/<backend>/` run when a store is opened.
 
 pub mod chain;
+mod checkpoints;
 pub mod history;
 pub mod prices;
 pub mod products;
