@@ -19,6 +19,7 @@ mod policies;
 mod prices;
 mod process;
 mod products;
+mod races;
 mod readme;
 mod replicas;
 mod restart;

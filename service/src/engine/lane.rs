@@ -1,6 +1,6 @@
-//! A merchant's lane: claims the merchant's work from the store and does it, targeted
-//! batches first ([`super::targeted`]), then its sweep (which serves targeted batches between
-//! its pages), until nothing claimable is left.
+//! A merchant's lane: claims the merchant's work from the store and does it, a targeted
+//! batch first ([`super::targeted`]), then its sweep (which serves a targeted batch between
+//! two of its pages), until nothing claimable is left.
 
 use std::sync::Arc;
 
@@ -31,14 +31,17 @@ pub(super) async fn run(inner: Arc<Inner>, merchant: MerchantId) {
     }
 }
 
-/// Does one piece of the merchant's work; false when there was none to claim.
+/// Does one piece of the merchant's work: a targeted batch, then the sweep (which serves a
+/// targeted batch between two of its pages); false when there was none to claim. Taking turns
+/// both ways is what keeps either from starving the other: targeted work waits at most one
+/// page of its merchant's sweep, and a steady stream of targeted changes cannot hold a sweep
+/// back by more than one targeted batch per page.
 async fn step(inner: &Arc<Inner>, merchant: MerchantId) -> Result<bool, StoreError> {
     let Some(active) = load_active(inner, merchant).await? else { return Ok(false) };
     let active = Arc::new(active);
-    if targeted(inner, &active).await? {
-        return Ok(true);
-    }
-    sweep::run(inner, &active).await
+    let targeted = targeted(inner, &active).await?;
+    let swept = sweep::run(inner, &active).await?;
+    Ok(targeted || swept)
 }
 
 /// The merchant's active rule, loaded; `None` when it has none (nothing is requested then).
