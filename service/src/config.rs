@@ -137,6 +137,8 @@ pub struct AuthSettings {
     /// How long a verified key stays cached. A key revoked on this replica stops at once;
     /// on other replicas it stops within this time.
     pub key_cache_ttl_secs: u64,
+    /// While the store cannot be reached, a key verified this recently is still accepted.
+    pub outage_grace_secs: u64,
 }
 
 /// Limits on merchants' rules (see DESIGN.md, "Sandbox limits").
@@ -245,6 +247,7 @@ reconcile_secs = 300
 
 [auth]
 key_cache_ttl_secs = 10
+outage_grace_secs = 3600
 
 [pricing]
 stale_after_secs = 86400

@@ -163,6 +163,7 @@ fn serve(listener: TcpListener, parts: Parts, settings: &Settings) -> std::io::R
         store.clone(),
         settings.admin_key.as_ref().map(|k| k.expose()),
         Duration::from_secs(settings.auth.key_cache_ttl_secs),
+        Duration::from_secs(settings.auth.outage_grace_secs),
     ));
     let store = web::Data::new(store);
     let rules = web::Data::from(rules);

@@ -159,7 +159,12 @@ async fn every_acknowledged_write_survives_a_sigterm_mid_traffic(backend: Backen
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // The signal comes once traffic flows (a bounded wait: a loaded machine writes slowly).
+    let flowing = Instant::now();
+    while acknowledged.lock().unwrap().len() < 20 && flowing.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
     service.sigterm();
     let (clean, output) = service.wait_exit().await;
     for writer in writers {

@@ -239,3 +239,36 @@ fn a_batch_without_attribution_gets_the_fuel_time_and_log_of_that_many_evaluatio
     assert!(attributed.iter().all(|e| e.result.as_ref().unwrap().price_minor == Some(1898)));
     assert!(attributed.iter().all(|e| e.stats.log == "cheapest: a at 1899"));
 }
+
+/// Spins `iterations` times before the first mark, then marks its contexts in order.
+fn spinning_before_the_first_mark(iterations: u32) -> Vec<u8> {
+    let spin = format!(
+        "(block $spun (loop $s
+           (br_if $spun (i32.ge_u (local.get $i) (i32.const {iterations})))
+           (local.set $i (i32.add (local.get $i) (i32.const 1)))
+           (br $s)))
+         (local.set $i (i32.const 0))"
+    );
+    marking_rule(MARKS_ONE, &format!("{spin} {MARKS_IN_ORDER}"))
+}
+
+#[test]
+fn work_outside_the_contexts_has_a_bounded_allowance_and_its_failure_is_paid_once() {
+    let settings = settings();
+    let sandbox = Sandbox::new(&settings).unwrap();
+    let ctxs = vec![context().to_guest(&Map::new()).unwrap(); 64];
+    // A little work before the first mark (taking the inputs in) is what batches are for.
+    let modest = sandbox.compile(&spinning_before_the_first_mark(1_000)).unwrap().rule;
+    assert_eq!(explanations(&sandbox.evaluate_attributed(&modest, &ctxs)), ["batch"; 64]);
+    assert!(modest.batch_usable());
+    // Three evaluations' worth of fuel outside any context, in a batch of 64: more than the
+    // outside allowance (one evaluation and a 64th per context, here two), although far less
+    // than the 64 evaluations' worth the whole batch has.
+    let iterations = u32::try_from(3 * settings.fuel_per_evaluation / 4).unwrap();
+    let greedy = sandbox.compile(&spinning_before_the_first_mark(iterations)).unwrap().rule;
+    let evaluations = sandbox.evaluate_attributed(&greedy, &ctxs);
+    assert_eq!(explanations(&evaluations), ["single"; 64], "cut off, then one call per context");
+    assert!(!greedy.batch_usable(), "its batches are not tried again");
+    let again = sandbox.evaluate_attributed(&greedy, &ctxs);
+    assert_eq!(explanations(&again), ["single"; 64]);
+}

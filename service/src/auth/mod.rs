@@ -3,6 +3,12 @@
 //! Verified keys are cached (moka) for `auth.key_cache_ttl_secs`, unknown ones too, so a
 //! flood of bad keys does not become a flood of store queries; so are the tokens that passed,
 //! so that a known caller costs no SHA-256. Revoking a key on this replica evicts both at once.
+//!
+//! When the store cannot be reached (an outage, a restart), a key this replica verified within
+//! `auth.outage_grace_secs` is still accepted as it was last read: checkout's lookups go on
+//! answering from the price cache while the database is down. Nothing can be revoked while the
+//! store is down, so the only key this lets through is one revoked on another replica in the
+//! cache's last `key_cache_ttl_secs` before the outage.
 
 mod keys;
 
@@ -88,6 +94,8 @@ pub struct Authenticator {
     /// checked again in full, so a revocation is seen by the very next request.
     revocations: AtomicU64,
     ttl: Duration,
+    /// Keys as last read from the store, for when it cannot be reached.
+    last_read: moka::sync::Cache<KeyId, Arc<StoredKey>>,
 }
 
 /// A stored key and when it was read.
@@ -108,7 +116,7 @@ struct VerifiedToken {
 }
 
 impl Authenticator {
-    pub fn new(store: Store, bootstrap_key: Option<&str>, cache_ttl: Duration) -> Self {
+    pub fn new(store: Store, bootstrap_key: Option<&str>, cache_ttl: Duration, outage_grace: Duration) -> Self {
         let fingerprints = std::hash::RandomState::new();
         Self {
             store,
@@ -119,6 +127,7 @@ impl Authenticator {
             fingerprints,
             revocations: AtomicU64::new(0),
             ttl: cache_ttl,
+            last_read: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(outage_grace).build(),
         }
     }
 
@@ -160,7 +169,18 @@ impl Authenticator {
             Some(cached) => cached.map_or((None, Instant::now()), |c| (Some(c.key.clone()), c.loaded_at)),
             None => {
                 let loaded_at = Instant::now();
-                let loaded = self.store.key(id).await?.map(Arc::new);
+                let loaded = match self.store.key(id).await {
+                    Ok(loaded) => loaded.map(Arc::new),
+                    // The store is out of reach: the key as last read, checked as below, but
+                    // neither cached nor remembered as verified (the next request asks again).
+                    Err(e) => {
+                        let last = self.last_read.get(&id).ok_or(e)?;
+                        return self.admit_stored(&last, &presented);
+                    }
+                };
+                if let Some(key) = &loaded {
+                    self.last_read.insert(id, key.clone());
+                }
                 // A revocation while the key was being read may have evicted an entry that
                 // this read would now bring back unrevoked: keep it out of the cache.
                 if self.revocations.load(Ordering::Acquire) == revocations {
@@ -170,19 +190,24 @@ impl Authenticator {
             }
         };
         let stored = stored.ok_or(AuthError::Invalid)?;
-        if !keys::same_hash(&stored.secret_sha256, &presented) {
-            return Err(AuthError::Invalid);
-        }
-        if stored.revoked_at.is_some() {
-            return Err(AuthError::Revoked);
-        }
-        let principal = Principal { key: Some(stored.id), merchant: stored.merchant, roles: stored.roles };
+        let principal = self.admit_stored(&stored, &presented)?;
         let token = token.as_bytes().into();
         self.verified.insert(
             fingerprint,
             Arc::new(VerifiedToken { token, principal: principal.clone(), revocations, loaded_at }),
         );
         Ok(principal)
+    }
+
+    /// The principal of a stored key whose secret hashes to `presented`, unless revoked.
+    fn admit_stored(&self, stored: &StoredKey, presented: &[u8; 32]) -> Result<Principal, AuthError> {
+        if !keys::same_hash(&stored.secret_sha256, presented) {
+            return Err(AuthError::Invalid);
+        }
+        if stored.revoked_at.is_some() {
+            return Err(AuthError::Revoked);
+        }
+        Ok(Principal { key: Some(stored.id), merchant: stored.merchant, roles: stored.roles })
     }
 
     /// Whether a bootstrap admin key comes from configuration (`PRICING_ADMIN_KEY`).
@@ -196,6 +221,7 @@ impl Authenticator {
         // cache it again.
         self.revocations.fetch_add(1, Ordering::AcqRel);
         self.cache.invalidate(&id);
+        self.last_read.invalidate(&id);
         self.verified.invalidate_all();
     }
 }

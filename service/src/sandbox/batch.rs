@@ -1,7 +1,16 @@
 //! Many contexts in one call of the rule's `evaluate-batch`: attributed context by context
 //! for rules that mark their contexts, with a fallback to one call per context (the design is
 //! in `run.rs`).
+//!
+//! What a crafted rule can get from one batch is bounded: each context has one evaluation's
+//! fuel and time; the work outside the contexts (before the first mark and after the last,
+//! together) has one evaluation's and a 64th of one per context; a call that stops inside a
+//! context fails that context alone and re-runs only the others, one call each; and a call
+//! that fails outside its contexts sends that rule version to one call per context for good,
+//! so its fallback is paid once, not on every batch. In all, a batch of n costs at most about
+//! 2n + 1 evaluations' allowance, and after the first failure n.
 
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::bindings;
@@ -10,6 +19,18 @@ use super::host::Marks;
 use super::outcome::{EvalError, EvalStats, Evaluation};
 use super::run::{Phase, classify, stats_of};
 use super::{PreparedRule, Sandbox};
+
+/// Why a batch call gave no answers, and the context it stopped in, when it stopped in one.
+struct BatchFailure {
+    error: EvalError,
+    in_context: Option<(usize, EvalStats)>,
+}
+
+impl BatchFailure {
+    fn outside(error: EvalError) -> Self {
+        Self { error, in_context: None }
+    }
+}
 
 impl Sandbox {
     /// Evaluates contexts for decision records: each result with its own fuel, log and
@@ -20,43 +41,73 @@ impl Sandbox {
         if ctxs.is_empty() {
             return Vec::new();
         }
-        if !rule.marks_contexts {
+        if !rule.marks_contexts || rule.batch_unusable.load(Ordering::Relaxed) {
             return self.evaluate_many(rule, ctxs);
         }
         match self.attributed_batch(rule, ctxs) {
             Ok(evaluations) => evaluations,
-            Err(error) => {
+            // A full pool is the service's trouble, for every context alike: the caller
+            // tries again later, and one call per context would only meet the same pool.
+            Err(BatchFailure { error: error @ EvalError::Busy, .. }) => {
+                ctxs.iter().map(|_| Evaluation { result: Err(error.clone()), stats: EvalStats::default() }).collect()
+            }
+            // One context failed (a trap, its fuel or time): it keeps its failure, and only the
+            // others are evaluated again, one call each (their answers went down with the call).
+            Err(BatchFailure { error, in_context: Some((index, stats)) }) => {
+                let others: Vec<_> =
+                    ctxs.iter().enumerate().filter(|(i, _)| *i != index).map(|(_, c)| c.clone()).collect();
+                let mut evaluations = self.evaluate_many(rule, &others);
+                evaluations.insert(index, Evaluation { result: Err(error), stats });
+                evaluations
+            }
+            Err(BatchFailure { error, in_context: None }) => {
                 tracing::debug!(
                     contexts = ctxs.len(),
                     kind = error.kind(),
                     error = %error,
-                    "the batch call failed as a whole; evaluating its contexts one by one"
+                    "the batch call failed outside its contexts; this rule is evaluated one context per call from now on"
                 );
+                rule.batch_unusable.store(true, Ordering::Relaxed);
                 self.evaluate_many(rule, ctxs)
             }
         }
     }
 
     /// One `evaluate-batch` call, split at the guest's marks. An error means the call as a
-    /// whole gave nothing attributable.
-    fn attributed_batch(&self, rule: &PreparedRule, ctxs: &[bindings::Context]) -> Result<Vec<Evaluation>, EvalError> {
+    /// whole gave nothing attributable, except to the context it stopped in.
+    fn attributed_batch(
+        &self,
+        rule: &PreparedRule,
+        ctxs: &[bindings::Context],
+    ) -> Result<Vec<Evaluation>, BatchFailure> {
         let n = ctxs.len() as u64;
-        // Taking the inputs in and handing the answers back grow with the batch: that work
-        // has the whole batch's allowance; each context has one evaluation's.
-        let outside = self.allowance(n);
-        let (mut store, policy) = self.instantiate(rule, n).map_err(|(error, _)| error)?;
+        // Taking the inputs in and handing the answers back grow with the batch, but a little:
+        // that work has a bounded allowance of its own; each context has one evaluation's.
+        let outside = self.outside_allowance(n);
+        let (mut store, policy) = self.instantiate(rule, n).map_err(|(error, _)| BatchFailure::outside(error))?;
         store.set_fuel(outside.fuel).expect("fuel is enabled on the engine");
         store.set_epoch_deadline(outside.ticks);
         store.data_mut().marks = Some(Marks::new(ctxs.len(), self.allowance(1), outside));
         let deadline_ms = self.settings.deadline_ms;
-        let decisions = policy
-            .call_evaluate_batch(&mut store, ctxs)
-            .map_err(|e| classify(e, &store, self.settings.fuel_per_evaluation, deadline_ms, Phase::Call))?;
+        let decisions = match policy.call_evaluate_batch(&mut store, ctxs) {
+            Ok(decisions) => decisions,
+            Err(e) => {
+                let error = classify(e, &store, self.settings.fuel_per_evaluation, deadline_ms, Phase::Call);
+                let state = store.data();
+                let in_context = state.marks.as_ref().filter(|m| m.violation.is_none()).and_then(|marks| {
+                    let index = marks.current()? as usize;
+                    let stats = marks.partial(store.get_fuel().unwrap_or(0), &state.log, state.limiter.peak_memory);
+                    Some((index, stats))
+                });
+                return Err(BatchFailure { error, in_context });
+            }
+        };
         if decisions.len() != ctxs.len() {
-            return Err(EvalError::InvalidOutput(format!("{} decisions for {} contexts", decisions.len(), ctxs.len())));
+            let error = EvalError::InvalidOutput(format!("{} decisions for {} contexts", decisions.len(), ctxs.len()));
+            return Err(BatchFailure::outside(error));
         }
         let marks = store.data_mut().marks.take().expect("the marks were set above");
-        let spans = marks.finish().map_err(EvalError::InvalidOutput)?;
+        let spans = marks.finish().map_err(|e| BatchFailure::outside(EvalError::InvalidOutput(e)))?;
         let limits = self.output_limits();
         Ok(decisions
             .into_iter()

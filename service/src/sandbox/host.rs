@@ -70,7 +70,8 @@ pub(super) struct Marks {
     next: u32,
     per_context: Allowance,
     /// For the work outside any context, before the first mark (taking the inputs in) and
-    /// after the last (handing the answers back): the whole call's allowance.
+    /// after the last (handing the answers back), both together: what the first part leaves
+    /// is all the second gets.
     outside: Allowance,
     span_fuel: u64,
     span_started: Instant,
@@ -170,6 +171,8 @@ fn begin_context(mut store: StoreContextMut<'_, HostState>, index: u32) -> wasmt
     } else {
         // Lines written before the first context belong to none of them.
         state.log.clear();
+        let spent_ticks = marks.span_started.elapsed().as_millis().div_ceil(super::TICK.as_millis().max(1)) as u64;
+        marks.outside = Allowance { fuel: remaining, ticks: marks.outside.ticks.saturating_sub(spent_ticks).max(1) };
     }
     marks.next += 1;
     let grant = if index < marks.count { marks.per_context } else { marks.outside };

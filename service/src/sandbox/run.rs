@@ -157,6 +157,15 @@ impl Sandbox {
     }
 
     /// The fuel and deadline of `evaluations` evaluations.
+    /// What a batch call of `contexts` may spend outside its contexts (taking the inputs in
+    /// before the first mark and handing the answers back after the last, together): one
+    /// evaluation's allowance and a 64th of one per context. Lifting a context costs far less
+    /// than that; a rule cannot hide work there.
+    pub(super) fn outside_allowance(&self, contexts: u64) -> Allowance {
+        let share = |per_evaluation: u64| per_evaluation.saturating_mul(64 + contexts) / 64;
+        Allowance { fuel: share(self.settings.fuel_per_evaluation), ticks: ticks(share(self.settings.deadline_ms)) }
+    }
+
     pub(super) fn allowance(&self, evaluations: u64) -> Allowance {
         Allowance {
             fuel: self.settings.fuel_per_evaluation.saturating_mul(evaluations),

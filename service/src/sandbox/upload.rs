@@ -50,6 +50,10 @@ pub struct PreparedRule {
     pub(super) pre: PolicyPre<HostState>,
     /// Whether the rule imports `begin-context`, so a batch call can be split by context.
     pub(super) marks_contexts: bool,
+    /// Set once a batch call of this rule failed outside any context (bad marks, a trap or
+    /// spin before the first mark or after the last): its batches are not tried again, so the
+    /// fallback to one call per context is paid once per prepared version, not per batch.
+    pub(super) batch_unusable: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl PreparedRule {
@@ -57,6 +61,11 @@ impl PreparedRule {
     /// not, and are evaluated one context per call).
     pub fn marks_contexts(&self) -> bool {
         self.marks_contexts
+    }
+
+    /// Whether its batch calls are still tried (see `sandbox::batch`).
+    pub fn batch_usable(&self) -> bool {
+        !self.batch_unusable.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -137,7 +146,7 @@ impl Sandbox {
         let instance_pre =
             self.linker.instantiate_pre(component).map_err(|e| UploadError::NoInterface(format!("{e:#}")))?;
         let pre = PolicyPre::new(instance_pre).map_err(|e| UploadError::NoInterface(format!("{e:#}")))?;
-        Ok(PreparedRule { pre, marks_contexts })
+        Ok(PreparedRule { pre, marks_contexts, batch_unusable: Default::default() })
     }
 }
 

@@ -51,31 +51,97 @@ pub use work::{Backlog, Intent, Sweep};
 /// take one, and commit it whole. It dereferences to its connection, so `&mut **tx` runs a
 /// query in it. On SQLite it also holds the process's write turn (see [`Store::begin`]).
 pub struct Tx {
-    tx: sqlx::Transaction<'static, sqlx::Any>,
-    /// Released after the transaction ends (fields drop in order).
-    _turn: Option<OwnedSemaphorePermit>,
+    inner: TxInner,
+    /// Released after the transaction ends.
+    turn: Option<OwnedSemaphorePermit>,
+}
+
+enum TxInner {
+    /// PostgreSQL: sqlx's transaction (an aborted transaction is rolled back on drop).
+    Managed(sqlx::Transaction<'static, sqlx::Any>),
+    /// SQLite: `BEGIN IMMEDIATE` and `COMMIT` of our own (`None` once ended). SQLite rolls a
+    /// transaction back by itself after some errors (a full disk, an I/O error), which leaves
+    /// sqlx's count of open transactions wrong: its next `BEGIN` on that connection becomes a
+    /// `SAVEPOINT`, whose rollback leaves a transaction open that holds the write lock and
+    /// a stale snapshot, and whose "commit" commits nothing. So the transaction is ours, and
+    /// one that did not commit is always ended with a plain `ROLLBACK` before its connection
+    /// goes back to the pool.
+    Sqlite(Option<sqlx::pool::PoolConnection<sqlx::Any>>),
 }
 
 impl Tx {
-    pub async fn commit(self) -> Result<(), StoreError> {
-        Ok(self.tx.commit().await?)
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        match &mut self.inner {
+            TxInner::Sqlite(conn) => {
+                let connection = conn.as_mut().expect("an open transaction has its connection");
+                sqlx::query("COMMIT").execute(&mut **connection).await?;
+                // Committed: the connection goes back to the pool as it is.
+                conn.take();
+                Ok(())
+            }
+            TxInner::Managed(_) => {
+                let TxInner::Managed(tx) = std::mem::replace(&mut self.inner, TxInner::Sqlite(None)) else {
+                    unreachable!()
+                };
+                Ok(tx.commit().await?)
+            }
+        }
     }
 
-    pub async fn rollback(self) -> Result<(), StoreError> {
-        Ok(self.tx.rollback().await?)
+    pub async fn rollback(mut self) -> Result<(), StoreError> {
+        match std::mem::replace(&mut self.inner, TxInner::Sqlite(None)) {
+            TxInner::Managed(tx) => Ok(tx.rollback().await?),
+            TxInner::Sqlite(Some(mut conn)) => {
+                end_quietly(&mut conn).await;
+                Ok(())
+            }
+            TxInner::Sqlite(None) => Ok(()),
+        }
+    }
+}
+
+/// Ends whatever transaction the connection is in; "no transaction is active" (SQLite rolled
+/// it back itself) is the same outcome.
+async fn end_quietly(conn: &mut sqlx::pool::PoolConnection<sqlx::Any>) {
+    let _ = sqlx::query("ROLLBACK").execute(&mut **conn).await;
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        let TxInner::Sqlite(conn) = &mut self.inner else { return };
+        let Some(mut conn) = conn.take() else { return };
+        let turn = self.turn.take();
+        match tokio::runtime::Handle::try_current() {
+            // The write turn passes on only once the transaction has ended.
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    end_quietly(&mut conn).await;
+                    drop(conn);
+                    drop(turn);
+                });
+            }
+            // No runtime to roll back on: the connection is closed instead (which rolls back).
+            Err(_) => drop(conn.detach()),
+        }
     }
 }
 
 impl std::ops::Deref for Tx {
     type Target = sqlx::AnyConnection;
     fn deref(&self) -> &sqlx::AnyConnection {
-        &self.tx
+        match &self.inner {
+            TxInner::Managed(tx) => tx,
+            TxInner::Sqlite(conn) => conn.as_ref().expect("an open transaction has its connection"),
+        }
     }
 }
 
 impl std::ops::DerefMut for Tx {
     fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
-        &mut self.tx
+        match &mut self.inner {
+            TxInner::Managed(tx) => tx,
+            TxInner::Sqlite(conn) => conn.as_mut().expect("an open transaction has its connection"),
+        }
     }
 }
 
@@ -112,6 +178,9 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(ref db) if db.code().is_some_and(|code| is_contention(&code)) => {
                 StoreError::Contended(e.to_string())
             }
+            sqlx::Error::Database(ref db) if db.code().is_some_and(|code| is_outage(&code)) => {
+                StoreError::Unavailable(e.to_string())
+            }
             other => StoreError::Database(other),
         }
     }
@@ -123,6 +192,18 @@ fn is_contention(code: &str) -> bool {
     match code {
         "40P01" | "40001" | "55P03" => true,
         sqlite => sqlite.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6)),
+    }
+}
+
+/// The database is going away or cannot take the write, for a while: PostgreSQL's connection
+/// exceptions (class 08), administrator or crash shutdown, a server starting up, too many
+/// connections, a full disk; SQLite's full disk and I/O errors (primary codes 13 and 10).
+fn is_outage(code: &str) -> bool {
+    match code {
+        "57P01" | "57P02" | "57P03" | "53300" | "53100" => true,
+        // SQLite's codes, extended ones included, have at most four digits.
+        postgres if postgres.len() == 5 => postgres.starts_with("08"),
+        sqlite => sqlite.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 10 | 13)),
     }
 }
 
@@ -243,7 +324,15 @@ impl Store {
             ),
             None => None,
         };
-        Ok(Tx { tx: self.pool.begin().await?, _turn: turn })
+        let inner = match self.backend {
+            Backend::Sqlite => {
+                let mut conn = self.pool.acquire().await?;
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+                TxInner::Sqlite(Some(conn))
+            }
+            Backend::Postgres => TxInner::Managed(self.pool.begin().await?),
+        };
+        Ok(Tx { inner, turn })
     }
 
     /// Makes every committed transaction durable against a power loss, not only a crash of the
