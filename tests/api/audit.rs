@@ -779,3 +779,32 @@ async fn postgres_refuses_to_truncate_the_history() {
     pool.close().await;
     assert_eq!(verification(&app, &key).await["records"], 1, "the history is still there");
 }
+
+/// A power loss may drop what SQLite's log has not synced; a signed checkpoint must never
+/// cover records that could vanish that way. Copying the database file alone (without its
+/// write-ahead log) is what such a loss leaves at worst: it still holds every record the
+/// checkpoint covers.
+#[tokio::test]
+async fn what_a_checkpoint_covers_is_in_the_database_file_itself() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (merchant, key) = app.merchant_with_key(&["merchant", "auditor"]).await;
+    for i in 0..5 {
+        put(&app, &key, &format!("sku-{i}"), json!({"currency": "EUR", "cost_minor": 100, "base_price_minor": 200}))
+            .await;
+    }
+    let signed = checkpoint(&app, &key).await;
+    let seq = signed["checkpoint"]["seq"].as_i64().unwrap();
+    assert_eq!(seq, 5);
+    let file = app.db.dir.join("pricing.db");
+    let copy = app.db.dir.join("after-power-loss.db");
+    std::fs::copy(&file, &copy).unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", copy.display())).await.unwrap();
+    let covered: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM decisions WHERE merchant_id = $1 AND seq <= $2")
+        .bind(&merchant)
+        .bind(seq)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert_eq!(covered, seq, "every record the checkpoint covers is in the file, not only in the log");
+}

@@ -246,3 +246,58 @@ async fn prices_history_and_products_agree_under_churn(backend: Backend) {
 both_backends! {
     churn_during_reprice => prices_history_and_products_agree_under_churn;
 }
+
+/// Requests cut off by a very short request timeout, some of them after their commit: the work
+/// after a commit (the price cache) still completes, so checkout agrees with the store at once,
+/// without waiting for the periodic reconciliation (turned off here).
+async fn a_request_timeout_after_the_commit_still_updates_the_cache(backend: Backend) {
+    let db = crate::common::fresh_database(backend).await;
+    let mut settings = test_settings(&db);
+    settings.http.request_timeout_ms = 15;
+    settings.cache.reconcile_secs = 0;
+    settings.http.workers = 2;
+    let app = spawn_app_with(settings, db).await;
+    let (merchant, key) = app.merchant_with_key(&["merchant", "checkout"]).await;
+    let skus: Vec<String> = (0..30).map(|i| format!("sku-{i:02}")).collect();
+    let mut timed_out = 0;
+    for round in 0..8 {
+        let calls = skus.iter().enumerate().map(|(i, sku)| {
+            let path = format!("/v1/products/{sku}");
+            let (app, key) = (&app, &key);
+            async move {
+                let response = if (i + round) % 3 == 0 {
+                    app.call(Method::DELETE, &path, Some(key), None).await
+                } else {
+                    app.call(Method::PUT, &path, Some(key), Some(body(1000 + round as i64, 500, 5000))).await
+                };
+                response.status()
+            }
+        });
+        timed_out += futures_util::future::join_all(calls)
+            .await
+            .into_iter()
+            .filter(|s| *s == StatusCode::SERVICE_UNAVAILABLE || *s == StatusCode::GATEWAY_TIMEOUT)
+            .count();
+    }
+    assert!(timed_out > 0, "the timeout cut some requests off");
+    // Post-commit work may still be finishing; it never needs the reconciliation.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let merchant: MerchantId = merchant.parse().unwrap();
+    for sku in &skus {
+        let stored = app.store.current_price(merchant, &pricing::domain::Sku::parse(sku).unwrap()).await.unwrap();
+        let served = app.call(Method::GET, &format!("/v1/prices/{sku}"), Some(&key), None).await;
+        match stored {
+            Some(price) => {
+                assert_eq!(served.status(), StatusCode::OK, "{sku} is stored, so checkout must know it");
+                let served = served.json::<Value>().await.unwrap()["price_minor"].as_i64();
+                assert_eq!(served, Some(price.price.minor()), "{sku}");
+            }
+            None => assert_eq!(served.status(), StatusCode::NOT_FOUND, "{sku} was deleted, yet checkout prices it"),
+        }
+    }
+    app.stop().await;
+}
+
+both_backends! {
+    timeout_after_commit => a_request_timeout_after_the_commit_still_updates_the_cache;
+}

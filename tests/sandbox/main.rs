@@ -76,6 +76,21 @@ fn an_approximate_price_is_rounded_half_away_from_zero() {
     assert_eq!(evaluation.result.unwrap().price_minor, Some(1899));
 }
 
+/// The sign and top bits of a NaN that the rule computes, as the price: the same on every
+/// machine only when the engine canonicalises NaNs (x86's own `0/0` is negative, ARM's not).
+#[test]
+fn nans_are_canonical_so_a_replay_on_another_machine_gives_the_same_bits() {
+    for nan in [
+        "(f64.div (f64.const 0) (f64.const 0))",
+        "(f64.sqrt (f64.const -1))",
+        "(f64.add (f64.const nan:0x1234) (f64.const 1))",
+    ] {
+        let body = format!("(call $set (i64.shr_u (i64.reinterpret_f64 {nan}) (i64.const 48)) {EUR})");
+        let evaluation = evaluate(&rule(&body, ""));
+        assert_eq!(evaluation.result.unwrap().price_minor, Some(0x7ff8), "{nan}: the canonical quiet NaN");
+    }
+}
+
 #[test]
 fn a_slow_but_legal_rule_finishes_within_its_limits() {
     let body = "(loop $l (local.set $i (i32.add (local.get $i) (i32.const 1)))
