@@ -81,6 +81,10 @@ pub struct PricingSettings {
     /// How often the engine looks in the store for work it was not told about (other
     /// replicas' requests, expired claims, retries), in milliseconds.
     pub poll_ms: u64,
+    /// Most competitors stored per SKU.
+    pub max_competitors_per_sku: u64,
+    /// Most SKUs that may have signals but no product.
+    pub max_skus_without_product: u64,
 }
 
 impl PricingSettings {
@@ -171,6 +175,15 @@ pub struct SandboxSettings {
     pub max_rule_bytes: u64,
 }
 
+impl PricingSettings {
+    pub fn signal_quotas(&self) -> crate::write::SignalQuotas {
+        crate::write::SignalQuotas {
+            competitors_per_sku: self.max_competitors_per_sku,
+            skus_without_product: self.max_skus_without_product,
+        }
+    }
+}
+
 impl HttpSettings {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
@@ -257,6 +270,8 @@ workers = 0
 batch_size = 500
 lease_secs = 30
 poll_ms = 250
+max_competitors_per_sku = 100
+max_skus_without_product = 100000
 
 [audit]
 keys_dir = "data/keys"

@@ -187,3 +187,62 @@ async fn signals_from_long_ago_and_oversized_batches_are_refused() {
     let details = expect_error(response, StatusCode::BAD_REQUEST, "invalid_body").await;
     assert!(details.is_null() || details.is_object());
 }
+
+fn offer_for(sku: &str, id: &str, competitor: &str, minutes_ago: i64) -> Value {
+    json!({"id": id, "sku": sku, "competitor": competitor, "price_minor": 1500, "currency": "EUR",
+           "in_stock": true, "observed_at": Utc::now() - Duration::minutes(minutes_ago)})
+}
+
+async fn post_offers(app: &TestApp, key: &str, offers: Vec<Value>) -> reqwest::Response {
+    app.call(Method::POST, "/v1/signals/competitor-prices", Some(key), Some(json!({"observations": offers}))).await
+}
+
+async fn competitors_per_sku_and_skus_without_a_product_have_quotas(backend: Backend) {
+    let db = fresh_database(backend).await;
+    let mut settings = test_settings(&db);
+    settings.pricing.max_competitors_per_sku = 3;
+    settings.pricing.max_skus_without_product = 2;
+    let app = spawn_app_with(settings, db).await;
+    let (_, key) = app.merchant_with_key(&["merchant", "feed"]).await;
+    let body = json!({"currency": "EUR", "cost_minor": 1200, "base_price_minor": 1999});
+    expect_status(app.put_product(&key, "tee-1", body.clone()).await, StatusCode::CREATED).await;
+
+    // Three competitors fit; a fourth new one is refused with the whole batch, updates of the
+    // known three always pass.
+    let three: Vec<Value> = ["a", "b", "c"].iter().map(|c| offer_for("tee-1", &format!("o-{c}"), c, 30)).collect();
+    expect_status(post_offers(&app, &key, three).await, StatusCode::OK).await;
+    let with_fourth = vec![offer_for("tee-1", "o-a2", "a", 20), offer_for("tee-1", "o-d", "d", 20)];
+    let refused =
+        expect_error(post_offers(&app, &key, with_fourth).await, StatusCode::UNPROCESSABLE_ENTITY, "over_quota").await;
+    assert_eq!(refused, json!({"limit": 3, "quota": "competitors_per_sku"}), "{refused}");
+    let update =
+        expect_status(post_offers(&app, &key, vec![offer_for("tee-1", "o-a2", "a", 20)]).await, StatusCode::OK).await;
+    assert_eq!(update["skus_changed"], 1, "the refused batch stored nothing, so this update is new: {update}");
+
+    // Two SKUs may have signals before their product exists; a third waits for its product.
+    for sku in ["early-1", "early-2"] {
+        expect_status(post_offers(&app, &key, vec![offer_for(sku, &format!("o-{sku}"), "a", 5)]).await, StatusCode::OK)
+            .await;
+    }
+    expect_status(post_offers(&app, &key, vec![offer_for("early-1", "o-e1b", "b", 4)]).await, StatusCode::OK).await;
+    let refused = expect_error(
+        post_offers(&app, &key, vec![offer_for("early-3", "o-e3", "a", 5)]).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "over_quota",
+    )
+    .await;
+    assert_eq!(refused["quota"], "skus_without_product", "{refused}");
+    let demand = json!({"events": [{"id": "e-1", "sku": "early-3", "kind": "view", "quantity": 1,
+                                    "occurred_at": Utc::now()}]});
+    let response = app.call(Method::POST, "/v1/signals/demand", Some(&key), Some(demand.clone())).await;
+    expect_error(response, StatusCode::UNPROCESSABLE_ENTITY, "over_quota").await;
+    // Once a product exists for one of them, there is room again.
+    expect_status(app.put_product(&key, "early-1", body).await, StatusCode::CREATED).await;
+    let response = app.call(Method::POST, "/v1/signals/demand", Some(&key), Some(demand)).await;
+    expect_status(response, StatusCode::OK).await;
+    app.stop().await;
+}
+
+both_backends! {
+    signal_quotas => competitors_per_sku_and_skus_without_a_product_have_quotas;
+}

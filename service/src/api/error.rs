@@ -187,6 +187,7 @@ impl From<StoreError> for ApiError {
             StoreError::CurrencyMismatch { .. } => {
                 ApiError::Conflict { code: "currency_mismatch", message: e.to_string() }
             }
+            StoreError::OverQuota { what, limit, message } => ApiError::OverQuota { message, what, limit },
             other => {
                 tracing::error!(error = %other, "store failure");
                 ApiError::Internal

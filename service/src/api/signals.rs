@@ -179,7 +179,7 @@ pub async fn competitor_prices(
     }
     invalid.or_ok(|| ())?;
     let received = observations.len();
-    let changed = prices.record_observations(merchant, observations).await?;
+    let changed = prices.record_observations(merchant, observations, settings.signal_quotas()).await?;
     Ok(receipt(received, changed))
 }
 
@@ -211,6 +211,6 @@ pub async fn demand(
     }
     invalid.or_ok(|| ())?;
     let received = events.len();
-    let changed = prices.record_demand(merchant, events).await?;
+    let changed = prices.record_demand(merchant, events, settings.signal_quotas()).await?;
     Ok(receipt(received, changed))
 }

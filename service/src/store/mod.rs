@@ -20,6 +20,7 @@ mod checkpoints;
 pub mod history;
 pub mod prices;
 pub mod products;
+pub mod quotas;
 mod rows;
 pub mod rules;
 pub mod signals;
@@ -155,6 +156,9 @@ pub enum StoreError {
     Contended(String),
     #[error("product {sku} is priced in {existing}; its currency cannot change")]
     CurrencyMismatch { sku: Sku, existing: Currency },
+    /// A change refused by one of the merchant's quotas (checked by the write side).
+    #[error("{message}")]
+    OverQuota { what: &'static str, limit: u64, message: String },
     #[error("stored data could not be read back: {0}")]
     Corrupt(String),
     #[error("unsupported database URL `{0}`: use sqlite://path or postgres://...")]

@@ -13,6 +13,7 @@
 pub mod catalogue;
 mod decisions;
 mod gate;
+mod quotas;
 mod rules;
 mod settings;
 mod wakeups;
@@ -22,6 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
+
+pub use quotas::SignalQuotas;
 
 use crate::cache::PriceCache;
 use crate::domain::{Attributes, MerchantId, Product, ProductDraft, Sku, Trigger};
@@ -154,22 +157,41 @@ impl Prices {
         &self,
         merchant: MerchantId,
         observations: Vec<Observation>,
+        quotas: SignalQuotas,
     ) -> Result<usize, StoreError> {
-        self.record_signals(merchant, SignalBatch::Observations(observations)).await
+        self.record_signals(merchant, SignalBatch::Observations(observations), quotas).await
     }
 
     /// Records demand events (each id once) and queues their SKUs for repricing, in one
     /// transaction; returns how many SKUs had new events.
-    pub async fn record_demand(&self, merchant: MerchantId, events: Vec<DemandEvent>) -> Result<usize, StoreError> {
-        self.record_signals(merchant, SignalBatch::Demand(events)).await
+    pub async fn record_demand(
+        &self,
+        merchant: MerchantId,
+        events: Vec<DemandEvent>,
+        quotas: SignalQuotas,
+    ) -> Result<usize, StoreError> {
+        self.record_signals(merchant, SignalBatch::Demand(events), quotas).await
     }
 
-    async fn record_signals(&self, merchant: MerchantId, batch: SignalBatch) -> Result<usize, StoreError> {
+    async fn record_signals(
+        &self,
+        merchant: MerchantId,
+        batch: SignalBatch,
+        limits: SignalQuotas,
+    ) -> Result<usize, StoreError> {
         let this = self.clone();
         self.detached(move |gate| async move {
             let store = &this.inner.store;
             let count = retrying(&gate, || async {
                 let mut tx = store.begin().await?;
+                let skus: Vec<&Sku> = match &batch {
+                    SignalBatch::Observations(observations) => observations.iter().map(|o| &o.sku).collect(),
+                    SignalBatch::Demand(events) => events.iter().map(|e| &e.sku).collect(),
+                };
+                quotas::check_skus_without_product(&mut tx, merchant, skus, limits.skus_without_product).await?;
+                if let SignalBatch::Observations(observations) = &batch {
+                    quotas::check_competitors(&mut tx, merchant, observations, limits.competitors_per_sku).await?;
+                }
                 let (changed, trigger) = match &batch {
                     SignalBatch::Observations(observations) => (
                         signals::record_observations(&mut tx, merchant, observations).await?,

@@ -1,0 +1,78 @@
+//! The merchant's quotas on signals, checked in the transaction that records a batch, so a
+//! batch over a quota is refused whole and nothing of it is stored:
+//! - competitors per SKU (`pricing.max_competitors_per_sku`): a new competitor for a SKU that
+//!   already has that many is refused; updates of known competitors always pass;
+//! - SKUs with signals but no product (`pricing.max_skus_without_product`): feeds may run ahead
+//!   of the catalogue, within this many SKUs; a SKU counts until its product is created.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::domain::{MerchantId, Sku};
+use crate::store::{Observation, StoreError, Tx, quotas};
+
+#[derive(Debug, Clone, Copy)]
+pub struct SignalQuotas {
+    pub competitors_per_sku: u64,
+    pub skus_without_product: u64,
+}
+
+fn over(what: &'static str, limit: u64, message: String) -> StoreError {
+    StoreError::OverQuota { what, limit, message }
+}
+
+pub(super) async fn check_competitors(
+    tx: &mut Tx,
+    merchant: MerchantId,
+    observations: &[Observation],
+    limit: u64,
+) -> Result<(), StoreError> {
+    let mut sent: BTreeMap<&Sku, BTreeSet<&str>> = BTreeMap::new();
+    for o in observations {
+        sent.entry(&o.sku).or_default().insert(o.competitor.as_str());
+    }
+    // Only SKUs that could pass the limit need a look at what is stored.
+    let skus: Vec<Sku> = sent.keys().map(|sku| (*sku).clone()).collect();
+    let stored = quotas::competitors_of(tx, merchant, &skus).await?;
+    for (sku, competitors) in sent {
+        let known = stored.get(sku.as_str());
+        let new = competitors.iter().filter(|c| known.is_none_or(|k| !k.contains(**c))).count();
+        let total = known.map_or(0, |k| k.len()) + new;
+        if total as u64 > limit {
+            return Err(over(
+                "competitors_per_sku",
+                limit,
+                format!("SKU {sku} would have {total} competitors; a SKU has at most {limit}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn check_skus_without_product(
+    tx: &mut Tx,
+    merchant: MerchantId,
+    skus: impl IntoIterator<Item = &Sku>,
+    limit: u64,
+) -> Result<(), StoreError> {
+    let skus: Vec<Sku> = skus.into_iter().cloned().collect::<BTreeSet<_>>().into_iter().collect();
+    let missing = quotas::without_product(tx, merchant, &skus).await?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let counted = quotas::with_signals(tx, merchant, &missing).await?;
+    let new = missing.iter().filter(|sku| !counted.contains(sku.as_str())).count() as u64;
+    if new == 0 {
+        return Ok(());
+    }
+    let total = quotas::skus_with_signals_only(tx, merchant).await? as u64 + new;
+    if total > limit {
+        return Err(over(
+            "skus_without_product",
+            limit,
+            format!(
+                "{total} SKUs would have signals but no product; at most {limit} may (create their products first)"
+            ),
+        ));
+    }
+    Ok(())
+}
