@@ -175,15 +175,6 @@ pub struct SandboxSettings {
     pub max_rule_bytes: u64,
 }
 
-impl PricingSettings {
-    pub fn signal_quotas(&self) -> crate::write::SignalQuotas {
-        crate::write::SignalQuotas {
-            competitors_per_sku: self.max_competitors_per_sku,
-            skus_without_product: self.max_skus_without_product,
-        }
-    }
-}
-
 impl HttpSettings {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)

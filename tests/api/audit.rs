@@ -78,6 +78,27 @@ pub async fn stored_signing_secrets(db: &TestDb) -> i64 {
     }
 }
 
+/// What someone with database access runs to edit record 2 and re-hash every record after it
+/// and the chain's head, so that the chain is consistent on its own.
+async fn consistent_rewrite_of_record_2(app: &TestApp, merchant: &str) -> Vec<String> {
+    let chain = app.store.chain(merchant.parse().unwrap(), 0, 100).await.unwrap();
+    let mut prev = pricing::domain::chain::GENESIS_HASH.to_owned();
+    let mut statements = Vec::new();
+    for decision in chain {
+        let record =
+            if decision.seq == 2 { decision.record.replace("was created", "was CREATED") } else { decision.record };
+        let hash = pricing::domain::chain::chain_hash(&prev, &record);
+        statements.push(format!(
+            "UPDATE decisions SET record = '{}', prev_hash = '{prev}', hash = '{hash}' WHERE seq = {}",
+            record.replace('\'', "''"),
+            decision.seq
+        ));
+        prev = hash;
+    }
+    statements.push(format!("UPDATE chain_heads SET head_hash = '{prev}'"));
+    statements
+}
+
 /// Two products, then rule v1 (cost-plus; "a" clipped by its floor), v2 (fails), v1 again
 /// (kept). Returns the key and the instant between v1's and v2's decisions.
 async fn known_history(app: &TestApp) -> (String, DateTime<Utc>) {
@@ -542,21 +563,7 @@ async fn verification_starts_at_the_newest_checkpoint_and_still_catches_rewrites
 
     // A rewrite before it that keeps the chain consistent changes the checkpointed record's
     // hash: caught at the checkpoint.
-    let chain = app.store.chain(merchant.parse().unwrap(), 0, 100).await.unwrap();
-    let mut prev = pricing::domain::chain::GENESIS_HASH.to_owned();
-    let mut statements = Vec::new();
-    for decision in chain {
-        let record =
-            if decision.seq == 2 { decision.record.replace("was created", "was CREATED") } else { decision.record };
-        let hash = pricing::domain::chain::chain_hash(&prev, &record);
-        statements.push(format!(
-            "UPDATE decisions SET record = '{}', prev_hash = '{prev}', hash = '{hash}' WHERE seq = {}",
-            record.replace('\'', "''"),
-            decision.seq
-        ));
-        prev = hash;
-    }
-    statements.push(format!("UPDATE chain_heads SET head_hash = '{prev}'"));
+    let statements = consistent_rewrite_of_record_2(&app, &merchant).await;
     tamper(&app.db, &statements).await;
     let rewritten = verification(&app, &key).await;
     assert_eq!((&rewritten["intact"], &rewritten["first_broken"]["seq"]), (&json!(false), &json!(6)), "{rewritten}");
@@ -620,22 +627,7 @@ async fn a_signed_checkpoint_later_proves_that_nothing_before_it_changed() {
 
     // Someone with database access edits record 2 and rehashes every record after it and the
     // head: the chain verifies on its own, but not against the checkpoint.
-    let mut chain = app.store.chain(merchant.parse().unwrap(), 0, 100).await.unwrap();
-    let mut prev = pricing::domain::chain::GENESIS_HASH.to_owned();
-    let mut statements = Vec::new();
-    for decision in &mut chain {
-        if decision.seq == 2 {
-            decision.record = decision.record.replace("was created", "was CREATED");
-        }
-        let hash = pricing::domain::chain::chain_hash(&prev, &decision.record);
-        statements.push(format!(
-            "UPDATE decisions SET record = '{}', prev_hash = '{prev}', hash = '{hash}' WHERE seq = {}",
-            decision.record.replace('\'', "''"),
-            decision.seq
-        ));
-        prev = hash;
-    }
-    statements.push(format!("UPDATE chain_heads SET head_hash = '{prev}'"));
+    let statements = consistent_rewrite_of_record_2(&app, &merchant).await;
     tamper(&app.db, &statements).await;
     let rewritten = verification(&app, &key).await;
     assert_eq!(rewritten["first_broken"]["seq"], 4, "caught at the kept checkpoint: {rewritten}");

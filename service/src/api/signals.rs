@@ -14,7 +14,7 @@ use super::{ApiError, ErrorBody};
 use crate::config::PricingSettings;
 use crate::domain::{Currency, Invalid, MAX_AMOUNT_MINOR, Money, Sku};
 use crate::store::{DemandEvent, DemandKind, Observation};
-use crate::write::Prices;
+use crate::write::{Prices, SignalQuotas};
 
 /// Signal batches are large: a bigger body limit than the rest of the API.
 const BATCH_BODY_LIMIT: usize = 16 << 20;
@@ -179,7 +179,7 @@ pub async fn competitor_prices(
     }
     invalid.or_ok(|| ())?;
     let received = observations.len();
-    let changed = prices.record_observations(merchant, observations, settings.signal_quotas()).await?;
+    let changed = prices.record_observations(merchant, observations, SignalQuotas::from(&**settings)).await?;
     Ok(receipt(received, changed))
 }
 
@@ -211,6 +211,6 @@ pub async fn demand(
     }
     invalid.or_ok(|| ())?;
     let received = events.len();
-    let changed = prices.record_demand(merchant, events, settings.signal_quotas()).await?;
+    let changed = prices.record_demand(merchant, events, SignalQuotas::from(&**settings)).await?;
     Ok(receipt(received, changed))
 }

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::config::PricingSettings;
 use crate::domain::{MerchantId, Sku};
 use crate::store::{Observation, StoreError, Tx, quotas};
 
@@ -14,6 +15,15 @@ use crate::store::{Observation, StoreError, Tx, quotas};
 pub struct SignalQuotas {
     pub competitors_per_sku: u64,
     pub skus_without_product: u64,
+}
+
+impl From<&PricingSettings> for SignalQuotas {
+    fn from(settings: &PricingSettings) -> Self {
+        Self {
+            competitors_per_sku: settings.max_competitors_per_sku,
+            skus_without_product: settings.max_skus_without_product,
+        }
+    }
 }
 
 fn over(what: &'static str, limit: u64, message: String) -> StoreError {
