@@ -62,6 +62,7 @@ impl Application {
         if settings.cache.reconcile_secs > 0 {
             reconcile_periodically(store.clone(), &prices, Duration::from_secs(settings.cache.reconcile_secs));
         }
+        prune_demand_periodically(store.clone());
         let sandbox = Arc::new(Sandbox::new(&settings.sandbox)?);
         // Request-path rule work leaves the engine's workers their instances.
         let limits = RequestLimits::new(
@@ -132,6 +133,25 @@ fn reconcile_periodically(store: Store, cache: &Arc<PriceCache>, period: Duratio
                 Ok((_, 0)) => {}
                 Ok((landed, removed)) => tracing::warn!(landed, removed, "the price cache held deleted prices"),
                 Err(e) => tracing::warn!(error = %e, "reconciling the price cache failed"),
+            }
+        }
+    });
+}
+
+/// Forgets demand counters and event ids that no window needs any more, at start and hourly,
+/// until the store is closed.
+fn prune_demand_periodically(store: Store) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            ticks.tick().await;
+            if store.is_closed() {
+                return;
+            }
+            match store.prune_demand(chrono::Utc::now()).await {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "old demand counters and event ids pruned"),
+                Err(e) => tracing::warn!(error = %e, "pruning old demand failed"),
             }
         }
     });

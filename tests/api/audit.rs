@@ -60,23 +60,7 @@ async fn tamper(db: &TestDb, statements: &[String]) {
 
 /// Signing keys whose secret is stored in the database (a release before the key folder kept
 /// its key there).
-pub async fn stored_signing_secrets(db: &TestDb) -> i64 {
-    let sql = "SELECT COUNT(*) FROM signing_keys WHERE secret_key <> ''";
-    match db.backend {
-        Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-            let count = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
-            pool.close().await;
-            count
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-            let count = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
-            pool.close().await;
-            count
-        }
-    }
-}
+pub const STORED_SECRETS: &str = "SELECT COUNT(*) FROM signing_keys WHERE secret_key <> ''";
 
 /// What someone with database access runs to edit record 2 and re-hash every record after it
 /// and the chain's head, so that the chain is consistent on its own.
@@ -491,7 +475,7 @@ async fn checkpoint_keys_live_outside_the_database_and_rotate(backend: Backend) 
     assert!(file.is_file(), "{file:?}");
     #[cfg(unix)]
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions()) & 0o077, 0);
-    assert_eq!(stored_signing_secrets(&app.db).await, 0);
+    assert_eq!(crate::common::scalar(&app.db, STORED_SECRETS).await, 0);
 
     // Rotated while the service is down; after the restart the new key signs and the old
     // checkpoint still verifies by its key id.

@@ -308,10 +308,21 @@ async fn a_database_of_the_previous_release_opens_verifies_and_replays(backend: 
     assert_eq!(made["checkpoint"]["seq"], records + 1);
     assert_eq!(made["checkpoint"]["key_id"], expected["public_key"]["key_id"], "still the old release's key");
 
+    // The old release's demand events were folded into hourly counters, their ids and the
+    // latest inventory level kept.
+    assert_eq!(
+        crate::common::scalar(&db, "SELECT COUNT(*) FROM demand_event_ids").await,
+        4,
+        "every counted event's id"
+    );
+    let views = "SELECT CAST(SUM(quantity) AS BIGINT) FROM demand_buckets WHERE sku = 'tee-red-m' AND kind = 'view'";
+    assert_eq!(crate::common::scalar(&db, views).await, 40);
+    assert_eq!(crate::common::scalar(&db, "SELECT quantity FROM inventory_levels WHERE sku = 'mug-blue'").await, 120);
+
     // That key moved out of the database into the key folder; only its public half stays.
     let key_id = expected["public_key"]["key_id"].as_str().unwrap();
     assert!(db.dir.join("keys").join(format!("{key_id}.key")).is_file(), "the key is in the folder");
-    assert_eq!(crate::audit::stored_signing_secrets(&db).await, 0, "no secret is left in the database");
+    assert_eq!(crate::common::scalar(&db, crate::audit::STORED_SECRETS).await, 0, "no secret is left in the database");
 
     app.stop().await;
 }

@@ -438,6 +438,64 @@ async fn signals_are_read_for_a_range_of_skus(backend: Backend) {
     assert_eq!((one.prices.len(), one.demand[&sku("c")].units_sold_1d), (1, 1));
 }
 
+/// Demand is counted into hourly buckets: however many events a SKU has, its windows read a
+/// bounded number of rows; a replay never counts twice; what no window and no deduplication
+/// needs is pruned.
+async fn demand_is_counted_in_hourly_buckets_once_and_pruned(backend: Backend) {
+    use chrono::{Duration, Utc};
+    use pricing::store::{DemandEvent, DemandKind};
+
+    let db = fresh_database(backend).await;
+    let store = store::connect(&db.url, &Settings::defaults().store).await.unwrap();
+    let m = store.create_merchant("Acme").await.unwrap().id;
+    let now = Utc::now();
+    let view = |i: usize, minutes_ago: i64| DemandEvent {
+        id: format!("v-{i}"),
+        sku: sku("hot"),
+        kind: DemandKind::View,
+        quantity: 1,
+        occurred_at: now - Duration::minutes(minutes_ago),
+    };
+    let events: Vec<DemandEvent> = (0..3_000).map(|i| view(i, (i % 120) as i64)).collect();
+    for chunk in events.chunks(500) {
+        record_demand(&store, m, chunk).await.unwrap();
+    }
+    assert!(record_demand(&store, m, &events[..1_000]).await.unwrap().is_empty(), "a replay counts nothing");
+    let buckets = crate::common::scalar(&db, "SELECT COUNT(*) FROM demand_buckets WHERE sku = 'hot'").await;
+    assert!(buckets <= 3, "3,000 events over two hours are {buckets} counters");
+    let signals = store.signals_between(m, &sku("hot"), &sku("hot"), now).await.unwrap();
+    assert_eq!(signals.demand[&sku("hot")].views_1d, 3_000);
+
+    // 33 days old: past every window, still deduplicated; 36 days: past the deduplication
+    // window, so not counted at all.
+    let old = |id: &str, days: i64| DemandEvent {
+        id: id.into(),
+        sku: sku("old"),
+        kind: DemandKind::Sale,
+        quantity: 5,
+        occurred_at: now - Duration::days(days),
+    };
+    assert_eq!(record_demand(&store, m, &[old("o-33", 33)]).await.unwrap(), [sku("old")]);
+    assert!(record_demand(&store, m, &[old("o-36", 36)]).await.unwrap().is_empty(), "too old to count");
+    let signals = store.signals_between(m, &sku("old"), &sku("old"), now).await.unwrap();
+    assert!(!signals.demand.contains_key(&sku("old")), "outside every window");
+    assert!(store.prune_demand(now).await.unwrap() >= 1);
+    assert_eq!(
+        crate::common::scalar(&db, "SELECT COUNT(*) FROM demand_buckets WHERE sku = 'old'").await,
+        0,
+        "its counter is gone"
+    );
+    assert!(record_demand(&store, m, &[old("o-33", 33)]).await.unwrap().is_empty(), "its id still deduplicates");
+    store.prune_demand(now + Duration::days(3)).await.unwrap();
+    assert_eq!(crate::common::scalar(&db, "SELECT COUNT(*) FROM demand_event_ids WHERE event_id = 'o-33'").await, 0);
+    assert_eq!(
+        crate::common::scalar(&db, "SELECT COUNT(*) FROM demand_event_ids WHERE event_id LIKE 'v-%'").await,
+        3_000,
+        "recent ids stay"
+    );
+    store.close().await;
+}
+
 /// A small deterministic generator, so a failing history can be reproduced from its seed.
 struct XorShift(u64);
 
@@ -552,6 +610,7 @@ both_backends! {
     cache_reconciliation => the_price_cache_converges_on_the_store;
     prior_price_brute_force => the_prior_price_and_the_price_at_an_instant_match_a_brute_force_scan;
     signals_by_range => signals_are_read_for_a_range_of_skus;
+    demand_buckets => demand_is_counted_in_hourly_buckets_once_and_pruned;
     warm_paging => prices_in_force_page_across_merchants_in_key_order;
     rule_versions => rule_versions_number_from_one_and_the_same_bytes_are_one_version;
     concurrent_uploads => concurrent_uploads_get_distinct_versions;

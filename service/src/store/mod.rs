@@ -356,6 +356,11 @@ impl Store {
         Ok(())
     }
 
+    /// Whether [`Self::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.pool.is_closed()
+    }
+
     /// Waits for in-flight work and closes every connection.
     pub async fn close(&self) {
         self.pool.close().await

@@ -59,7 +59,8 @@ pub async fn without_product(tx: &mut Tx, merchant: MerchantId, skus: &[Sku]) ->
 /// Which of `skus` already have signals stored (competitor offers or demand events).
 pub async fn with_signals(tx: &mut Tx, merchant: MerchantId, skus: &[Sku]) -> Result<HashSet<String>, StoreError> {
     let sql = "SELECT DISTINCT sku, sku FROM competitor_observations WHERE merchant_id = $1 AND sku IN ({skus})
-               UNION SELECT DISTINCT sku, sku FROM demand_events WHERE merchant_id = $1 AND sku IN ({skus})";
+               UNION SELECT DISTINCT sku, sku FROM demand_buckets WHERE merchant_id = $1 AND sku IN ({skus})
+               UNION SELECT sku, sku FROM inventory_levels WHERE merchant_id = $1 AND sku IN ({skus})";
     Ok(per_sku(tx, sql, merchant, skus).await?.into_iter().map(|(sku, _)| sku).collect())
 }
 
@@ -70,8 +71,11 @@ pub async fn skus_with_signals_only(tx: &mut Tx, merchant: MerchantId) -> Result
              SELECT sku FROM competitor_observations o WHERE merchant_id = $1
                AND NOT EXISTS (SELECT 1 FROM products p WHERE p.merchant_id = o.merchant_id AND p.sku = o.sku)
              UNION
-             SELECT sku FROM demand_events d WHERE merchant_id = $1
+             SELECT sku FROM demand_buckets d WHERE merchant_id = $1
                AND NOT EXISTS (SELECT 1 FROM products p WHERE p.merchant_id = d.merchant_id AND p.sku = d.sku)
+             UNION
+             SELECT sku FROM inventory_levels i WHERE merchant_id = $1
+               AND NOT EXISTS (SELECT 1 FROM products p WHERE p.merchant_id = i.merchant_id AND p.sku = i.sku)
          ) AS orphaned",
     )
     .bind(merchant.to_string())

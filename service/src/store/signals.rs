@@ -1,5 +1,6 @@
 //! Market and demand signals as stored: the latest competitor observation per (product,
-//! competitor), and demand events summed over trailing windows.
+//! competitor), demand as hourly counters per kind (each event counted once, by its id, within
+//! the deduplication window) read over trailing windows, and the latest inventory level.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -117,26 +118,74 @@ pub async fn record_observations(
     Ok(changed.into_iter().collect())
 }
 
-/// Records demand events in the writer's transaction (each id once); returns the SKUs that
-/// had new events.
+/// Demand is kept in hourly buckets (see the migration `0009_demand_buckets.sql`).
+pub const BUCKET_MICROS: i64 = 3_600_000_000;
+/// How long a counted event's id is kept, so that a replay within it never counts twice. An
+/// event older than this is outside every window (the longest is 30 days) and is not counted.
+pub const DEDUP_DAYS: i64 = 35;
+/// The longest demand window a context reads.
+pub const LONGEST_WINDOW_DAYS: i64 = 30;
+
+fn bucket_of(micros: i64) -> i64 {
+    micros.div_euclid(BUCKET_MICROS) * BUCKET_MICROS
+}
+
+/// Records demand events in the writer's transaction: a counted event (view, add to cart,
+/// sale) once per id, into its hour's bucket; an inventory level when it is newer than the
+/// stored one. Returns the SKUs whose demand changed.
 pub async fn record_demand(tx: &mut Tx, merchant: MerchantId, events: &[DemandEvent]) -> Result<Vec<Sku>, StoreError> {
     let merchant_id = merchant.to_string();
+    let dedup_from = now().timestamp_micros() - DEDUP_DAYS * DAY_MICROS;
     let mut changed = BTreeSet::new();
     for e in events {
-        let applied = sqlx::query(
-            "INSERT INTO demand_events (merchant_id, event_id, sku, kind, quantity, occurred_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (merchant_id, event_id) DO NOTHING",
-        )
-        .bind(&merchant_id)
-        .bind(&e.id)
-        .bind(e.sku.as_str())
-        .bind(e.kind.as_str())
-        .bind(e.quantity)
-        .bind(e.occurred_at.timestamp_micros())
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+        let at = e.occurred_at.timestamp_micros();
+        let applied = if e.kind == DemandKind::Inventory {
+            sqlx::query(
+                "INSERT INTO inventory_levels (merchant_id, sku, quantity, occurred_at, event_id)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (merchant_id, sku) DO UPDATE SET
+                     quantity = excluded.quantity, occurred_at = excluded.occurred_at, event_id = excluded.event_id
+                 WHERE excluded.occurred_at > inventory_levels.occurred_at
+                    OR (excluded.occurred_at = inventory_levels.occurred_at AND excluded.event_id > inventory_levels.event_id)",
+            )
+            .bind(&merchant_id)
+            .bind(e.sku.as_str())
+            .bind(e.quantity)
+            .bind(at)
+            .bind(&e.id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+        } else if at < dedup_from {
+            0
+        } else {
+            let first_time = sqlx::query(
+                "INSERT INTO demand_event_ids (merchant_id, event_id, occurred_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (merchant_id, event_id) DO NOTHING",
+            )
+            .bind(&merchant_id)
+            .bind(&e.id)
+            .bind(at)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if first_time > 0 {
+                sqlx::query(
+                    "INSERT INTO demand_buckets (merchant_id, sku, kind, bucket_start, quantity)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (merchant_id, sku, kind, bucket_start) DO UPDATE SET
+                         quantity = demand_buckets.quantity + excluded.quantity",
+                )
+                .bind(&merchant_id)
+                .bind(e.sku.as_str())
+                .bind(e.kind.as_str())
+                .bind(bucket_of(at))
+                .bind(e.quantity)
+                .execute(&mut **tx)
+                .await?;
+            }
+            first_time
+        };
         if applied > 0 {
             changed.insert(e.sku.clone());
         }
@@ -145,6 +194,23 @@ pub async fn record_demand(tx: &mut Tx, merchant: MerchantId, events: &[DemandEv
 }
 
 impl Store {
+    /// Forgets demand that no window and no deduplication needs any more: buckets older than
+    /// the longest window, ids older than the deduplication window. Returns the rows removed.
+    pub async fn prune_demand(&self, at: DateTime<Utc>) -> Result<u64, StoreError> {
+        let at = at.timestamp_micros();
+        let buckets = sqlx::query("DELETE FROM demand_buckets WHERE bucket_start <= $1")
+            .bind(bucket_of(at) - LONGEST_WINDOW_DAYS * DAY_MICROS)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        let ids = sqlx::query("DELETE FROM demand_event_ids WHERE occurred_at < $1")
+            .bind(at - DEDUP_DAYS * DAY_MICROS)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(buckets + ids)
+    }
+
     pub async fn signals_between(
         &self,
         merchant: MerchantId,
@@ -172,49 +238,45 @@ impl Store {
         for observation in convert_all::<_, Observation>(observations)? {
             signals.observations.entry(observation.sku.clone()).or_default().push(observation);
         }
+        // A window of D days is the last D x 24 hourly buckets, the current one included.
+        let current = bucket_of(end);
         let demand = sqlx::query_as::<_, DemandRow>(
             "SELECT sku,
-               CAST(COALESCE(SUM(CASE WHEN kind = 'view' AND occurred_at > $4 THEN quantity ELSE 0 END), 0) AS BIGINT) AS views_1d,
-               CAST(COALESCE(SUM(CASE WHEN kind = 'view' AND occurred_at > $5 THEN quantity ELSE 0 END), 0) AS BIGINT) AS views_7d,
-               CAST(COALESCE(SUM(CASE WHEN kind = 'add_to_cart' AND occurred_at > $4 THEN quantity ELSE 0 END), 0) AS BIGINT) AS add_to_carts_1d,
-               CAST(COALESCE(SUM(CASE WHEN kind = 'add_to_cart' AND occurred_at > $5 THEN quantity ELSE 0 END), 0) AS BIGINT) AS add_to_carts_7d,
-               CAST(COALESCE(SUM(CASE WHEN kind = 'sale' AND occurred_at > $4 THEN quantity ELSE 0 END), 0) AS BIGINT) AS units_sold_1d,
-               CAST(COALESCE(SUM(CASE WHEN kind = 'sale' AND occurred_at > $5 THEN quantity ELSE 0 END), 0) AS BIGINT) AS units_sold_7d,
+               CAST(COALESCE(SUM(CASE WHEN kind = 'view' AND bucket_start > $4 THEN quantity ELSE 0 END), 0) AS BIGINT) AS views_1d,
+               CAST(COALESCE(SUM(CASE WHEN kind = 'view' AND bucket_start > $5 THEN quantity ELSE 0 END), 0) AS BIGINT) AS views_7d,
+               CAST(COALESCE(SUM(CASE WHEN kind = 'add_to_cart' AND bucket_start > $4 THEN quantity ELSE 0 END), 0) AS BIGINT) AS add_to_carts_1d,
+               CAST(COALESCE(SUM(CASE WHEN kind = 'add_to_cart' AND bucket_start > $5 THEN quantity ELSE 0 END), 0) AS BIGINT) AS add_to_carts_7d,
+               CAST(COALESCE(SUM(CASE WHEN kind = 'sale' AND bucket_start > $4 THEN quantity ELSE 0 END), 0) AS BIGINT) AS units_sold_1d,
+               CAST(COALESCE(SUM(CASE WHEN kind = 'sale' AND bucket_start > $5 THEN quantity ELSE 0 END), 0) AS BIGINT) AS units_sold_7d,
                CAST(COALESCE(SUM(CASE WHEN kind = 'sale' THEN quantity ELSE 0 END), 0) AS BIGINT) AS units_sold_30d
-             FROM demand_events
-             WHERE merchant_id = $1 AND sku >= $2 AND sku <= $3 AND kind <> 'inventory'
-               AND occurred_at > $6 AND occurred_at <= $7
+             FROM demand_buckets
+             WHERE merchant_id = $1 AND sku >= $2 AND sku <= $3 AND bucket_start > $6 AND bucket_start <= $7
              GROUP BY sku",
         )
         .bind(&merchant_id)
         .bind(first)
         .bind(last)
-        .bind(end - DAY_MICROS)
-        .bind(end - 7 * DAY_MICROS)
-        .bind(end - 30 * DAY_MICROS)
-        .bind(end)
+        .bind(current - DAY_MICROS)
+        .bind(current - 7 * DAY_MICROS)
+        .bind(current - LONGEST_WINDOW_DAYS * DAY_MICROS)
+        .bind(current)
         .fetch_all(&self.pool)
         .await?;
         for row in demand {
             let sku = Sku::parse(&row.sku).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             signals.demand.insert(sku, row.summary);
         }
-        // Newest first per SKU: the first row of each SKU is its inventory level.
         let levels: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT sku, quantity FROM demand_events
-             WHERE merchant_id = $1 AND sku >= $2 AND sku <= $3 AND kind = 'inventory' AND occurred_at <= $4
-             ORDER BY sku, occurred_at DESC, event_id DESC",
+            "SELECT sku, quantity FROM inventory_levels WHERE merchant_id = $1 AND sku >= $2 AND sku <= $3",
         )
         .bind(&merchant_id)
         .bind(first)
         .bind(last)
-        .bind(end)
         .fetch_all(&self.pool)
         .await?;
         for (sku, quantity) in levels {
             let sku = Sku::parse(&sku).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let summary = signals.demand.entry(sku).or_default();
-            summary.inventory.get_or_insert(quantity);
+            signals.demand.entry(sku).or_default().inventory = Some(quantity);
         }
         Ok(signals)
     }
