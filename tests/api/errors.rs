@@ -40,7 +40,7 @@ async fn unknown_fields_and_wrong_types_are_an_invalid_body() {
     for body in bodies {
         let details =
             expect_error(app.put_product(&key, "tee-1", body).await, StatusCode::BAD_REQUEST, "invalid_body").await;
-        assert!(details.is_null());
+        assert_eq!(details, json!({}), "details are an object, empty when there are none");
     }
     let response =
         app.call(Method::POST, "/v1/merchants", Some(&app.admin_key), Some(json!({"name": "A", "x": 1}))).await;
@@ -80,11 +80,17 @@ async fn unknown_routes_and_wrong_methods_answer_in_the_error_shape() {
     for path in ["/", "/v1", "/v1/product/tee-1", "/v2/products/tee-1", "/v1/products/a/b"] {
         expect_error(app.call(Method::GET, path, None, None).await, StatusCode::NOT_FOUND, "route_not_found").await;
     }
-    for (method, path) in
-        [(Method::POST, "/healthz"), (Method::PATCH, "/v1/products/tee-1"), (Method::DELETE, "/v1/merchants")]
-    {
-        expect_error(app.call(method, path, None, None).await, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
-            .await;
+    // The `Allow` header names exactly the resource's methods (RFC 9110), OPTIONS included.
+    for (method, path, allow) in [
+        (Method::POST, "/healthz", "GET"),
+        (Method::PATCH, "/v1/products/tee-1", "PUT, GET, DELETE"),
+        (Method::DELETE, "/v1/merchants", "POST"),
+        (Method::OPTIONS, "/v1/rules", "POST, GET"),
+        (Method::GET, "/v1/rules/rollback", "POST"),
+    ] {
+        let response = app.call(method, path, None, None).await;
+        assert_eq!(response.headers().get("allow").and_then(|v| v.to_str().ok()), Some(allow), "{path}");
+        expect_error(response, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
     }
 }
 

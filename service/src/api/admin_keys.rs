@@ -16,10 +16,8 @@ use crate::domain::KeyId;
 use crate::store::Store;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource("/v1/admin/keys").route(web::post().to(create_admin_key)).route(web::get().to(list_admin_keys)),
-    )
-    .service(resource("/v1/admin/keys/{key_id}").route(web::delete().to(revoke_admin_key)));
+    cfg.service(resource("/v1/admin/keys").post(create_admin_key).get(list_admin_keys))
+        .service(resource("/v1/admin/keys/{key_id}").delete(revoke_admin_key));
 }
 
 #[derive(Deserialize, Validate, ToSchema)]

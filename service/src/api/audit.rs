@@ -20,12 +20,12 @@ use crate::rules::Rules;
 use crate::store::Store;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/v1/audit/verify").route(web::get().to(verify)))
-        .service(resource("/v1/audit/public-key").route(web::get().to(public_key)))
-        .service(resource("/v1/audit/public-keys").route(web::get().to(public_keys)))
-        .service(resource("/v1/audit/checkpoints").route(web::post().to(create_checkpoint)))
-        .service(resource("/v1/audit/checkpoints/verify").route(web::post().to(verify_checkpoint)))
-        .service(resource("/v1/decisions/{seq}/replay").route(web::post().to(replay_decision)));
+    cfg.service(resource("/v1/audit/verify").get(verify))
+        .service(resource("/v1/audit/public-key").get(public_key))
+        .service(resource("/v1/audit/public-keys").get(public_keys))
+        .service(resource("/v1/audit/checkpoints").post(create_checkpoint))
+        .service(resource("/v1/audit/checkpoints/verify").post(verify_checkpoint))
+        .service(resource("/v1/decisions/{seq}/replay").post(replay_decision));
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -21,8 +21,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("no route matches {method} {path}")]
     RouteNotFound { method: String, path: String },
-    #[error("{method} is not allowed on this resource")]
-    MethodNotAllowed { method: String },
+    /// `allow` lists the resource's methods, for the `Allow` header.
+    #[error("{method} is not allowed on this resource; it allows {allow}")]
+    MethodNotAllowed { method: String, allow: String },
     #[error("{0}")]
     InvalidJson(String),
     #[error("{0}")]
@@ -67,7 +68,8 @@ pub struct ErrorDetail {
     pub code: &'static str,
     /// For people; may change between versions.
     pub message: String,
-    /// Structured help where there is some (e.g. the fields that failed validation).
+    /// Structured help where there is some (e.g. `fields`, the fields that failed validation;
+    /// `limit_bytes`); an empty object where there is none.
     #[schema(value_type = Object)]
     pub details: Value,
 }
@@ -105,7 +107,8 @@ impl ApiError {
             ApiError::RuleRefused(reason) => json!({ "reason": reason.kind() }),
             ApiError::TooManyRequests { limit, scope, .. } => json!({ "limit": limit, "scope": scope }),
             ApiError::OverQuota { what, limit, .. } => json!({ "limit": limit, "quota": what }),
-            _ => Value::Null,
+            // Always an object, so that clients can read `details.x` without a null check.
+            _ => json!({}),
         }
     }
 
@@ -127,6 +130,9 @@ impl ResponseError for ApiError {
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
             response.insert_header(("Retry-After", "1"));
+        }
+        if let ApiError::MethodNotAllowed { allow, .. } = self {
+            response.insert_header((actix_web::http::header::ALLOW, allow.as_str()));
         }
         response.json(ErrorBody { error: ErrorDetail { code, message: self.to_string(), details: self.details() } })
     }

@@ -26,7 +26,7 @@ use crate::store::{DecisionFilter, Store, StoredDecision};
 const EXPORT_PAGE: u32 = 1_000;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/v1/decisions/export").route(web::get().to(export)));
+    cfg.service(resource("/v1/decisions/export").get(export));
 }
 
 /// A range of decisions as CSV or NDJSON (one decision view per line, with its full record

@@ -2,8 +2,10 @@
 //! fields, wrong content type, oversized body, bad query, unknown route, wrong method) is
 //! answered in the API's one error shape.
 
+use actix_web::dev::{AppService, HttpServiceFactory};
 use actix_web::error::{JsonPayloadError, QueryPayloadError};
-use actix_web::{HttpRequest, HttpResponse, Resource, ResponseError, web};
+use actix_web::http::Method;
+use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Resource, Responder, ResponseError, web};
 
 use super::ApiError;
 
@@ -40,13 +42,83 @@ pub fn query_config() -> web::QueryConfig {
     })
 }
 
-/// A resource whose unlisted methods answer `method_not_allowed` in the error shape.
-pub fn resource(path: &str) -> Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
+/// A resource whose unlisted methods answer `405 method_not_allowed` in the error shape, with
+/// the `Allow` header naming the methods it has (RFC 9110). Its methods are added with
+/// [`Endpoint::get`] and its siblings, so the header cannot drift from the routes.
+pub fn resource(path: &str) -> Endpoint {
+    Endpoint { resource: web::resource(path), allowed: Vec::new() }
 }
 
-async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    ApiError::MethodNotAllowed { method: req.method().to_string() }.error_response()
+/// A resource being built by [`resource`]; registered with `cfg.service(...)`.
+pub struct Endpoint {
+    resource: Resource,
+    allowed: Vec<Method>,
+}
+
+impl Endpoint {
+    pub fn route<F, Args>(mut self, method: Method, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.resource = self.resource.route(web::method(method.clone()).to(handler));
+        self.allowed.push(method);
+        self
+    }
+
+    pub fn get<F, Args>(self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.route(Method::GET, handler)
+    }
+
+    pub fn post<F, Args>(self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.route(Method::POST, handler)
+    }
+
+    pub fn put<F, Args>(self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.route(Method::PUT, handler)
+    }
+
+    pub fn delete<F, Args>(self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.route(Method::DELETE, handler)
+    }
+
+    /// Data for this resource's handlers only (e.g. a larger body limit).
+    pub fn app_data<U: 'static>(mut self, data: U) -> Self {
+        self.resource = self.resource.app_data(data);
+        self
+    }
+}
+
+impl HttpServiceFactory for Endpoint {
+    fn register(self, config: &mut AppService) {
+        let allow = self.allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+        let not_allowed = move |req: HttpRequest| {
+            let error = ApiError::MethodNotAllowed { method: req.method().to_string(), allow: allow.clone() };
+            async move { error.error_response() }
+        };
+        self.resource.default_service(web::to(not_allowed)).register(config)
+    }
 }
 
 pub async fn route_not_found(req: HttpRequest) -> HttpResponse {

@@ -22,9 +22,9 @@ const MAX_PAGE: u32 = 1_000;
 /// Registered after [`super::export::configure`], whose `/v1/decisions/export` would otherwise
 /// be taken for a sequence number.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/v1/prices/{sku}/history").route(web::get().to(history)))
-        .service(resource("/v1/decisions").route(web::get().to(feed)))
-        .service(resource("/v1/decisions/{seq}").route(web::get().to(decision)));
+    cfg.service(resource("/v1/prices/{sku}/history").get(history))
+        .service(resource("/v1/decisions").get(feed))
+        .service(resource("/v1/decisions/{seq}").get(decision));
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]

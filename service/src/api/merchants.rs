@@ -16,14 +16,10 @@ use crate::domain::{Invalid, KeyId, MerchantId};
 use crate::store::{Merchant, Store, StoredKey};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/v1/merchants").route(web::post().to(create_merchant)))
-        .service(resource("/v1/merchants/{merchant_id}").route(web::get().to(get_merchant)))
-        .service(
-            resource("/v1/merchants/{merchant_id}/keys")
-                .route(web::post().to(create_key))
-                .route(web::get().to(list_keys)),
-        )
-        .service(resource("/v1/merchants/{merchant_id}/keys/{key_id}").route(web::delete().to(revoke_key)));
+    cfg.service(resource("/v1/merchants").post(create_merchant))
+        .service(resource("/v1/merchants/{merchant_id}").get(get_merchant))
+        .service(resource("/v1/merchants/{merchant_id}/keys").post(create_key).get(list_keys))
+        .service(resource("/v1/merchants/{merchant_id}/keys/{key_id}").delete(revoke_key));
 }
 
 fn not_blank(value: &str) -> Result<(), ValidationError> {

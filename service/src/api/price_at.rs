@@ -13,7 +13,7 @@ use crate::domain::{Sku, Trigger};
 use crate::store::Store;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/v1/prices/{sku}/at").route(web::get().to(price_at)));
+    cfg.service(resource("/v1/prices/{sku}/at").get(price_at));
 }
 
 #[derive(Deserialize, IntoParams)]

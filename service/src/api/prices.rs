@@ -19,8 +19,8 @@ pub const MAX_LOOKUP: usize = 1_000;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // Registered before `/v1/prices/{sku}`, which would otherwise take "lookup" for a SKU; a
     // GET of it is the price of the SKU named `lookup`.
-    cfg.service(resource("/v1/prices/lookup").route(web::post().to(lookup)).route(web::get().to(get_price)))
-        .service(resource("/v1/prices/{sku}").route(web::get().to(get_price)));
+    cfg.service(resource("/v1/prices/lookup").post(lookup).get(get_price))
+        .service(resource("/v1/prices/{sku}").get(get_price));
 }
 
 #[derive(Serialize, ToSchema)]

@@ -21,12 +21,8 @@ pub const DEFAULT_PAGE: u32 = 100;
 pub const MAX_PAGE: u32 = 1000;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/v1/products").route(web::get().to(list_products))).service(
-        resource("/v1/products/{sku}")
-            .route(web::put().to(put_product))
-            .route(web::get().to(get_product))
-            .route(web::delete().to(delete_product)),
-    );
+    cfg.service(resource("/v1/products").get(list_products))
+        .service(resource("/v1/products/{sku}").put(put_product).get(get_product).delete(delete_product));
 }
 
 #[derive(Deserialize, Validate, ToSchema)]

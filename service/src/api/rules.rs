@@ -23,13 +23,13 @@ use crate::write::Prices;
 pub const MAX_DRY_RUN: usize = 1_000;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/v1/rules").route(web::post().to(upload_rule)).route(web::get().to(list_rules)))
+    cfg.service(resource("/v1/rules").post(upload_rule).get(list_rules))
         // Registered before `/v1/rules/{version}`, which would otherwise match it.
-        .service(resource("/v1/rules/rollback").route(web::post().to(roll_back)))
-        .service(resource("/v1/rules/{version}").route(web::get().to(get_rule)))
-        .service(resource("/v1/rules/{version}/params").route(web::put().to(set_params)))
-        .service(resource("/v1/rules/{version}/activate").route(web::post().to(activate)))
-        .service(resource("/v1/rules/{version}/dry-run").route(web::post().to(dry_run)));
+        .service(resource("/v1/rules/rollback").post(roll_back))
+        .service(resource("/v1/rules/{version}").get(get_rule))
+        .service(resource("/v1/rules/{version}/params").put(set_params))
+        .service(resource("/v1/rules/{version}/activate").post(activate))
+        .service(resource("/v1/rules/{version}/dry-run").post(dry_run));
 }
 
 #[derive(Serialize, ToSchema)]

@@ -15,7 +15,7 @@ use crate::store::Store;
 use crate::write::Prices;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/v1/settings").route(web::get().to(get_settings)).route(web::put().to(put_settings)));
+    cfg.service(resource("/v1/settings").get(get_settings).put(put_settings));
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]

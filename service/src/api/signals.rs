@@ -30,11 +30,9 @@ pub const MAX_PARSED_BATCH: usize = 100_000;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        resource("/v1/signals/competitor-prices")
-            .app_data(json_config(BATCH_BODY_LIMIT))
-            .route(web::post().to(competitor_prices)),
+        resource("/v1/signals/competitor-prices").app_data(json_config(BATCH_BODY_LIMIT)).post(competitor_prices),
     )
-    .service(resource("/v1/signals/demand").app_data(json_config(BATCH_BODY_LIMIT)).route(web::post().to(demand)));
+    .service(resource("/v1/signals/demand").app_data(json_config(BATCH_BODY_LIMIT)).post(demand));
 }
 
 #[derive(Deserialize, ToSchema)]

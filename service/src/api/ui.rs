@@ -37,11 +37,11 @@ const APP_CSS: Asset = Asset { body: include_str!("../../ui/app.css"), content_t
 const FAVICON: Asset = Asset { body: include_str!("../../ui/favicon.svg"), content_type: "image/svg+xml" };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/ui").route(web::get().to(index)))
-        .service(resource("/ui/").route(web::get().to(to_index)))
-        .service(resource("/ui/app.js").route(web::get().to(app_js)))
-        .service(resource("/ui/app.css").route(web::get().to(app_css)))
-        .service(resource("/ui/favicon.svg").route(web::get().to(favicon)));
+    cfg.service(resource("/ui").get(index))
+        .service(resource("/ui/").get(to_index))
+        .service(resource("/ui/app.js").get(app_js))
+        .service(resource("/ui/app.css").get(app_css))
+        .service(resource("/ui/favicon.svg").get(favicon));
 }
 
 async fn index(req: HttpRequest) -> HttpResponse {
