@@ -123,6 +123,27 @@ async fn guardrails_must_be_consistent_with_each_other_and_the_base_price() {
     }
 }
 
+/// JSON has one kind of number, and the API's schema counts `1999.0` as an integer.
+#[tokio::test]
+async fn integers_may_be_written_with_a_zero_fraction_but_not_with_another() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (_, key) = app.merchant_with_key(&["merchant"]).await;
+    let body = json!({"currency": "EUR", "cost_minor": 1200.0, "base_price_minor": 1.999e3,
+                      "guardrails": {"ceiling_minor": 2999.0, "rounding": {"mode": "ending", "ending_minor": 99.0}}});
+    let created = expect_status(app.put_product(&key, "tee-1", body).await, StatusCode::CREATED).await;
+    assert_eq!((&created["cost_minor"], &created["base_price_minor"]), (&json!(1200), &json!(1999)));
+    assert_eq!(
+        created["guardrails"],
+        json!({"ceiling_minor": 2999, "rounding": {"mode": "ending", "ending_minor": 99}})
+    );
+    for body in [
+        json!({"currency": "EUR", "cost_minor": 1200.5, "base_price_minor": 1999}),
+        json!({"currency": "EUR", "cost_minor": 1200, "base_price_minor": 1999, "guardrails": {"floor_minor": 0.5}}),
+    ] {
+        expect_error(app.put_product(&key, "tee-2", body).await, StatusCode::BAD_REQUEST, "invalid_body").await;
+    }
+}
+
 #[tokio::test]
 async fn zero_decimal_currencies_take_whole_units() {
     let app = spawn_app(Backend::Sqlite).await;

@@ -32,8 +32,10 @@ pub struct ProductBody {
     #[validate(length(equal = 3, message = "an ISO 4217 code has 3 letters"))]
     pub currency: String,
     /// What the product costs the merchant, in minor units.
+    #[serde(deserialize_with = "crate::domain::whole::integer")]
     pub cost_minor: i64,
     /// The price in force until a rule sets another, in minor units.
+    #[serde(deserialize_with = "crate::domain::whole::integer")]
     pub base_price_minor: i64,
     #[serde(default)]
     pub guardrails: GuardrailsInput,

@@ -42,6 +42,7 @@ pub struct ObservationInput {
     pub id: String,
     pub sku: String,
     pub competitor: String,
+    #[serde(deserialize_with = "crate::domain::whole::integer")]
     pub price_minor: i64,
     pub currency: String,
     pub in_stock: bool,
@@ -62,6 +63,7 @@ pub struct DemandInput {
     pub sku: String,
     pub kind: DemandKind,
     /// Views, add-to-carts or units sold; for `inventory`, the stock level.
+    #[serde(deserialize_with = "crate::domain::whole::integer")]
     pub quantity: i64,
     pub occurred_at: DateTime<Utc>,
 }

@@ -32,6 +32,7 @@ const SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0
 pub struct Checkpoint {
     pub merchant_id: String,
     /// The chain's length: records 1 to `seq`.
+    #[serde(deserialize_with = "crate::domain::whole::integer")]
     pub seq: i64,
     /// The hash of record `seq` (the genesis hash for an empty chain).
     pub head_hash: String,

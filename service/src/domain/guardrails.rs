@@ -26,9 +26,15 @@ pub const MAX_MIN_INTERVAL_SECS: i64 = 31 * 24 * 3600;
 #[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Rounding {
     /// Prices end in these minor units: `99` gives 19.99, 20.99; `990` gives JPY 1990.
-    Ending { ending_minor: i64 },
+    Ending {
+        #[serde(deserialize_with = "crate::domain::whole::integer")]
+        ending_minor: i64,
+    },
     /// Prices are multiples of this step: `5` gives CHF 0.05 steps.
-    Multiple { step_minor: i64 },
+    Multiple {
+        #[serde(deserialize_with = "crate::domain::whole::integer")]
+        step_minor: i64,
+    },
 }
 
 impl Rounding {
@@ -77,18 +83,24 @@ impl Rounding {
 #[serde(deny_unknown_fields)]
 pub struct GuardrailsInput {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "crate::domain::whole::optional_integer")]
     pub floor_minor: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "crate::domain::whole::optional_integer")]
     pub min_margin_bps: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "crate::domain::whole::optional_integer")]
     pub ceiling_minor: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "crate::domain::whole::optional_integer")]
     pub map_minor: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "crate::domain::whole::optional_integer")]
     pub max_step_bps: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rounding: Option<Rounding>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "crate::domain::whole::optional_integer")]
     pub min_interval_secs: Option<i64>,
 }
 

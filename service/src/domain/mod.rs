@@ -14,6 +14,7 @@ pub mod prior;
 mod product;
 mod roles;
 mod sku;
+pub mod whole;
 
 pub use currency::{Currency, CurrencyError};
 pub use decision::{Outcome, Trigger, UnknownName};

@@ -16,8 +16,11 @@ use crate::domain::{Attributes, Currency, Invalid, MAX_AMOUNT_MINOR};
 pub struct RuleContext {
     pub sku: String,
     pub currency: String,
+    #[serde(deserialize_with = "crate::domain::whole::integer")]
     pub cost_minor: i64,
+    #[serde(deserialize_with = "crate::domain::whole::integer")]
     pub current_price_minor: i64,
+    #[serde(deserialize_with = "crate::domain::whole::integer")]
     pub base_price_minor: i64,
     #[serde(default)]
     pub competitors: Vec<CompetitorOffer>,
@@ -33,11 +36,13 @@ pub struct RuleContext {
 #[serde(deny_unknown_fields)]
 pub struct CompetitorOffer {
     pub competitor: String,
+    #[serde(deserialize_with = "crate::domain::whole::integer")]
     pub price_minor: i64,
     /// Defaults to the product's currency.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
     pub in_stock: bool,
+    #[serde(deserialize_with = "crate::domain::whole::integer")]
     pub age_seconds: i64,
     #[serde(default)]
     pub stale: bool,
@@ -46,13 +51,21 @@ pub struct CompetitorOffer {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Demand {
+    #[serde(deserialize_with = "crate::domain::whole::integer")]
     pub views_1d: u64,
+    #[serde(deserialize_with = "crate::domain::whole::integer")]
     pub views_7d: u64,
+    #[serde(deserialize_with = "crate::domain::whole::integer")]
     pub add_to_carts_1d: u64,
+    #[serde(deserialize_with = "crate::domain::whole::integer")]
     pub add_to_carts_7d: u64,
+    #[serde(deserialize_with = "crate::domain::whole::integer")]
     pub units_sold_1d: u64,
+    #[serde(deserialize_with = "crate::domain::whole::integer")]
     pub units_sold_7d: u64,
+    #[serde(deserialize_with = "crate::domain::whole::integer")]
     pub units_sold_30d: u64,
+    #[serde(default, deserialize_with = "crate::domain::whole::optional_integer")]
     pub inventory: Option<i64>,
 }
 
