@@ -180,13 +180,18 @@ async fn listing_walks_every_product_once_in_sku_order() {
     }
     assert_eq!(seen, expected);
     assert_eq!(pages, 3);
+    // A cursor is a SKU: the page after any SKU, whether or not a product has it.
+    let page =
+        expect_status(app.call(Method::GET, "/v1/products?cursor=sku-0125", Some(&key), None).await, StatusCode::OK)
+            .await;
+    assert_eq!(page["items"][0]["sku"], "sku-013");
 }
 
 #[tokio::test]
 async fn a_bad_cursor_limit_or_query_field_is_an_invalid_query() {
     let app = spawn_app(Backend::Sqlite).await;
     let (_, key) = app.merchant_with_key(&["merchant"]).await;
-    for query in ["limit=0", "limit=1001", "limit=ten", "cursor=%%%", "cursor=bm90IGEgc2t1IQ", "colour=red"] {
+    for query in ["limit=0", "limit=1001", "limit=ten", "cursor=%%%", "cursor=-a", "cursor=", "colour=red"] {
         let response = app.call(Method::GET, &format!("/v1/products?{query}"), Some(&key), None).await;
         expect_error(response, StatusCode::BAD_REQUEST, "invalid_query").await;
     }
