@@ -94,7 +94,7 @@ fn check_batch(len: usize, field: &str, settings: &PricingSettings) -> Result<()
 }
 
 fn check_id(id: &str, field: String, invalid: &mut Invalid) {
-    if id.is_empty() || id.len() > 128 {
+    if !(1..=128).contains(&id.chars().count()) {
         invalid.push(field, "ids are 1 to 128 characters");
     }
 }
@@ -158,7 +158,7 @@ pub async fn competitor_prices(
         let field = |name: &str| format!("observations[{i}].{name}");
         check_id(&o.id, field("id"), &mut invalid);
         check_time(o.observed_at, field("observed_at"), &mut invalid);
-        if o.competitor.is_empty() || o.competitor.len() > 128 {
+        if !(1..=128).contains(&o.competitor.chars().count()) {
             invalid.push(field("competitor"), "1 to 128 characters");
         }
         if !(1..=MAX_AMOUNT_MINOR).contains(&o.price_minor) {
