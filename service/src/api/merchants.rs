@@ -63,6 +63,8 @@ pub struct NewKey {
 #[derive(Serialize, ToSchema)]
 pub struct KeyView {
     pub id: String,
+    /// The merchant whose key it is; absent for an admin key.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub merchant_id: Option<String>,
     pub roles: Vec<Role>,
     pub label: Option<String>,
