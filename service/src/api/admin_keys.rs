@@ -7,10 +7,10 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use validator::Validate;
 
+use super::ApiError;
 use super::access::Admin;
 use super::extract::resource;
 use super::merchants::{IssuedKeyView, KeyView, issue_key, keys_view};
-use super::{ApiError, ErrorBody};
 use crate::auth::{Authenticator, Role, Roles};
 use crate::domain::KeyId;
 use crate::store::Store;
@@ -25,13 +25,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub struct NewAdminKey {
     /// A note for people, e.g. "on-call laptop".
     #[validate(length(max = 100, message = "at most 100 characters"))]
+    #[schema(max_length = 100)]
     pub label: Option<String>,
 }
 
 /// Issue an admin key. The response holds the secret, once.
 #[utoipa::path(post, path = "/v1/admin/keys", tag = "merchants", request_body = NewAdminKey,
     security(("bearer" = [])),
-    responses((status = 201, body = IssuedKeyView), (status = "4XX", body = ErrorBody)))]
+    responses((status = 201, description = "Issued; the secret is in `key`, this once", body = IssuedKeyView),
+              (status = 422, description = "`validation_failed`")))]
 pub async fn create_admin_key(
     _: Admin,
     store: web::Data<Store>,
@@ -43,7 +45,7 @@ pub async fn create_admin_key(
 
 /// List the admin keys (never their secrets), newest first.
 #[utoipa::path(get, path = "/v1/admin/keys", tag = "merchants", security(("bearer" = [])),
-    responses((status = 200, body = [KeyView]), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The admin keys, newest first", body = [KeyView])))]
 pub async fn list_admin_keys(_: Admin, store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
     keys_view(&store, None).await
 }
@@ -51,8 +53,9 @@ pub async fn list_admin_keys(_: Admin, store: web::Data<Store>) -> Result<HttpRe
 /// Revoke an admin key: it stops working at once on this replica, and within the key cache's
 /// lifetime on the others.
 #[utoipa::path(delete, path = "/v1/admin/keys/{key_id}", tag = "merchants", security(("bearer" = [])),
-    params(("key_id" = String, Path, description = "The key's id")),
-    responses((status = 200, body = KeyView), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "Revoked (now or before)", body = KeyView),
+              (status = 409, description = "`last_admin_key`: no other admin key is active and no \
+                                            `PRICING_ADMIN_KEY` is configured")))]
 pub async fn revoke_admin_key(
     _: Admin,
     store: web::Data<Store>,

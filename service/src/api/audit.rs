@@ -8,10 +8,10 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::ApiError;
 use super::access::{Access, Audit};
 use super::extract::resource;
 use super::history::parse_seq;
-use super::{ApiError, ErrorBody};
 use crate::audit::checkpoint::{CheckpointSigner, PublicKey, SignedCheckpoint};
 use crate::audit::replay::{self, Replay, ReplayError};
 use crate::audit::verify::{self, Scope, Verification};
@@ -29,17 +29,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyQuery {
     /// First sequence number to check (default 1). A range after 1 trusts the record before it.
+    #[param(minimum = 1)]
     pub from: Option<i64>,
-    /// Last sequence number to check (default: the head).
+    /// Last sequence number to check (default: the head); not below `from`.
+    #[param(minimum = 1)]
     pub to: Option<i64>,
     /// Re-hash from record 1 instead of from the newest signed checkpoint (ignored with `from`).
     pub full: Option<bool>,
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CheckpointCheckQuery {
     /// Re-hash from record 1 instead of from the newest kept checkpoint at or before this one.
@@ -55,7 +59,7 @@ fn scope(full: Option<bool>) -> Scope {
 /// record must still have the hash it states) and re-hashes every record after it; `full=true`
 /// re-hashes from record 1.
 #[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", params(VerifyQuery), security(("bearer" = [])),
-    responses((status = 200, body = Verification), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The result; `intact`, or the first broken record", body = Verification)))]
 pub async fn verify(
     access: Access<Audit>,
     store: web::Data<Store>,
@@ -76,7 +80,7 @@ pub async fn verify(
 
 /// The key that signs checkpoints, to check them without the service.
 #[utoipa::path(get, path = "/v1/audit/public-key", tag = "audit",
-    responses((status = 200, body = PublicKey)))]
+    responses((status = 200, description = "The key", body = PublicKey)))]
 pub async fn public_key(signer: web::Data<CheckpointSigner>) -> HttpResponse {
     HttpResponse::Ok().json(signer.public_key())
 }
@@ -89,7 +93,7 @@ pub struct PublicKeys {
 
 /// Every key whose checkpoints verify: the active one and those retired by a rotation.
 #[utoipa::path(get, path = "/v1/audit/public-keys", tag = "audit",
-    responses((status = 200, body = PublicKeys)))]
+    responses((status = 200, description = "The keys", body = PublicKeys)))]
 pub async fn public_keys(signer: web::Data<CheckpointSigner>) -> HttpResponse {
     HttpResponse::Ok().json(PublicKeys { keys: signer.public_keys() })
 }
@@ -98,7 +102,8 @@ pub async fn public_keys(signer: web::Data<CheckpointSigner>) -> HttpResponse {
 /// (from the newest checkpoint, as `GET /v1/audit/verify` does); a broken chain is never
 /// signed. The service keeps the checkpoint, so later checks start from it.
 #[utoipa::path(post, path = "/v1/audit/checkpoints", tag = "audit", security(("bearer" = [])),
-    responses((status = 201, body = SignedCheckpoint), (status = "4XX", body = ErrorBody)))]
+    responses((status = 201, description = "The signed checkpoint", body = SignedCheckpoint),
+              (status = 409, description = "`chain_broken`: the chain does not verify, so it is not signed")))]
 pub async fn create_checkpoint(
     access: Access<Audit>,
     store: web::Data<Store>,
@@ -135,7 +140,8 @@ pub struct CheckpointCheck {
 /// Checks a checkpoint made earlier: its signature, and that nothing up to it has changed.
 #[utoipa::path(post, path = "/v1/audit/checkpoints/verify", tag = "audit", request_body = SignedCheckpoint,
     params(CheckpointCheckQuery), security(("bearer" = [])),
-    responses((status = 200, body = CheckpointCheck), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The check's result", body = CheckpointCheck),
+              (status = 404, description = "`not_found`: the checkpoint is another merchant's")))]
 pub async fn verify_checkpoint(
     access: Access<Audit>,
     store: web::Data<Store>,
@@ -180,7 +186,10 @@ pub async fn verify_checkpoint(
 /// Runs a recorded decision again with its recorded inputs, parameters, rule version and
 /// guardrails, and reports whether the result is identical, with the differences if not.
 #[utoipa::path(post, path = "/v1/decisions/{seq}/replay", tag = "audit", security(("bearer" = [])),
-    responses((status = 200, body = Replay), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The replay's result", body = Replay),
+              (status = 409, description = "`not_a_rule_decision` (a catalogue price event: no rule ran) or \
+                                            `unreadable_record`"),
+              (status = 429, description = "`too_many_requests`: too many rule runs at once")))]
 pub async fn replay_decision(
     access: Access<Audit>,
     store: web::Data<Store>,

@@ -14,10 +14,10 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use chrono::SecondsFormat;
 
+use super::ApiError;
 use super::access::{Access, Audit};
 use super::extract::resource;
-use super::history::{DecisionQuery, DecisionView, ExportFormat};
-use super::{ApiError, ErrorBody};
+use super::history::{DecisionQuery, DecisionView, ExportFormat, ExportParams};
 use crate::domain::MerchantId;
 use crate::pricing::DecisionRecord;
 use crate::store::{DecisionFilter, Store, StoredDecision};
@@ -31,9 +31,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// A range of decisions as CSV or NDJSON (one decision view per line, with its full record
 /// and hashes, enough to re-check the chain offline), streamed.
-#[utoipa::path(get, path = "/v1/decisions/export", tag = "audit", params(DecisionQuery),
+#[utoipa::path(get, path = "/v1/decisions/export", tag = "audit", params(ExportParams),
     security(("bearer" = [])),
-    responses((status = 200, content_type = "text/csv"), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "Every matching decision, newest or oldest first as `order` says: CSV \
+                                          with a header row (`format=csv`), or one `DecisionView` in JSON per line \
+                                          (`format=ndjson`)",
+               content((String = "text/csv"), (String = "application/x-ndjson")))))]
 pub async fn export(
     access: Access<Audit>,
     store: web::Data<Store>,

@@ -16,12 +16,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// The process is up.
-async fn healthz() -> HttpResponse {
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "`{\"status\":\"ok\"}`", body = Object)))]
+pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
 /// The process can serve: its store answers.
-async fn readyz(store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "`{\"status\":\"ready\",\"store\":\"sqlite\"}` (or `postgres`)", body = Object)))]
+pub async fn readyz(store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
     store.ping().await.map_err(|e| {
         tracing::warn!(error = %e, "readiness check failed");
         ApiError::Unavailable
@@ -29,10 +33,16 @@ async fn readyz(store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(json!({ "status": "ready", "store": store.backend().as_str() })))
 }
 
-async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
+/// The service's metrics, in Prometheus' text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text", content_type = "text/plain", body = String)))]
+pub async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(metrics.render())
 }
 
-async fn openapi_json() -> HttpResponse {
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI document", body = Object)))]
+pub async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok().json(openapi::document())
 }

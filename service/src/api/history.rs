@@ -8,12 +8,13 @@ use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::{IntoParams, ToSchema};
 
+use super::ApiError;
 use super::access::{Access, Audit};
 use super::extract::resource;
-use super::{ApiError, ErrorBody};
-use crate::domain::{MerchantId, Outcome, Sku, Trigger};
+use crate::domain::{Currency, MerchantId, Outcome, Sku, Trigger};
 use crate::store::{DecisionFilter, OutcomeFilter, Store, StoredDecision};
 
 const DEFAULT_PAGE: u32 = 100;
@@ -42,32 +43,80 @@ pub enum ExportFormat {
     Ndjson,
 }
 
-/// Filters, order and paging of the history, the feed and the export.
+/// Filters, order and paging of the history, the feed and the export, as parsed: each of them
+/// documents the part it takes ([`HistoryParams`], [`FeedParams`], [`ExportParams`]) and refuses
+/// the rest as `invalid_query`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionQuery {
-    /// One SKU (the feed and the export; the history has it in its path).
+    /// One SKU.
+    #[param(value_type = Option<Sku>)]
     pub sku: Option<String>,
-    /// From this instant (RFC 3339), inclusive.
+    /// From this instant (RFC 3339), inclusive; before `to`.
     pub from: Option<DateTime<Utc>>,
-    /// Up to this instant (RFC 3339), exclusive.
+    /// Up to this instant (RFC 3339), exclusive; after `from`.
     pub to: Option<DateTime<Utc>>,
-    /// A trigger, e.g. `competitor_prices`, `rule_activated`, `product_created`.
+    /// What made the decisions.
+    #[param(value_type = Option<Trigger>)]
     pub trigger: Option<String>,
+    /// Decisions of this rule version.
+    #[param(minimum = 1)]
     pub rule_version: Option<i64>,
     /// `changed`, `kept`, `failed`, or `clipped` (a guardrail changed the rule's price).
-    #[param(value_type = Option<String>)]
     pub outcome: Option<OutcomeFilter>,
     /// `newest` (default) or `oldest` first.
-    #[param(value_type = Option<String>)]
     pub order: Option<Order>,
-    /// `next_cursor` of the previous page (not for the export).
+    /// `next_cursor` of the previous page: the page goes on after this sequence number.
     pub cursor: Option<i64>,
-    /// Page size, 1 to 1000 (default 100; not for the export).
+    /// Page size (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
-    /// The export's format: `csv` or `ndjson` (only for the export).
-    #[param(value_type = Option<String>)]
+    /// The export's format.
     pub format: Option<ExportFormat>,
+}
+
+/// The query of `GET /v1/prices/{sku}/history`: the filters and paging, no `sku` (it is in the
+/// path) and no `format`.
+pub struct HistoryParams;
+
+/// The query of `GET /v1/decisions`: the filters, `sku` and paging; no `format`.
+pub struct FeedParams;
+
+/// The query of `GET /v1/decisions/export`: the filters, `sku`, and `format` (required); no
+/// paging.
+pub struct ExportParams;
+
+/// [`DecisionQuery`]'s parameters without `left_out`, with `required` ones made required.
+fn decision_params(left_out: &[&str], required: &[&str]) -> Vec<Parameter> {
+    DecisionQuery::into_params(|| Some(ParameterIn::Query))
+        .into_iter()
+        .filter(|p| !left_out.contains(&p.name.as_str()))
+        .map(|mut p| {
+            if required.contains(&p.name.as_str()) {
+                p.required = utoipa::openapi::Required::True;
+            }
+            p
+        })
+        .collect()
+}
+
+impl IntoParams for HistoryParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        decision_params(&["sku", "format"], &[])
+    }
+}
+
+impl IntoParams for FeedParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        decision_params(&["format"], &[])
+    }
+}
+
+impl IntoParams for ExportParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        decision_params(&["cursor", "limit"], &["format"])
+    }
 }
 
 impl DecisionQuery {
@@ -120,9 +169,11 @@ impl DecisionQuery {
 #[derive(Serialize, ToSchema)]
 pub struct DecisionView {
     pub seq: i64,
+    #[schema(value_type = Sku)]
     pub sku: String,
     pub trigger: Trigger,
     pub outcome: Outcome,
+    #[schema(value_type = Currency)]
     pub currency: String,
     pub old_price_minor: Option<i64>,
     pub new_price_minor: Option<i64>,
@@ -169,9 +220,9 @@ pub struct HistoryPage {
 }
 
 /// A SKU's decisions, filtered, newest (or oldest) first.
-#[utoipa::path(get, path = "/v1/prices/{sku}/history", tag = "audit", params(DecisionQuery),
+#[utoipa::path(get, path = "/v1/prices/{sku}/history", tag = "audit", params(HistoryParams),
     security(("bearer" = [])),
-    responses((status = 200, body = HistoryPage), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "A page of the SKU's decisions (none for an unknown SKU)", body = HistoryPage)))]
 pub async fn history(
     access: Access<Audit>,
     store: web::Data<Store>,
@@ -183,9 +234,9 @@ pub async fn history(
 }
 
 /// The merchant's decisions across SKUs, with the history's filters.
-#[utoipa::path(get, path = "/v1/decisions", tag = "audit", params(DecisionQuery),
+#[utoipa::path(get, path = "/v1/decisions", tag = "audit", params(FeedParams),
     security(("bearer" = [])),
-    responses((status = 200, body = HistoryPage), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "A page of the merchant's decisions", body = HistoryPage)))]
 pub async fn feed(
     access: Access<Audit>,
     store: web::Data<Store>,
@@ -213,7 +264,7 @@ async fn page(
 
 /// One decision, by its sequence number.
 #[utoipa::path(get, path = "/v1/decisions/{seq}", tag = "audit", security(("bearer" = [])),
-    responses((status = 200, body = DecisionView), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The decision", body = DecisionView)))]
 pub async fn decision(
     access: Access<Audit>,
     store: web::Data<Store>,

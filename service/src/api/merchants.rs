@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::{Validate, ValidationError};
 
+use super::ApiError;
 use super::access::Admin;
 use super::extract::resource;
-use super::{ApiError, ErrorBody};
 use crate::auth::{self, Authenticator, Role, Roles};
 use crate::domain::{Invalid, KeyId, MerchantId};
 use crate::store::{Merchant, Store, StoredKey};
@@ -32,12 +32,15 @@ fn not_blank(value: &str) -> Result<(), ValidationError> {
 #[derive(Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMerchant {
+    /// 1 to 200 characters, not all of them white space.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     #[validate(length(min = 1, max = 200, message = "must be 1 to 200 characters"), custom(function = "not_blank"))]
     pub name: String,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct MerchantView {
+    #[schema(value_type = MerchantId)]
     pub id: String,
     pub name: String,
     pub created_at: DateTime<Utc>,
@@ -52,18 +55,31 @@ impl From<Merchant> for MerchantView {
 #[derive(Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
-    /// One or more of `merchant`, `feed`, `checkout`, `auditor`.
+    /// One to four of `merchant`, `feed`, `checkout`, `auditor` (never `admin`).
     #[validate(length(min = 1, max = 4, message = "give 1 to 4 roles"))]
+    #[schema(schema_with = merchant_roles)]
     pub roles: Vec<Role>,
     /// A note for people, e.g. "checkout eu-west".
     #[validate(length(max = 100, message = "at most 100 characters"))]
+    #[schema(max_length = 100)]
     pub label: Option<String>,
+}
+
+/// The roles a merchant's key may hold.
+fn merchant_roles() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let role = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(Role::ALL.iter().filter(|r| **r != Role::Admin).map(|r| r.as_str())));
+    ArrayBuilder::new().items(role).min_items(Some(1)).max_items(Some(4)).build()
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct KeyView {
+    #[schema(value_type = KeyId)]
     pub id: String,
     /// The merchant whose key it is; absent for an admin key.
+    #[schema(value_type = MerchantId)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub merchant_id: Option<String>,
     pub roles: Vec<Role>,
@@ -106,7 +122,8 @@ async fn existing_merchant(store: &Store, text: &str) -> Result<Merchant, ApiErr
 /// Create a merchant.
 #[utoipa::path(post, path = "/v1/merchants", tag = "merchants", request_body = NewMerchant,
     security(("bearer" = [])),
-    responses((status = 201, body = MerchantView), (status = "4XX", body = ErrorBody)))]
+    responses((status = 201, description = "Created", body = MerchantView),
+              (status = 422, description = "`validation_failed`")))]
 pub async fn create_merchant(
     _: Admin,
     store: web::Data<Store>,
@@ -120,7 +137,7 @@ pub async fn create_merchant(
 
 /// Read a merchant.
 #[utoipa::path(get, path = "/v1/merchants/{merchant_id}", tag = "merchants", security(("bearer" = [])),
-    responses((status = 200, body = MerchantView), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The merchant", body = MerchantView)))]
 pub async fn get_merchant(
     _: Admin,
     store: web::Data<Store>,
@@ -133,7 +150,8 @@ pub async fn get_merchant(
 /// Issue a key for a merchant. The response holds the secret, once.
 #[utoipa::path(post, path = "/v1/merchants/{merchant_id}/keys", tag = "merchants", request_body = NewKey,
     security(("bearer" = [])),
-    responses((status = 201, body = IssuedKeyView), (status = "4XX", body = ErrorBody)))]
+    responses((status = 201, description = "Issued; the secret is in `key`, this once", body = IssuedKeyView),
+              (status = 422, description = "`validation_failed`")))]
 pub async fn create_key(
     _: Admin,
     store: web::Data<Store>,
@@ -170,7 +188,7 @@ pub(super) async fn keys_view(store: &Store, merchant: Option<MerchantId>) -> Re
 
 /// List a merchant's keys (never their secrets), newest first.
 #[utoipa::path(get, path = "/v1/merchants/{merchant_id}/keys", tag = "merchants", security(("bearer" = [])),
-    responses((status = 200, body = [KeyView]), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The merchant's keys, newest first", body = [KeyView])))]
 pub async fn list_keys(_: Admin, store: web::Data<Store>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let merchant = existing_merchant(store.as_ref(), &path).await?;
     keys_view(&store, Some(merchant.id)).await
@@ -180,7 +198,7 @@ pub async fn list_keys(_: Admin, store: web::Data<Store>, path: web::Path<String
 /// lifetime on the others. Revoking twice is harmless.
 #[utoipa::path(delete, path = "/v1/merchants/{merchant_id}/keys/{key_id}", tag = "merchants",
     security(("bearer" = [])),
-    responses((status = 200, body = KeyView), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "Revoked (now or before)", body = KeyView)))]
 pub async fn revoke_key(
     _: Admin,
     store: web::Data<Store>,

@@ -6,10 +6,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::ApiError;
 use super::access::{Access, Audit};
 use super::extract::resource;
-use super::{ApiError, ErrorBody};
-use crate::domain::{Sku, Trigger};
+use crate::domain::{Currency, Sku, Trigger};
 use crate::store::Store;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -17,6 +17,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AtQuery {
     /// The instant (RFC 3339).
@@ -26,9 +27,11 @@ pub struct AtQuery {
 /// The price in force at an instant.
 #[derive(Serialize, ToSchema)]
 pub struct PriceAtView {
+    #[schema(value_type = Sku)]
     pub sku: String,
     pub at: DateTime<Utc>,
     pub price_minor: i64,
+    #[schema(value_type = Currency)]
     pub currency: String,
     /// When this price took effect, and the decision that put it in force.
     pub effective_at: DateTime<Utc>,
@@ -39,7 +42,7 @@ pub struct PriceAtView {
 
 /// The price that was in force for a SKU at an instant, from the decision history.
 #[utoipa::path(get, path = "/v1/prices/{sku}/at", tag = "audit", params(AtQuery), security(("bearer" = [])),
-    responses((status = 200, body = PriceAtView), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The price in force at `t`", body = PriceAtView)))]
 pub async fn price_at(
     access: Access<Audit>,
     store: web::Data<Store>,

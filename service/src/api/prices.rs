@@ -7,11 +7,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::ApiError;
 use super::access::{Access, Checkout};
 use super::extract::resource;
-use super::{ApiError, ErrorBody};
 use crate::cache::{CachedPrice, PriceCache};
-use crate::domain::{Invalid, MerchantId};
+use crate::domain::{Currency, Invalid, MerchantId, Sku};
 
 /// Most SKUs in one lookup.
 pub const MAX_LOOKUP: usize = 1_000;
@@ -19,14 +19,16 @@ pub const MAX_LOOKUP: usize = 1_000;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // Registered before `/v1/prices/{sku}`, which would otherwise take "lookup" for a SKU; a
     // GET of it is the price of the SKU named `lookup`.
-    cfg.service(resource("/v1/prices/lookup").post(lookup).get(get_price))
+    cfg.service(resource("/v1/prices/lookup").post(lookup).get(get_price_named_lookup))
         .service(resource("/v1/prices/{sku}").get(get_price));
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct PriceView {
+    #[schema(value_type = Sku)]
     pub sku: String,
     pub price_minor: i64,
+    #[schema(value_type = Currency)]
     pub currency: String,
     /// Incremented on every change of this product's price.
     pub version: i64,
@@ -53,6 +55,8 @@ impl PriceView {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LookupRequest {
+    /// Any strings: one that is not a SKU is simply missing.
+    #[schema(max_items = 1000)]
     pub skus: Vec<String>,
 }
 
@@ -70,7 +74,7 @@ fn find(cache: &PriceCache, merchant: MerchantId, text: &str) -> Option<CachedPr
 
 /// The price in force for one SKU.
 #[utoipa::path(get, path = "/v1/prices/{sku}", tag = "prices", security(("bearer" = [])),
-    responses((status = 200, body = PriceView), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The price in force", body = PriceView)))]
 pub async fn get_price(
     access: Access<Checkout>,
     cache: web::Data<PriceCache>,
@@ -81,7 +85,7 @@ pub async fn get_price(
     // only `%2F`, `%25` and `%2B` encoded, and `/`, `%` and `+` are never in a SKU, so text
     // that finds a price is exactly what `web::Path<String>` would have decoded.
     // No `sku` segment: the request came through `/v1/prices/lookup`, the SKU named `lookup`.
-    let raw = req.match_info().get("sku").unwrap_or("lookup");
+    let raw = req.match_info().get("sku").unwrap_or(LOOKUP);
     match cache.get_text(merchant, raw) {
         Some(cached) => Ok(HttpResponse::Ok().content_type(ContentType::json()).body(price_json(raw, &cached))),
         None => {
@@ -89,6 +93,22 @@ pub async fn get_price(
             Err(ApiError::not_found(format!("price of {sku}")))
         }
     }
+}
+
+/// The SKU that `/v1/prices/lookup` names, whose `GET` is its price like any other SKU's.
+const LOOKUP: &str = "lookup";
+
+/// The price in force for the SKU named `lookup`: `/v1/prices/lookup` is also the batch
+/// lookup's path, so its `GET` is documented on its own (it is [`get_price`]).
+#[utoipa::path(get, path = "/v1/prices/lookup", tag = "prices", security(("bearer" = [])),
+    responses((status = 200, description = "The price in force of the SKU `lookup`", body = PriceView),
+              (status = 404, description = "`not_found`: no product has the SKU `lookup`")))]
+pub async fn get_price_named_lookup(
+    access: Access<Checkout>,
+    cache: web::Data<PriceCache>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    get_price(access, cache, req).await
 }
 
 /// The JSON of [`PriceView`] for one price, written into one buffer of about the right size
@@ -121,7 +141,8 @@ fn price_json(sku: &str, cached: &CachedPrice) -> Vec<u8> {
 /// The prices in force for up to 1000 SKUs.
 #[utoipa::path(post, path = "/v1/prices/lookup", tag = "prices", security(("bearer" = [])),
     request_body = LookupRequest,
-    responses((status = 200, body = LookupResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The prices found, and the SKUs missing", body = LookupResponse),
+              (status = 422, description = "`validation_failed`: more than 1000 SKUs")))]
 pub async fn lookup(
     access: Access<Checkout>,
     cache: web::Data<PriceCache>,

@@ -8,10 +8,10 @@ use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
+use super::ApiError;
 use super::access::{Access, Read, Write};
 use super::extract::resource;
-use super::{ApiError, ErrorBody};
-use crate::domain::{GuardrailsInput, Product, ProductDraft, Sku};
+use crate::domain::{Currency, GuardrailsInput, Product, ProductDraft, Sku};
 use crate::store::{CurrentPrice, Store, Upserted};
 use crate::write::Prices;
 
@@ -23,29 +23,37 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/v1/products/{sku}").put(put_product).get(get_product).delete(delete_product));
 }
 
+/// A product. Beyond what this schema says, the floor and the minimum advertised price may not
+/// exceed the ceiling, and the base price must lie within the floor, the minimum advertised
+/// price and the ceiling (`422 validation_failed` names the field).
 #[derive(Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductBody {
     /// ISO 4217 code; fixed once the product exists.
     #[validate(length(equal = 3, message = "an ISO 4217 code has 3 letters"))]
+    #[schema(value_type = Currency)]
     pub currency: String,
     /// What the product costs the merchant, in minor units.
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_000_i64)]
     #[serde(deserialize_with = "crate::domain::whole::integer")]
     pub cost_minor: i64,
     /// The price in force until a rule sets another, in minor units.
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_i64)]
     #[serde(deserialize_with = "crate::domain::whole::integer")]
     pub base_price_minor: i64,
     #[serde(default)]
     pub guardrails: GuardrailsInput,
-    /// Flat object of strings, numbers and booleans.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(schema_with = crate::domain::Attributes::schema)]
     pub attributes: Map<String, Value>,
 }
 
+/// The price in force of a product (a checkout lookup's [`super::prices::PriceView`] without
+/// the SKU).
 #[derive(Serialize, ToSchema)]
-pub struct PriceView {
+pub struct PriceInForce {
     pub price_minor: i64,
+    #[schema(value_type = Currency)]
     pub currency: String,
     pub version: i64,
     pub effective_at: DateTime<Utc>,
@@ -53,12 +61,14 @@ pub struct PriceView {
 
 #[derive(Serialize, ToSchema)]
 pub struct ProductView {
+    #[schema(value_type = Sku)]
     pub sku: String,
+    #[schema(value_type = Currency)]
     pub currency: String,
     pub cost_minor: i64,
     pub base_price_minor: i64,
     pub guardrails: GuardrailsInput,
-    #[schema(value_type = Object)]
+    #[schema(schema_with = crate::domain::Attributes::schema)]
     pub attributes: Map<String, Value>,
     /// Incremented on every change of the product.
     pub version: i64,
@@ -66,7 +76,7 @@ pub struct ProductView {
     pub updated_at: DateTime<Utc>,
     /// The price in force now (its base price until a rule sets another); left out of lists.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub price: Option<PriceView>,
+    pub price: Option<PriceInForce>,
 }
 
 impl ProductView {
@@ -81,7 +91,7 @@ impl ProductView {
             version: product.version,
             created_at: product.created_at,
             updated_at: product.updated_at,
-            price: price.map(|p| PriceView {
+            price: price.map(|p| PriceInForce {
                 price_minor: p.price.minor(),
                 currency: p.price.currency().to_string(),
                 version: p.version,
@@ -92,11 +102,14 @@ impl ProductView {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// `next_cursor` of the previous page: the page starts after this SKU.
+    #[param(value_type = Option<Sku>)]
     pub cursor: Option<String>,
-    /// Page size, 1 to 1000 (default 100).
+    /// Page size (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -104,6 +117,7 @@ pub struct ListQuery {
 pub struct ProductPage {
     pub items: Vec<ProductView>,
     /// Pass as `cursor` to get the next page (the last SKU of this one); null on the last page.
+    #[schema(value_type = Option<Sku>)]
     pub next_cursor: Option<String>,
 }
 
@@ -114,7 +128,10 @@ fn sku_from_path(text: &str) -> Result<Sku, ApiError> {
 /// Create or replace a product. 201 when created, 200 when replaced or unchanged.
 #[utoipa::path(put, path = "/v1/products/{sku}", tag = "products", request_body = ProductBody,
     security(("bearer" = [])),
-    responses((status = 200, body = ProductView), (status = 201, body = ProductView), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "Replaced, or unchanged", body = ProductView),
+              (status = 201, description = "Created", body = ProductView),
+              (status = 409, description = "`currency_mismatch`: the product exists in another currency"),
+              (status = 422, description = "`validation_failed`")))]
 pub async fn put_product(
     access: Access<Write>,
     prices: web::Data<Prices>,
@@ -144,7 +161,7 @@ pub async fn put_product(
 
 /// Read a product with the price in force.
 #[utoipa::path(get, path = "/v1/products/{sku}", tag = "products", security(("bearer" = [])),
-    responses((status = 200, body = ProductView), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The product", body = ProductView)))]
 pub async fn get_product(
     access: Access<Read>,
     store: web::Data<Store>,
@@ -159,7 +176,7 @@ pub async fn get_product(
 
 /// Delete a product. Its decision history is kept.
 #[utoipa::path(delete, path = "/v1/products/{sku}", tag = "products", security(("bearer" = [])),
-    responses((status = 204), (status = "4XX", body = ErrorBody)))]
+    responses((status = 204, description = "Deleted")))]
 pub async fn delete_product(
     access: Access<Write>,
     prices: web::Data<Prices>,
@@ -176,7 +193,7 @@ pub async fn delete_product(
 
 /// List products in SKU order, a page at a time.
 #[utoipa::path(get, path = "/v1/products", tag = "products", params(ListQuery), security(("bearer" = [])),
-    responses((status = 200, body = ProductPage), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "A page of the catalogue", body = ProductPage)))]
 pub async fn list_products(
     access: Access<Read>,
     store: web::Data<Store>,

@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use super::ApiError;
 use super::access::{Access, Read, Write};
 use super::extract::resource;
-use super::{ApiError, ErrorBody};
-use crate::domain::Invalid;
+use crate::domain::{Invalid, Sku};
 use crate::rules::{DryRunResult, Rules};
 use crate::sandbox::RuleContext;
 use crate::store::{Activation, RuleVersion, Store};
@@ -39,7 +39,7 @@ pub struct RuleVersionView {
     pub sha256: String,
     pub size_bytes: i64,
     pub compile_ms: i64,
-    #[schema(value_type = Object)]
+    #[schema(schema_with = crate::domain::Attributes::schema)]
     pub params: Map<String, Value>,
     pub created_at: DateTime<Utc>,
     pub params_updated_at: DateTime<Utc>,
@@ -70,9 +70,19 @@ pub struct RuleList {
 #[derive(Serialize, ToSchema)]
 pub struct ActivationView {
     pub active_version: i64,
-    /// `activate` or `rollback`.
+    #[schema(schema_with = activation_kind)]
     pub kind: String,
     pub activated_at: DateTime<Utc>,
+}
+
+/// `activate` or `rollback`.
+fn activation_kind() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["activate", "rollback"]))
+        .description(Some("How this version became active."))
+        .build()
 }
 
 impl From<Activation> for ActivationView {
@@ -81,13 +91,16 @@ impl From<Activation> for ActivationView {
     }
 }
 
-/// What to dry-run: the merchant's products by SKU, or contexts given in full.
+/// What to dry-run: the merchant's products by SKU, or contexts given in full; 1 to 1000 of
+/// them in all.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DryRunRequest {
     #[serde(default)]
+    #[schema(value_type = Vec<Sku>, max_items = 1000)]
     pub skus: Vec<String>,
     #[serde(default)]
+    #[schema(max_items = 1000)]
     pub contexts: Vec<RuleContext>,
 }
 
@@ -98,6 +111,32 @@ pub struct DryRunResponse {
     /// Always false: a dry run changes nothing.
     pub persisted: bool,
 }
+
+/// An uploaded module: the body's bytes.
+struct WasmModule;
+
+impl utoipa::PartialSchema for WasmModule {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .into()
+    }
+}
+
+impl ToSchema for WasmModule {}
+
+/// A version's parameters: a flat object of strings, numbers and booleans.
+struct RuleParams;
+
+impl utoipa::PartialSchema for RuleParams {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::domain::Attributes::schema().into()
+    }
+}
+
+impl ToSchema for RuleParams {}
 
 fn version_from_path(text: &str) -> Result<i64, ApiError> {
     text.parse::<i64>()
@@ -112,9 +151,12 @@ async fn active_version(store: &Store, merchant: crate::domain::MerchantId) -> R
 
 /// Upload a rule: a WebAssembly component, or a core module built with wit-bindgen.
 #[utoipa::path(post, path = "/v1/rules", tag = "rules", security(("bearer" = [])),
-    request_body(content = Vec<u8>, content_type = "application/wasm"),
-    responses((status = 201, body = RuleVersionView), (status = 200, body = RuleVersionView, description = "the same bytes were uploaded before"),
-              (status = "4XX", body = ErrorBody)))]
+    request_body(description = "The module's bytes (at most the sandbox's `max_module_bytes`, 1 MiB by default)",
+                 content((WasmModule = "application/wasm"), (WasmModule = "application/octet-stream"))),
+    responses((status = 201, description = "A new version", body = RuleVersionView),
+              (status = 200, description = "The same bytes were uploaded before: that version", body = RuleVersionView),
+              (status = 422, description = "`rule_refused` (`details.reason`) or `over_quota`"),
+              (status = 429, description = "`too_many_requests`: too many uploads at once")))]
 pub async fn upload_rule(
     access: Access<Write>,
     rules: web::Data<Rules>,
@@ -146,7 +188,7 @@ pub async fn upload_rule(
 
 /// List rule versions, oldest first, and which one is active.
 #[utoipa::path(get, path = "/v1/rules", tag = "rules", security(("bearer" = [])),
-    responses((status = 200, body = RuleList), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The versions", body = RuleList)))]
 pub async fn list_rules(access: Access<Read>, store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
     let merchant = access.merchant();
     let active = active_version(&store, merchant).await?;
@@ -156,7 +198,7 @@ pub async fn list_rules(access: Access<Read>, store: web::Data<Store>) -> Result
 
 /// Read one rule version.
 #[utoipa::path(get, path = "/v1/rules/{version}", tag = "rules", security(("bearer" = [])),
-    responses((status = 200, body = RuleVersionView), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The version", body = RuleVersionView)))]
 pub async fn get_rule(
     access: Access<Read>,
     rules: web::Data<Rules>,
@@ -171,8 +213,9 @@ pub async fn get_rule(
 /// Replace a version's parameters: a flat object of strings, numbers and booleans that the
 /// rule receives on every evaluation.
 #[utoipa::path(put, path = "/v1/rules/{version}/params", tag = "rules", security(("bearer" = [])),
-    request_body = Object,
-    responses((status = 200, body = RuleVersionView), (status = "4XX", body = ErrorBody)))]
+    request_body(content = inline(RuleParams)),
+    responses((status = 200, description = "The version with its new parameters", body = RuleVersionView),
+              (status = 422, description = "`validation_failed`")))]
 pub async fn set_params(
     access: Access<Write>,
     prices: web::Data<Prices>,
@@ -190,7 +233,8 @@ pub async fn set_params(
 
 /// Make a version the active one.
 #[utoipa::path(post, path = "/v1/rules/{version}/activate", tag = "rules", security(("bearer" = [])),
-    responses((status = 200, body = ActivationView), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "Active; the catalogue reprices", body = ActivationView),
+              (status = 422, description = "`rule_refused`: the stored version cannot be loaded")))]
 pub async fn activate(
     access: Access<Write>,
     prices: web::Data<Prices>,
@@ -204,7 +248,8 @@ pub async fn activate(
 
 /// Return to the version that was active before the current one.
 #[utoipa::path(post, path = "/v1/rules/rollback", tag = "rules", security(("bearer" = [])),
-    responses((status = 200, body = ActivationView), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The version before is active again", body = ActivationView),
+              (status = 409, description = "`nothing_to_roll_back`: no earlier activation")))]
 pub async fn roll_back(access: Access<Write>, prices: web::Data<Prices>) -> Result<HttpResponse, ApiError> {
     let merchant = access.merchant();
     let activation = prices.roll_back_rule(merchant).await?;
@@ -216,7 +261,10 @@ pub async fn roll_back(access: Access<Write>, prices: web::Data<Prices>) -> Resu
 /// what it would decide; nothing is stored and no price changes.
 #[utoipa::path(post, path = "/v1/rules/{version}/dry-run", tag = "rules", security(("bearer" = [])),
     request_body = DryRunRequest,
-    responses((status = 200, body = DryRunResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "What the version would decide", body = DryRunResponse),
+              (status = 422, description = "`validation_failed`: no SKU or context, more than 1000, or a context \
+                                            the interface refuses"),
+              (status = 429, description = "`too_many_requests`: too many dry runs at once")))]
 pub async fn dry_run(
     access: Access<Write>,
     rules: web::Data<Rules>,

@@ -8,9 +8,9 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::ApiError;
 use super::access::{Access, Write};
 use super::extract::resource;
-use super::{ApiError, ErrorBody};
 use crate::store::Store;
 use crate::write::Prices;
 
@@ -26,7 +26,7 @@ pub struct MerchantSettings {
 }
 
 #[utoipa::path(get, path = "/v1/settings", tag = "merchants", security(("bearer" = [])),
-    responses((status = 200, body = MerchantSettings), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The merchant's settings", body = MerchantSettings)))]
 pub async fn get_settings(access: Access<Write>, store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
     let merchant = access.merchant();
     let merchant = store.merchant(merchant).await?.ok_or_else(|| ApiError::not_found("the merchant"))?;
@@ -35,7 +35,7 @@ pub async fn get_settings(access: Access<Write>, store: web::Data<Store>) -> Res
 
 #[utoipa::path(put, path = "/v1/settings", tag = "merchants", request_body = MerchantSettings,
     security(("bearer" = [])),
-    responses((status = 200, body = MerchantSettings), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The merchant's settings", body = MerchantSettings)))]
 pub async fn put_settings(
     access: Access<Write>,
     prices: web::Data<Prices>,

@@ -8,9 +8,9 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::ApiError;
 use super::access::{Access, Feed};
 use super::extract::{json_config, resource};
-use super::{ApiError, ErrorBody};
 use crate::config::PricingSettings;
 use crate::domain::{Currency, Invalid, MAX_AMOUNT_MINOR, Money, Sku};
 use crate::store::{DemandEvent, DemandKind, Observation};
@@ -38,40 +38,57 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ObservationInput {
-    /// The feed's id for this observation.
+    /// The feed's id for this observation: the same id again is the same observation.
+    #[schema(min_length = 1, max_length = 128)]
     pub id: String,
+    #[schema(value_type = Sku)]
     pub sku: String,
+    #[schema(min_length = 1, max_length = 128)]
     pub competitor: String,
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_i64)]
     #[serde(deserialize_with = "crate::domain::whole::integer")]
     pub price_minor: i64,
+    #[schema(value_type = Currency)]
     pub currency: String,
     pub in_stock: bool,
+    /// Within the last 366 days, and at most 5 minutes ahead of the service's clock.
     pub observed_at: DateTime<Utc>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ObservationBatch {
+    /// 1 to `pricing.max_signal_batch` (10000 by default); a body of more than 100000 is not
+    /// read to its end.
     #[serde(deserialize_with = "bounded")]
+    #[schema(min_items = 1, max_items = 100_000)]
     pub observations: Vec<ObservationInput>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DemandInput {
+    /// The feed's id for this event: the same id again is the same event.
+    #[schema(min_length = 1, max_length = 128)]
     pub id: String,
+    #[schema(value_type = Sku)]
     pub sku: String,
     pub kind: DemandKind,
     /// Views, add-to-carts or units sold; for `inventory`, the stock level.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     #[serde(deserialize_with = "crate::domain::whole::integer")]
     pub quantity: i64,
+    /// Within the last 366 days, and at most 5 minutes ahead of the service's clock.
     pub occurred_at: DateTime<Utc>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DemandBatch {
+    /// 1 to `pricing.max_signal_batch` (10000 by default); a body of more than 100000 is not
+    /// read to its end.
     #[serde(deserialize_with = "bounded")]
+    #[schema(min_items = 1, max_items = 100_000)]
     pub events: Vec<DemandInput>,
 }
 
@@ -142,7 +159,10 @@ fn receipt(received: usize, changed: usize) -> HttpResponse {
 /// Record competitor prices.
 #[utoipa::path(post, path = "/v1/signals/competitor-prices", tag = "signals", request_body = ObservationBatch,
     security(("bearer" = [])),
-    responses((status = 200, body = SignalReceipt), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "Stored; the SKUs whose signals changed are queued for repricing",
+               body = SignalReceipt),
+              (status = 422, description = "`validation_failed`: e.g. a time out of range, or more entries than \
+                                            `pricing.max_signal_batch`")))]
 pub async fn competitor_prices(
     access: Access<Feed>,
     prices: web::Data<Prices>,
@@ -186,7 +206,10 @@ pub async fn competitor_prices(
 /// Record demand events.
 #[utoipa::path(post, path = "/v1/signals/demand", tag = "signals", request_body = DemandBatch,
     security(("bearer" = [])),
-    responses((status = 200, body = SignalReceipt), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "Stored; the SKUs whose signals changed are queued for repricing",
+               body = SignalReceipt),
+              (status = 422, description = "`validation_failed`: e.g. a time out of range, or more entries than \
+                                            `pricing.max_signal_batch`")))]
 pub async fn demand(
     access: Access<Feed>,
     prices: web::Data<Prices>,

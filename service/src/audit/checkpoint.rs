@@ -33,6 +33,7 @@ pub struct Checkpoint {
     pub merchant_id: String,
     /// The chain's length: records 1 to `seq`.
     #[serde(deserialize_with = "crate::domain::whole::integer")]
+    #[schema(minimum = 0)]
     pub seq: i64,
     /// The hash of record `seq` (the genesis hash for an empty chain).
     pub head_hash: String,

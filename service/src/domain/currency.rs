@@ -76,6 +76,21 @@ impl Currency {
     }
 }
 
+/// The API schema of a currency code (`components/schemas/Currency`): one of the table's codes.
+impl utoipa::PartialSchema for Currency {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(ISO_4217.iter().map(|(code, _)| *code)))
+            .description(Some("An ISO 4217 code, in upper case."))
+            .examples(["EUR"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Currency {}
+
 impl FromStr for Currency {
     type Err = CurrencyError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -20,9 +20,11 @@ pub const MAX_AMOUNT_MINOR: i64 = 1_000_000_000_000_000;
 pub const MAX_MARGIN_BPS: i64 = 1_000_000;
 pub const MAX_STEP_BPS: i64 = 100_000;
 pub const MAX_MIN_INTERVAL_SECS: i64 = 31 * 24 * 3600;
+const MAX_ENDING_MINOR: i64 = 999_999;
+const MAX_STEP_MINOR: i64 = 1_000_000;
 
 /// How a guarded price is rounded to a price ending the merchant wants to show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Rounding {
     /// Prices end in these minor units: `99` gives 19.99, 20.99; `990` gives JPY 1990.
@@ -37,13 +39,56 @@ pub enum Rounding {
     },
 }
 
+/// The API schema of [`Rounding`], written out because a derived one would let other fields
+/// through: each mode is an object of exactly its two fields, with the bounds `check` holds.
+impl utoipa::PartialSchema for Rounding {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Type};
+        let mode = |name: &str, field: &str, min: i64, max: i64, description: &str| {
+            ObjectBuilder::new()
+                .description(Some(description))
+                .property("mode", ObjectBuilder::new().schema_type(Type::String).enum_values(Some([name])))
+                .required("mode")
+                .property(
+                    field,
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Int64)))
+                        .minimum(Some(min))
+                        .maximum(Some(max)),
+                )
+                .required(field)
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        };
+        OneOfBuilder::new()
+            .description(Some("How a guarded price is rounded to a price ending the merchant wants to show."))
+            .item(mode(
+                "ending",
+                "ending_minor",
+                0,
+                MAX_ENDING_MINOR,
+                "Prices end in these minor units: `99` gives 19.99, 20.99; `990` gives JPY 1990.",
+            ))
+            .item(mode(
+                "multiple",
+                "step_minor",
+                1,
+                MAX_STEP_MINOR,
+                "Prices are multiples of this step: `5` gives CHF 0.05 steps.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Rounding {}
+
 impl Rounding {
     fn check(&self, field: &str, invalid: &mut Invalid) {
         match *self {
-            Rounding::Ending { ending_minor } if !(0..=999_999).contains(&ending_minor) => {
+            Rounding::Ending { ending_minor } if !(0..=MAX_ENDING_MINOR).contains(&ending_minor) => {
                 invalid.push(format!("{field}.ending_minor"), "must be between 0 and 999999")
             }
-            Rounding::Multiple { step_minor } if !(1..=1_000_000).contains(&step_minor) => {
+            Rounding::Multiple { step_minor } if !(1..=MAX_STEP_MINOR).contains(&step_minor) => {
                 invalid.push(format!("{field}.step_minor"), "must be between 1 and 1000000")
             }
             _ => {}
@@ -81,26 +126,41 @@ impl Rounding {
 /// What a client sends; turned into [`Guardrails`] by [`Guardrails::parse`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+///
+/// The schema's bounds are the constants above (a unit test of the API's document holds them
+/// to it); that the floor and MAP do not exceed the ceiling is checked by [`Guardrails::parse`].
 pub struct GuardrailsInput {
+    /// The lowest price, in minor units.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[serde(default, deserialize_with = "crate::domain::whole::optional_integer")]
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_i64)]
     pub floor_minor: Option<i64>,
+    /// The lowest margin over cost, in basis points.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[serde(default, deserialize_with = "crate::domain::whole::optional_integer")]
+    #[schema(minimum = 0, maximum = 1_000_000)]
     pub min_margin_bps: Option<i64>,
+    /// The highest price, in minor units.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[serde(default, deserialize_with = "crate::domain::whole::optional_integer")]
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_i64)]
     pub ceiling_minor: Option<i64>,
+    /// The minimum advertised price, in minor units.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[serde(default, deserialize_with = "crate::domain::whole::optional_integer")]
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_i64)]
     pub map_minor: Option<i64>,
+    /// The largest change at once, in basis points of the current price.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[serde(default, deserialize_with = "crate::domain::whole::optional_integer")]
+    #[schema(minimum = 1, maximum = 100_000)]
     pub max_step_bps: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rounding: Option<Rounding>,
+    /// The least time between two changes, in seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[serde(default, deserialize_with = "crate::domain::whole::optional_integer")]
+    #[schema(minimum = 0, maximum = 2_678_400)]
     pub min_interval_secs: Option<i64>,
 }
 

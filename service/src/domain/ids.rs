@@ -5,6 +5,10 @@ use std::str::FromStr;
 
 use uuid::Uuid;
 
+/// The only spelling of an id that [`MerchantId::parse`] and [`KeyId::parse`] accept: a UUID,
+/// hyphenated, in lower case. For the API's schema.
+pub const ID_PATTERN: &str = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{0}` is not a valid id")]
 pub struct IdError(pub String);
@@ -67,7 +71,25 @@ macro_rules! uuid_id {
                 s.collect_str(self)
             }
         }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                id_schema()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
     };
+}
+
+fn id_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::Custom("uuid".to_owned())))
+        .pattern(Some(ID_PATTERN))
+        .description(Some("A UUID, hyphenated, in lower case."))
+        .into()
 }
 
 uuid_id!(
@@ -87,6 +109,13 @@ mod tests {
     fn generated_ids_round_trip_through_their_text() {
         let id = MerchantId::generate();
         assert_eq!(MerchantId::parse(&id.to_string()).unwrap(), id);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn what_the_pattern_admits_parses(text in proptest::string::string_regex(&ID_PATTERN[1..ID_PATTERN.len() - 1]).unwrap()) {
+            proptest::prop_assert!(MerchantId::parse(&text).is_ok() && KeyId::parse(&text).is_ok(), "{text:?}");
+        }
     }
 
     #[test]

@@ -19,10 +19,12 @@ pub mod whole;
 pub use currency::{Currency, CurrencyError};
 pub use decision::{Outcome, Trigger, UnknownName};
 pub use digest::{sha256, sha256_hex};
-pub use guardrails::{Guardrails, GuardrailsInput, MAX_AMOUNT_MINOR, Rounding};
-pub use ids::{IdError, KeyId, MerchantId};
+pub use guardrails::{
+    Guardrails, GuardrailsInput, MAX_AMOUNT_MINOR, MAX_MARGIN_BPS, MAX_MIN_INTERVAL_SECS, MAX_STEP_BPS, Rounding,
+};
+pub use ids::{ID_PATTERN, IdError, KeyId, MerchantId};
 pub use invalid::{FieldError, Invalid};
 pub use money::{Money, MoneyError};
 pub use product::{Attributes, Product, ProductDraft};
 pub use roles::{Role, Roles};
-pub use sku::{SKU_MAX_LEN, Sku, SkuError};
+pub use sku::{SKU_MAX_LEN, SKU_PATTERN, Sku, SkuError};

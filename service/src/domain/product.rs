@@ -58,6 +58,26 @@ impl Attributes {
     pub fn as_map(&self) -> &Map<String, Value> {
         &self.0
     }
+
+    /// The API schema of such an object, from the limits [`Attributes::check_named`] holds it to.
+    pub fn schema() -> utoipa::openapi::schema::Object {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Type};
+        let text = ObjectBuilder::new().schema_type(Type::String).max_length(Some(MAX_ATTRIBUTE_TEXT_LEN));
+        let values = OneOfBuilder::new()
+            .item(text)
+            .item(ObjectBuilder::new().schema_type(Type::Number))
+            .item(ObjectBuilder::new().schema_type(Type::Boolean));
+        let keys = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(format!("^[a-z0-9_.-]{{1,{MAX_ATTRIBUTE_KEY_LEN}}}$")));
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some("A flat object of strings, numbers and booleans."))
+            .property_names(Some(keys))
+            .max_properties(Some(MAX_ATTRIBUTES))
+            .additional_properties(Some(AdditionalProperties::RefOr(values.into())))
+            .build()
+    }
 }
 
 /// A product as a merchant describes it, parsed: ready to store.

@@ -4,6 +4,9 @@ use std::fmt;
 
 pub const SKU_MAX_LEN: usize = 64;
 
+/// [`Sku::parse`] as a regular expression, for the API's schema: what matches parses.
+pub const SKU_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$";
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SkuError {
     #[error("a SKU cannot be empty")]
@@ -59,9 +62,39 @@ impl serde::Serialize for Sku {
     }
 }
 
+/// The API schema of a SKU (`components/schemas/Sku`).
+impl utoipa::PartialSchema for Sku {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(SKU_PATTERN))
+            .min_length(Some(1))
+            .max_length(Some(SKU_MAX_LEN))
+            .description(Some(
+                "1 to 64 ASCII letters, digits, `-`, `_`, `.`, `:`, starting with a letter or digit; case matters.",
+            ))
+            .examples(["tshirt-red-m"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Sku {}
+
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        /// Every string the schema's pattern admits is a SKU (the other direction is the
+        /// refusals below: each kind of bad SKU falls outside the pattern too).
+        #[test]
+        fn what_the_pattern_admits_parses(text in proptest::string::string_regex(&SKU_PATTERN[1..SKU_PATTERN.len() - 1]).unwrap()) {
+            prop_assert!(Sku::parse(&text).is_ok(), "{text:?}");
+        }
+    }
 
     #[test]
     fn ordinary_skus_parse_and_keep_their_case() {

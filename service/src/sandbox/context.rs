@@ -15,19 +15,23 @@ use crate::domain::{Attributes, Currency, Invalid, MAX_AMOUNT_MINOR};
 #[serde(deny_unknown_fields)]
 pub struct RuleContext {
     pub sku: String,
+    #[schema(value_type = crate::domain::Currency)]
     pub currency: String,
     #[serde(deserialize_with = "crate::domain::whole::integer")]
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_000_i64)]
     pub cost_minor: i64,
     #[serde(deserialize_with = "crate::domain::whole::integer")]
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_000_i64)]
     pub current_price_minor: i64,
     #[serde(deserialize_with = "crate::domain::whole::integer")]
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_000_i64)]
     pub base_price_minor: i64,
     #[serde(default)]
     pub competitors: Vec<CompetitorOffer>,
     #[serde(default)]
     pub demand: Demand,
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(schema_with = Attributes::schema)]
     pub attributes: Map<String, Value>,
     pub now: DateTime<Utc>,
 }
@@ -52,21 +56,40 @@ pub struct CompetitorOffer {
 #[serde(default, deny_unknown_fields)]
 pub struct Demand {
     #[serde(deserialize_with = "crate::domain::whole::integer")]
+    #[schema(schema_with = count)]
     pub views_1d: u64,
     #[serde(deserialize_with = "crate::domain::whole::integer")]
+    #[schema(schema_with = count)]
     pub views_7d: u64,
     #[serde(deserialize_with = "crate::domain::whole::integer")]
+    #[schema(schema_with = count)]
     pub add_to_carts_1d: u64,
     #[serde(deserialize_with = "crate::domain::whole::integer")]
+    #[schema(schema_with = count)]
     pub add_to_carts_7d: u64,
     #[serde(deserialize_with = "crate::domain::whole::integer")]
+    #[schema(schema_with = count)]
     pub units_sold_1d: u64,
     #[serde(deserialize_with = "crate::domain::whole::integer")]
+    #[schema(schema_with = count)]
     pub units_sold_7d: u64,
     #[serde(deserialize_with = "crate::domain::whole::integer")]
+    #[schema(schema_with = count)]
     pub units_sold_30d: u64,
     #[serde(default, deserialize_with = "crate::domain::whole::optional_integer")]
     pub inventory: Option<i64>,
+}
+
+/// The schema of a demand count: any `u64` (an `int64` format would say less).
+fn count() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(SchemaFormat::Custom("uint64".to_owned())))
+        .minimum(Some(0))
+        .maximum(Some(u64::MAX as usize))
+        .default(Some(0.into()))
+        .build()
 }
 
 /// A rule's decision after the host's checks: a price in the product's currency, or keep.
