@@ -24,12 +24,24 @@ fn json_error(err: JsonPayloadError, limit: usize) -> ApiError {
         JsonPayloadError::ContentType => {
             ApiError::UnsupportedMediaType("the body must be JSON, sent with `Content-Type: application/json`".into())
         }
-        JsonPayloadError::Deserialize(e) if e.is_data() => {
-            ApiError::InvalidBody(format!("the body does not have the expected shape: {e}"))
-        }
-        JsonPayloadError::Deserialize(e) => ApiError::InvalidJson(format!("the body is not well-formed JSON: {e}")),
+        JsonPayloadError::Deserialize(e) => body_error(e),
         other => ApiError::InvalidJson(format!("the body could not be read: {other}")),
     }
+}
+
+/// A JSON body that does not deserialize: `invalid_body` when it is well-formed JSON of the
+/// wrong shape, `invalid_json` when it is not JSON at all.
+fn body_error(e: serde_json::Error) -> ApiError {
+    if e.is_data() {
+        ApiError::InvalidBody(format!("the body does not have the expected shape: {e}"))
+    } else {
+        ApiError::InvalidJson(format!("the body is not well-formed JSON: {e}"))
+    }
+}
+
+/// Decodes a JSON body as the API's extractor does (after its content-type and size checks).
+pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(body_error)
 }
 
 pub fn query_config() -> web::QueryConfig {

@@ -10,7 +10,7 @@ use validator::Validate;
 
 use super::ApiError;
 use super::access::{Access, Read, Write};
-use super::extract::resource;
+use super::extract::{json_body, resource};
 use crate::domain::{Currency, GuardrailsInput, Product, ProductDraft, Sku};
 use crate::store::{CurrentPrice, Store, Upserted};
 use crate::write::Prices;
@@ -46,6 +46,28 @@ pub struct ProductBody {
     #[serde(default)]
     #[schema(schema_with = crate::domain::Attributes::schema)]
     pub attributes: Map<String, Value>,
+}
+
+impl ProductBody {
+    /// The product this body describes under `sku`, every field checked (every problem at once).
+    pub fn into_draft(self, sku: Sku) -> Result<ProductDraft, ApiError> {
+        self.validate()?;
+        let draft = ProductDraft::parse(
+            sku,
+            &self.currency,
+            self.cost_minor,
+            self.base_price_minor,
+            self.guardrails,
+            self.attributes,
+        )?;
+        Ok(draft)
+    }
+}
+
+/// A `PUT /v1/products/{sku}` body as the handler reads it, from its bytes to the product
+/// (the fuzz targets' entry point; the handler gets the body decoded by the JSON extractor).
+pub fn parse_product_body(sku: Sku, body: &[u8]) -> Result<ProductDraft, ApiError> {
+    json_body::<ProductBody>(body)?.into_draft(sku)
 }
 
 /// The price in force of a product (a checkout lookup's [`super::prices::PriceView`] without
@@ -140,16 +162,7 @@ pub async fn put_product(
 ) -> Result<HttpResponse, ApiError> {
     let merchant = access.merchant();
     let sku = sku_from_path(&path)?;
-    body.validate()?;
-    let body = body.into_inner();
-    let draft = ProductDraft::parse(
-        sku,
-        &body.currency,
-        body.cost_minor,
-        body.base_price_minor,
-        body.guardrails,
-        body.attributes,
-    )?;
+    let draft = body.into_inner().into_draft(sku)?;
     // Checkout sees the new price before the merchant hears it is stored.
     let (product, outcome, price) = prices.put_product(merchant, draft).await?;
     let view = ProductView::new(product, price);
@@ -219,4 +232,24 @@ pub async fn list_products(
 /// whether or not a product has it.
 fn decode_cursor(cursor: &str) -> Result<Sku, ApiError> {
     Sku::parse(cursor).map_err(|e| ApiError::InvalidQuery(format!("cursor: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sku() -> Sku {
+        Sku::parse("sku-1").unwrap()
+    }
+
+    #[test]
+    fn a_body_is_refused_as_the_extractor_would() {
+        assert!(matches!(parse_product_body(sku(), b"{\"currency\":"), Err(ApiError::InvalidJson(_))));
+        let unknown = br#"{"currency":"EUR","cost_minor":1,"base_price_minor":1,"colour":"red"}"#;
+        assert!(matches!(parse_product_body(sku(), unknown), Err(ApiError::InvalidBody(_))));
+        let invalid = br#"{"currency":"EUR","cost_minor":-1,"base_price_minor":1}"#;
+        assert!(matches!(parse_product_body(sku(), invalid), Err(ApiError::Validation(_))));
+        let valid = br#"{"currency":"EUR","cost_minor":1200,"base_price_minor":1999}"#;
+        assert_eq!(parse_product_body(sku(), valid).unwrap().base_price.minor(), 1999);
+    }
 }

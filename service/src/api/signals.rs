@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::ApiError;
 use super::access::{Access, Feed};
-use super::extract::{json_config, resource};
+use super::extract::{json_body, json_config, resource};
 use crate::config::PricingSettings;
 use crate::domain::{Currency, Invalid, MAX_AMOUNT_MINOR, Money, Sku};
 use crate::store::{DemandEvent, DemandKind, Observation};
@@ -151,6 +151,80 @@ where
     deserializer.deserialize_seq(Bounded(std::marker::PhantomData))
 }
 
+impl ObservationBatch {
+    /// The observations, every entry checked before any is stored (every problem at once).
+    pub fn into_observations(self, settings: &PricingSettings) -> Result<Vec<Observation>, ApiError> {
+        let batch = self.observations;
+        check_batch(batch.len(), "observations", settings)?;
+        let mut invalid = Invalid::new();
+        let mut observations = Vec::with_capacity(batch.len());
+        for (i, o) in batch.into_iter().enumerate() {
+            let field = |name: &str| format!("observations[{i}].{name}");
+            check_id(&o.id, field("id"), &mut invalid);
+            check_time(o.observed_at, field("observed_at"), &mut invalid);
+            if !(1..=128).contains(&o.competitor.chars().count()) {
+                invalid.push(field("competitor"), "1 to 128 characters");
+            }
+            if !(1..=MAX_AMOUNT_MINOR).contains(&o.price_minor) {
+                invalid.push(field("price_minor"), format!("must be between 1 and {MAX_AMOUNT_MINOR}"));
+            }
+            let sku = Sku::parse(&o.sku).map_err(|e| invalid.push(field("sku"), e.to_string())).ok();
+            let currency =
+                Currency::parse(&o.currency).map_err(|e| invalid.push(field("currency"), e.to_string())).ok();
+            if let (Some(sku), Some(currency)) = (sku, currency) {
+                observations.push(Observation {
+                    id: o.id,
+                    sku,
+                    competitor: o.competitor,
+                    price: Money::new(o.price_minor, currency),
+                    in_stock: o.in_stock,
+                    observed_at: o.observed_at,
+                });
+            }
+        }
+        invalid.or_ok(|| observations).map_err(ApiError::from)
+    }
+}
+
+impl DemandBatch {
+    /// The demand events, every entry checked before any is stored (every problem at once).
+    pub fn into_events(self, settings: &PricingSettings) -> Result<Vec<DemandEvent>, ApiError> {
+        let batch = self.events;
+        check_batch(batch.len(), "events", settings)?;
+        let mut invalid = Invalid::new();
+        let mut events = Vec::with_capacity(batch.len());
+        for (i, e) in batch.into_iter().enumerate() {
+            let field = |name: &str| format!("events[{i}].{name}");
+            check_id(&e.id, field("id"), &mut invalid);
+            check_time(e.occurred_at, field("occurred_at"), &mut invalid);
+            if !(0..=1_000_000_000).contains(&e.quantity) {
+                invalid.push(field("quantity"), "must be between 0 and 1000000000");
+            }
+            if let Ok(sku) = Sku::parse(&e.sku).map_err(|err| invalid.push(field("sku"), err.to_string())) {
+                events.push(DemandEvent {
+                    id: e.id,
+                    sku,
+                    kind: e.kind,
+                    quantity: e.quantity,
+                    occurred_at: e.occurred_at,
+                });
+            }
+        }
+        invalid.or_ok(|| events).map_err(ApiError::from)
+    }
+}
+
+/// A `POST /v1/signals/competitor-prices` body as the handler reads it, from its bytes to the
+/// observations to store (the fuzz targets' entry point).
+pub fn parse_competitor_prices_body(body: &[u8], settings: &PricingSettings) -> Result<Vec<Observation>, ApiError> {
+    json_body::<ObservationBatch>(body)?.into_observations(settings)
+}
+
+/// A `POST /v1/signals/demand` body as the handler reads it, from its bytes to the events.
+pub fn parse_demand_body(body: &[u8], settings: &PricingSettings) -> Result<Vec<DemandEvent>, ApiError> {
+    json_body::<DemandBatch>(body)?.into_events(settings)
+}
+
 /// Says what was received.
 fn receipt(received: usize, changed: usize) -> HttpResponse {
     HttpResponse::Ok().json(SignalReceipt { received, skus_changed: changed })
@@ -170,34 +244,7 @@ pub async fn competitor_prices(
     body: web::Json<ObservationBatch>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = access.merchant();
-    let batch = body.into_inner().observations;
-    check_batch(batch.len(), "observations", &settings)?;
-    let mut invalid = Invalid::new();
-    let mut observations = Vec::with_capacity(batch.len());
-    for (i, o) in batch.into_iter().enumerate() {
-        let field = |name: &str| format!("observations[{i}].{name}");
-        check_id(&o.id, field("id"), &mut invalid);
-        check_time(o.observed_at, field("observed_at"), &mut invalid);
-        if !(1..=128).contains(&o.competitor.chars().count()) {
-            invalid.push(field("competitor"), "1 to 128 characters");
-        }
-        if !(1..=MAX_AMOUNT_MINOR).contains(&o.price_minor) {
-            invalid.push(field("price_minor"), format!("must be between 1 and {MAX_AMOUNT_MINOR}"));
-        }
-        let sku = Sku::parse(&o.sku).map_err(|e| invalid.push(field("sku"), e.to_string())).ok();
-        let currency = Currency::parse(&o.currency).map_err(|e| invalid.push(field("currency"), e.to_string())).ok();
-        if let (Some(sku), Some(currency)) = (sku, currency) {
-            observations.push(Observation {
-                id: o.id,
-                sku,
-                competitor: o.competitor,
-                price: Money::new(o.price_minor, currency),
-                in_stock: o.in_stock,
-                observed_at: o.observed_at,
-            });
-        }
-    }
-    invalid.or_ok(|| ())?;
+    let observations = body.into_inner().into_observations(&settings)?;
     let received = observations.len();
     let changed = prices.record_observations(merchant, observations, SignalQuotas::from(&**settings)).await?;
     Ok(receipt(received, changed))
@@ -217,22 +264,7 @@ pub async fn demand(
     body: web::Json<DemandBatch>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = access.merchant();
-    let batch = body.into_inner().events;
-    check_batch(batch.len(), "events", &settings)?;
-    let mut invalid = Invalid::new();
-    let mut events = Vec::with_capacity(batch.len());
-    for (i, e) in batch.into_iter().enumerate() {
-        let field = |name: &str| format!("events[{i}].{name}");
-        check_id(&e.id, field("id"), &mut invalid);
-        check_time(e.occurred_at, field("occurred_at"), &mut invalid);
-        if !(0..=1_000_000_000).contains(&e.quantity) {
-            invalid.push(field("quantity"), "must be between 0 and 1000000000");
-        }
-        if let Ok(sku) = Sku::parse(&e.sku).map_err(|err| invalid.push(field("sku"), err.to_string())) {
-            events.push(DemandEvent { id: e.id, sku, kind: e.kind, quantity: e.quantity, occurred_at: e.occurred_at });
-        }
-    }
-    invalid.or_ok(|| ())?;
+    let events = body.into_inner().into_events(&settings)?;
     let received = events.len();
     let changed = prices.record_demand(merchant, events, SignalQuotas::from(&**settings)).await?;
     Ok(receipt(received, changed))
