@@ -252,4 +252,20 @@ mod tests {
         let valid = br#"{"currency":"EUR","cost_minor":1200,"base_price_minor":1999}"#;
         assert_eq!(parse_product_body(sku(), valid).unwrap().base_price.minor(), 1999);
     }
+
+    /// Found by the `product_body` fuzz target: serde_json's default float parsing read
+    /// `1.8446744703709274e19` as its neighbour, so an attribute read back from the text the
+    /// store keeps (or from a GET sent back as a PUT) was another number than the one sent.
+    #[test]
+    fn attribute_numbers_read_back_from_their_stored_text_are_the_same() {
+        for number in ["18446744703709275807", "1.8446744703709274e19", "2.638344616030823e-256", "0.1"] {
+            let body =
+                format!(r#"{{"currency":"KWD","cost_minor":1,"base_price_minor":1,"attributes":{{"n":{number}}}}}"#);
+            let draft = parse_product_body(sku(), body.as_bytes()).unwrap();
+            // As store/products.rs writes the attributes, and reads them back.
+            let stored = serde_json::to_string(draft.attributes.as_map()).unwrap();
+            let read: Map<String, Value> = serde_json::from_str(&stored).unwrap();
+            assert_eq!(&read, draft.attributes.as_map(), "{number} stored as {stored}");
+        }
+    }
 }
