@@ -230,7 +230,7 @@ pub fn check_signal_body(body: &[u8]) {
                 .iter()
                 .map(|o| {
                     check_signal_common(&o.id, &o.sku, o.observed_at, now);
-                    assert!(!o.competitor.is_empty() && o.competitor.len() <= 128);
+                    assert!((1..=128).contains(&o.competitor.chars().count()));
                     assert!((1..=MAX_AMOUNT_MINOR).contains(&o.price.minor()));
                     json!({"id": o.id, "sku": o.sku.as_str(), "competitor": o.competitor,
                            "price_minor": o.price.minor(), "currency": o.price.currency().code(),
@@ -269,7 +269,7 @@ pub fn check_signal_body(body: &[u8]) {
 }
 
 fn check_signal_common(id: &str, sku: &Sku, at: chrono::DateTime<Utc>, now: chrono::DateTime<Utc>) {
-    assert!(!id.is_empty() && id.len() <= 128, "id of {} bytes", id.len());
+    assert!((1..=128).contains(&id.chars().count()), "id of {} characters", id.chars().count());
     assert_eq!(Sku::parse(sku.as_str()).as_ref(), Ok(sku), "the SKU parses again");
     // The window was checked a moment ago: allow for the time since.
     assert!(at <= now + Duration::seconds(300), "{at} is in the future");
