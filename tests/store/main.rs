@@ -496,6 +496,188 @@ async fn demand_is_counted_in_hourly_buckets_once_and_pruned(backend: Backend) {
     store.close().await;
 }
 
+/// The bulk writes of signals against a model that applies every signal in order, one at a
+/// time: random batches (repeated ids, ties, older and newer offers, inventory levels at the
+/// same instant, counted events past the deduplication window) leave the same offers, demand
+/// figures and inventory levels, and report the same SKUs as changed.
+async fn bulk_signal_writes_match_writing_one_signal_at_a_time(backend: Backend) {
+    use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+    use chrono::{Duration, Utc};
+    use pricing::domain::{Currency, Money};
+    use pricing::store::{DemandEvent, DemandKind, Observation};
+
+    let store = open(backend).await;
+    let m = store.create_merchant("Acme").await.unwrap().id;
+    let now = Utc::now() - Duration::minutes(1);
+    let eur = Currency::parse("EUR").unwrap();
+    let mut rng = XorShift(0x5eed_0f51_67a1);
+    // (sku, competitor) -> (price, observed_at micros, id): the latest wins, ties keep the first.
+    let mut offers: BTreeMap<(String, String), (i64, i64, String)> = BTreeMap::new();
+    let mut seen_ids: BTreeSet<String> = BTreeSet::new();
+    // sku -> every counted event (kind, micros, quantity) that counted.
+    let mut counted: HashMap<String, Vec<(DemandKind, i64, i64)>> = HashMap::new();
+    let mut levels: BTreeMap<String, (i64, String, i64)> = BTreeMap::new();
+    let skus = ["a", "b", "c", "d", "e"];
+    for round in 0..12 {
+        let mut observations = Vec::new();
+        let mut expected_changed = BTreeSet::new();
+        for i in 0..(1 + rng.below(400)) {
+            let sku_name = skus[rng.below(skus.len() as u64) as usize];
+            // Quotes and backslashes travel inside PostgreSQL array literals.
+            let competitor = format!("shop \"{}\\", rng.below(4));
+            let at = (now - Duration::seconds(rng.below(50) as i64 * 60)).timestamp_micros();
+            let price = 100 + rng.below(900) as i64;
+            let id = format!("o-{round}-{i}");
+            let key = (sku_name.to_owned(), competitor.clone());
+            if offers.get(&key).is_none_or(|(_, stored, _)| at > *stored) {
+                offers.insert(key, (price, at, id.clone()));
+                expected_changed.insert(sku_name.to_owned());
+            }
+            observations.push(Observation {
+                id,
+                sku: sku(sku_name),
+                competitor,
+                price: Money::new(price, eur),
+                in_stock: rng.below(2) == 0,
+                observed_at: chrono::DateTime::from_timestamp_micros(at).unwrap(),
+            });
+        }
+        let changed = record_observations(&store, m, &observations).await.unwrap();
+        let changed: BTreeSet<String> = changed.iter().map(|s| s.as_str().to_owned()).collect();
+        assert_eq!(changed, expected_changed, "round {round}: SKUs whose offers changed");
+
+        let mut events = Vec::new();
+        let mut expected_changed = BTreeSet::new();
+        for _ in 0..(1 + rng.below(600)) {
+            let sku_name = skus[rng.below(skus.len() as u64) as usize];
+            let kind = [DemandKind::View, DemandKind::AddToCart, DemandKind::Sale, DemandKind::Inventory]
+                [rng.below(4) as usize];
+            // Ids repeat across and within batches; some events are older than every window.
+            let id = format!("e-{}", rng.below(1_500));
+            let days_ago = if rng.below(20) == 0 { 36 } else { rng.below(31) as i64 };
+            let at = (now - Duration::days(days_ago) - Duration::minutes(rng.below(600) as i64)).timestamp_micros();
+            let quantity = rng.below(50) as i64;
+            if kind == DemandKind::Inventory {
+                if levels.get(sku_name).is_none_or(|(stored, stored_id, _)| (at, &id) > (*stored, stored_id)) {
+                    levels.insert(sku_name.to_owned(), (at, id.clone(), quantity));
+                    expected_changed.insert(sku_name.to_owned());
+                }
+            } else if days_ago < 35 && seen_ids.insert(id.clone()) {
+                counted.entry(sku_name.to_owned()).or_default().push((kind, at, quantity));
+                expected_changed.insert(sku_name.to_owned());
+            }
+            events.push(DemandEvent {
+                id,
+                sku: sku(sku_name),
+                kind,
+                quantity,
+                occurred_at: chrono::DateTime::from_timestamp_micros(at).unwrap(),
+            });
+        }
+        let changed = record_demand(&store, m, &events).await.unwrap();
+        let changed: BTreeSet<String> = changed.iter().map(|s| s.as_str().to_owned()).collect();
+        assert_eq!(changed, expected_changed, "round {round}: SKUs whose demand changed");
+    }
+
+    let signals = store.signals_between(m, &sku("a"), &sku("e"), Utc::now()).await.unwrap();
+    for ((sku_name, competitor), (price, at, id)) in &offers {
+        let stored = signals.observations[&sku(sku_name)].iter().find(|o| &o.competitor == competitor).unwrap();
+        assert_eq!(
+            (stored.price.minor(), stored.observed_at.timestamp_micros(), &stored.id),
+            (*price, *at, id),
+            "{sku_name}/{competitor}"
+        );
+    }
+    let stored_offers: usize = signals.observations.values().map(Vec::len).sum();
+    assert_eq!(stored_offers, offers.len());
+    for sku_name in skus {
+        let expected = brute_force_demand(counted.get(sku_name).map_or(&[][..], Vec::as_slice), Utc::now());
+        let mut got = signals.demand.get(&sku(sku_name)).cloned().unwrap_or_default();
+        assert_eq!(got.inventory, levels.get(sku_name).map(|(_, _, quantity)| *quantity), "{sku_name}: inventory");
+        got.inventory = None;
+        assert_eq!(got, expected, "{sku_name}: demand figures");
+    }
+}
+
+/// What the demand windows hold, summed from the events themselves: a window of D days is the
+/// last D x 24 hourly buckets, the one `now` falls in included.
+fn brute_force_demand(
+    events: &[(pricing::store::DemandKind, i64, i64)],
+    now: chrono::DateTime<chrono::Utc>,
+) -> pricing::store::DemandSummary {
+    use pricing::store::DemandKind;
+    const HOUR: i64 = 3_600_000_000;
+    let current = now.timestamp_micros().div_euclid(HOUR);
+    let mut summary = pricing::store::DemandSummary::default();
+    for &(kind, at, quantity) in events {
+        let hours_ago = current - at.div_euclid(HOUR);
+        let within = |days: i64| (0..days * 24).contains(&hours_ago);
+        let sum = |total: &mut i64, days: i64| {
+            if within(days) {
+                *total += quantity;
+            }
+        };
+        match kind {
+            DemandKind::View => {
+                sum(&mut summary.views_1d, 1);
+                sum(&mut summary.views_7d, 7);
+            }
+            DemandKind::AddToCart => {
+                sum(&mut summary.add_to_carts_1d, 1);
+                sum(&mut summary.add_to_carts_7d, 7);
+            }
+            DemandKind::Sale => {
+                sum(&mut summary.units_sold_1d, 1);
+                sum(&mut summary.units_sold_7d, 7);
+                sum(&mut summary.units_sold_30d, 30);
+            }
+            DemandKind::Inventory => {}
+        }
+    }
+    summary
+}
+
+/// A SKU with hundreds of thousands of demand events (a popular product's month) gets the
+/// figures a brute-force sum over its events gives, read from its hourly counters.
+async fn a_large_demand_history_sums_like_brute_force(backend: Backend) {
+    use chrono::{Duration, Utc};
+    use pricing::store::{DemandEvent, DemandKind};
+
+    let store = open(backend).await;
+    let m = store.create_merchant("Acme").await.unwrap().id;
+    let now = Utc::now() - Duration::minutes(1);
+    let mut rng = XorShift(0xdead_beef_1234);
+    let mut events = Vec::with_capacity(300_000);
+    let mut model = Vec::with_capacity(300_000);
+    for i in 0..300_000 {
+        let kind = match rng.below(10) {
+            0 => DemandKind::Sale,
+            1 | 2 => DemandKind::AddToCart,
+            _ => DemandKind::View,
+        };
+        let at = (now - Duration::seconds(rng.below(34 * 86_400) as i64)).timestamp_micros();
+        let quantity = 1 + rng.below(3) as i64;
+        model.push((kind, at, quantity));
+        events.push(DemandEvent {
+            id: format!("ev-{i}"),
+            sku: sku("hot"),
+            kind,
+            quantity,
+            occurred_at: chrono::DateTime::from_timestamp_micros(at).unwrap(),
+        });
+    }
+    for chunk in events.chunks(20_000) {
+        record_demand(&store, m, chunk).await.unwrap();
+    }
+    let read_at = Utc::now();
+    let signals = store.signals_between(m, &sku("hot"), &sku("hot"), read_at).await.unwrap();
+    let mut got = signals.demand[&sku("hot")].clone();
+    got.inventory = None;
+    assert_eq!(got, brute_force_demand(&model, read_at));
+    assert!(got.views_7d > 40_000, "a busy week: {got:?}");
+}
+
 /// A small deterministic generator, so a failing history can be reproduced from its seed.
 struct XorShift(u64);
 
@@ -611,6 +793,8 @@ both_backends! {
     prior_price_brute_force => the_prior_price_and_the_price_at_an_instant_match_a_brute_force_scan;
     signals_by_range => signals_are_read_for_a_range_of_skus;
     demand_buckets => demand_is_counted_in_hourly_buckets_once_and_pruned;
+    bulk_signal_writes => bulk_signal_writes_match_writing_one_signal_at_a_time;
+    large_demand_history => a_large_demand_history_sums_like_brute_force;
     warm_paging => prices_in_force_page_across_merchants_in_key_order;
     rule_versions => rule_versions_number_from_one_and_the_same_bytes_are_one_version;
     concurrent_uploads => concurrent_uploads_get_distinct_versions;

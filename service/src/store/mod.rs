@@ -15,6 +15,7 @@
 //!
 //! The migrations under `migrations/<backend>/` run when a store is opened.
 
+mod bulk;
 pub mod chain;
 mod checkpoints;
 pub mod history;
@@ -71,6 +72,14 @@ enum TxInner {
 }
 
 impl Tx {
+    /// The engine the transaction runs on.
+    pub fn backend(&self) -> Backend {
+        match self.inner {
+            TxInner::Managed(_) => Backend::Postgres,
+            TxInner::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
     pub async fn commit(mut self) -> Result<(), StoreError> {
         match &mut self.inner {
             TxInner::Sqlite(conn) => {

@@ -2,10 +2,12 @@
 //! competitor), demand as hourly counters per kind (each event counted once, by its id, within
 //! the deduplication window) read over trailing windows, and the latest inventory level.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
+use sqlx::Row;
 
+use super::bulk::{Cell, Kind, Rows};
 use super::rows::{convert_all, corrupt};
 use super::{CurrentPrice, Store, StoreError, Tx, from_micros, now};
 use crate::domain::{Currency, MerchantId, Money, Sku};
@@ -80,42 +82,76 @@ const DAY_MICROS: i64 = 86_400_000_000;
 
 /// Records competitor observations in the writer's transaction (the latest per competitor
 /// wins; an older or replayed one changes nothing); returns the SKUs whose offers changed.
+///
+/// Within the batch, the newest observation of each (SKU, competitor) is the one written (the
+/// first of equally new ones), then one bulk upsert per chunk applies it where it is newer
+/// than the stored one: the same outcome as writing the batch in order, one row at a time.
 pub async fn record_observations(
     tx: &mut Tx,
     merchant: MerchantId,
     observations: &[Observation],
 ) -> Result<Vec<Sku>, StoreError> {
+    const COLUMNS: &[(&str, Kind)] = &[
+        ("sku", Kind::Text),
+        ("competitor", Kind::Text),
+        ("price_minor", Kind::BigInt),
+        ("currency", Kind::Text),
+        ("in_stock", Kind::Bool),
+        ("observed_at", Kind::BigInt),
+        ("observation_id", Kind::Text),
+    ];
+    let mut newest: BTreeMap<(&Sku, &str), &Observation> = BTreeMap::new();
+    for o in observations {
+        newest
+            .entry((&o.sku, o.competitor.as_str()))
+            .and_modify(|kept| {
+                if o.observed_at > kept.observed_at {
+                    *kept = o;
+                }
+            })
+            .or_insert(o);
+    }
+    let currencies: Vec<Currency> = newest.values().map(|o| o.price.currency()).collect();
+    let mut rows = Rows::new(COLUMNS);
+    for (o, currency) in newest.values().zip(&currencies) {
+        rows.push([
+            Cell::Text(o.sku.as_str()),
+            Cell::Text(&o.competitor),
+            Cell::BigInt(o.price.minor()),
+            Cell::Text(currency.code()),
+            Cell::Bool(o.in_stock),
+            Cell::BigInt(o.observed_at.timestamp_micros()),
+            Cell::Text(&o.id),
+        ]);
+    }
     let merchant_id = merchant.to_string();
     let received = now().timestamp_micros();
     let mut changed = BTreeSet::new();
-    for o in observations {
-        let applied = sqlx::query(
+    for chunk in rows.chunks(tx.backend()) {
+        let sql = format!(
             "INSERT INTO competitor_observations (merchant_id, sku, competitor, price_minor, currency,
                                                   in_stock, observed_at, observation_id, received_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             SELECT $1, u.sku, u.competitor, u.price_minor, u.currency, u.in_stock, u.observed_at,
+                    u.observation_id, $2
+             FROM {} WHERE true
              ON CONFLICT (merchant_id, sku, competitor) DO UPDATE SET
                  price_minor = excluded.price_minor, currency = excluded.currency,
                  in_stock = excluded.in_stock, observed_at = excluded.observed_at,
                  observation_id = excluded.observation_id, received_at = excluded.received_at
-             WHERE excluded.observed_at > competitor_observations.observed_at",
-        )
-        .bind(&merchant_id)
-        .bind(o.sku.as_str())
-        .bind(&o.competitor)
-        .bind(o.price.minor())
-        .bind(o.price.currency().code())
-        .bind(o.in_stock)
-        .bind(o.observed_at.timestamp_micros())
-        .bind(&o.id)
-        .bind(received)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-        if applied > 0 {
-            changed.insert(o.sku.clone());
+             WHERE excluded.observed_at > competitor_observations.observed_at
+             RETURNING sku",
+            chunk.source(3)
+        );
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&merchant_id).bind(received);
+        for row in chunk.bind(query).fetch_all(&mut **tx).await? {
+            changed.insert(row.try_get::<String, _>(0)?);
         }
     }
-    Ok(changed.into_iter().collect())
+    parse_skus(changed)
+}
+
+fn parse_skus(skus: BTreeSet<String>) -> Result<Vec<Sku>, StoreError> {
+    skus.into_iter().map(|sku| Sku::parse(&sku).map_err(|e| corrupt("sku", e))).collect()
 }
 
 /// Demand is kept in hourly buckets (see the migration `0009_demand_buckets.sql`).
@@ -133,64 +169,109 @@ fn bucket_of(micros: i64) -> i64 {
 /// Records demand events in the writer's transaction: a counted event (view, add to cart,
 /// sale) once per id, into its hour's bucket; an inventory level when it is newer than the
 /// stored one. Returns the SKUs whose demand changed.
+///
+/// In bulk, with the outcome of writing the batch in order one event at a time: the ids of the
+/// counted events are inserted first (the first event of an id in the batch is the one that
+/// counts), and those that were new are summed per bucket and added; of a SKU's inventory
+/// levels, the newest (by time, then id) is written where it is newer than the stored one.
 pub async fn record_demand(tx: &mut Tx, merchant: MerchantId, events: &[DemandEvent]) -> Result<Vec<Sku>, StoreError> {
     let merchant_id = merchant.to_string();
+    let backend = tx.backend();
     let dedup_from = now().timestamp_micros() - DEDUP_DAYS * DAY_MICROS;
     let mut changed = BTreeSet::new();
+
+    // Counted events: each id once, the first in the batch; those older than the window never.
+    let mut counted: BTreeMap<&str, &DemandEvent> = BTreeMap::new();
+    let mut newest_level: BTreeMap<&Sku, &DemandEvent> = BTreeMap::new();
     for e in events {
-        let at = e.occurred_at.timestamp_micros();
-        let applied = if e.kind == DemandKind::Inventory {
-            sqlx::query(
-                "INSERT INTO inventory_levels (merchant_id, sku, quantity, occurred_at, event_id)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (merchant_id, sku) DO UPDATE SET
-                     quantity = excluded.quantity, occurred_at = excluded.occurred_at, event_id = excluded.event_id
-                 WHERE excluded.occurred_at > inventory_levels.occurred_at
-                    OR (excluded.occurred_at = inventory_levels.occurred_at AND excluded.event_id > inventory_levels.event_id)",
-            )
-            .bind(&merchant_id)
-            .bind(e.sku.as_str())
-            .bind(e.quantity)
-            .bind(at)
-            .bind(&e.id)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected()
-        } else if at < dedup_from {
-            0
-        } else {
-            let first_time = sqlx::query(
-                "INSERT INTO demand_event_ids (merchant_id, event_id, occurred_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (merchant_id, event_id) DO NOTHING",
-            )
-            .bind(&merchant_id)
-            .bind(&e.id)
-            .bind(at)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-            if first_time > 0 {
-                sqlx::query(
-                    "INSERT INTO demand_buckets (merchant_id, sku, kind, bucket_start, quantity)
-                     VALUES ($1, $2, $3, $4, $5)
-                     ON CONFLICT (merchant_id, sku, kind, bucket_start) DO UPDATE SET
-                         quantity = demand_buckets.quantity + excluded.quantity",
-                )
-                .bind(&merchant_id)
-                .bind(e.sku.as_str())
-                .bind(e.kind.as_str())
-                .bind(bucket_of(at))
-                .bind(e.quantity)
-                .execute(&mut **tx)
-                .await?;
-            }
-            first_time
-        };
-        if applied > 0 {
-            changed.insert(e.sku.clone());
+        if e.kind == DemandKind::Inventory {
+            newest_level
+                .entry(&e.sku)
+                .and_modify(|kept| {
+                    if (e.occurred_at, e.id.as_str()) > (kept.occurred_at, kept.id.as_str()) {
+                        *kept = e;
+                    }
+                })
+                .or_insert(e);
+        } else if e.occurred_at.timestamp_micros() >= dedup_from {
+            counted.entry(e.id.as_str()).or_insert(e);
         }
     }
-    Ok(changed.into_iter().collect())
+    let mut ids = Rows::new(&[("event_id", Kind::Text), ("occurred_at", Kind::BigInt)]);
+    for e in counted.values() {
+        ids.push([Cell::Text(&e.id), Cell::BigInt(e.occurred_at.timestamp_micros())]);
+    }
+    let mut first_seen = BTreeSet::new();
+    for chunk in ids.chunks(backend) {
+        let sql = format!(
+            "INSERT INTO demand_event_ids (merchant_id, event_id, occurred_at)
+             SELECT $1, u.event_id, u.occurred_at FROM {} WHERE true
+             ON CONFLICT (merchant_id, event_id) DO NOTHING
+             RETURNING event_id",
+            chunk.source(2)
+        );
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&merchant_id);
+        for row in chunk.bind(query).fetch_all(&mut **tx).await? {
+            first_seen.insert(row.try_get::<String, _>(0)?);
+        }
+    }
+    let mut sums: BTreeMap<(&str, &str, i64), i64> = BTreeMap::new();
+    for e in counted.values().filter(|e| first_seen.contains(&e.id)) {
+        *sums.entry((e.sku.as_str(), e.kind.as_str(), bucket_of(e.occurred_at.timestamp_micros()))).or_default() +=
+            e.quantity;
+        changed.insert(e.sku.as_str().to_owned());
+    }
+    let mut buckets = Rows::new(&[
+        ("sku", Kind::Text),
+        ("kind", Kind::Text),
+        ("bucket_start", Kind::BigInt),
+        ("quantity", Kind::BigInt),
+    ]);
+    for ((sku, kind, bucket), quantity) in &sums {
+        buckets.push([Cell::Text(sku), Cell::Text(kind), Cell::BigInt(*bucket), Cell::BigInt(*quantity)]);
+    }
+    for chunk in buckets.chunks(backend) {
+        let sql = format!(
+            "INSERT INTO demand_buckets (merchant_id, sku, kind, bucket_start, quantity)
+             SELECT $1, u.sku, u.kind, u.bucket_start, u.quantity FROM {} WHERE true
+             ON CONFLICT (merchant_id, sku, kind, bucket_start) DO UPDATE SET
+                 quantity = demand_buckets.quantity + excluded.quantity",
+            chunk.source(2)
+        );
+        chunk.bind(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&merchant_id)).execute(&mut **tx).await?;
+    }
+
+    let mut levels = Rows::new(&[
+        ("sku", Kind::Text),
+        ("quantity", Kind::BigInt),
+        ("occurred_at", Kind::BigInt),
+        ("event_id", Kind::Text),
+    ]);
+    for e in newest_level.values() {
+        levels.push([
+            Cell::Text(e.sku.as_str()),
+            Cell::BigInt(e.quantity),
+            Cell::BigInt(e.occurred_at.timestamp_micros()),
+            Cell::Text(&e.id),
+        ]);
+    }
+    for chunk in levels.chunks(backend) {
+        let sql = format!(
+            "INSERT INTO inventory_levels (merchant_id, sku, quantity, occurred_at, event_id)
+             SELECT $1, u.sku, u.quantity, u.occurred_at, u.event_id FROM {} WHERE true
+             ON CONFLICT (merchant_id, sku) DO UPDATE SET
+                 quantity = excluded.quantity, occurred_at = excluded.occurred_at, event_id = excluded.event_id
+             WHERE excluded.occurred_at > inventory_levels.occurred_at
+                OR (excluded.occurred_at = inventory_levels.occurred_at AND excluded.event_id > inventory_levels.event_id)
+             RETURNING sku",
+            chunk.source(2)
+        );
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&merchant_id);
+        for row in chunk.bind(query).fetch_all(&mut **tx).await? {
+            changed.insert(row.try_get::<String, _>(0)?);
+        }
+    }
+    parse_skus(changed)
 }
 
 impl Store {
