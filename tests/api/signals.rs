@@ -246,3 +246,176 @@ async fn competitors_per_sku_and_skus_without_a_product_have_quotas(backend: Bac
 both_backends! {
     signal_quotas => competitors_per_sku_and_skus_without_a_product_have_quotas;
 }
+
+/// An NDJSON body as the given key sends it.
+async fn post_ndjson(app: &TestApp, key: &str, path: &str, body: String) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .bearer_auth(key)
+        .header("Content-Type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .expect("the service answers")
+}
+
+fn lines(values: &[Value]) -> String {
+    values.iter().map(|v| format!("{v}\n")).collect()
+}
+
+/// One observation or event per line: each line checked on its own, the good ones stored, the
+/// refused ones listed by number with their error in the error shape's terms; blank lines are
+/// counted but skipped, `\r\n` endings and a last line without an ending are read.
+async fn ndjson_lines_are_checked_one_by_one_and_the_good_ones_stored(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = setup(&app, "competitor-match", json!({"undercut_minor": 5, "min_margin_bps": 1000})).await;
+    let good = offer("n-1", "a", 1899, true, 10);
+    let mut bad_currency = offer("n-2", "b", 1700, true, 10);
+    bad_currency["currency"] = json!("EUX");
+    let unknown_field = json!({"id": "n-3", "surprise": 1});
+    let control = offer("n\u{0}4", "c", 1600, true, 10);
+    let too_long = format!("{{\"id\": \"{}\"}}", "x".repeat(70 * 1024));
+    let body = format!(
+        "{good}\r\n\n{bad_currency}\nnot json\n{unknown_field}\n{control}\n{too_long}\n   \n{}",
+        offer("n-5", "d", 1850, true, 5)
+    );
+    let receipt =
+        expect_status(post_ndjson(&app, &key, "/v1/signals/competitor-prices", body).await, StatusCode::OK).await;
+    assert_eq!(
+        (&receipt["received"], &receipt["accepted"], &receipt["rejected"], &receipt["skus_changed"]),
+        (&json!(7), &json!(2), &json!(5), &json!(1)),
+        "{receipt}"
+    );
+    let rejected: Vec<(i64, &str)> = receipt["rejected_lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["line"].as_i64().unwrap(), r["code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        rejected,
+        [
+            (3, "validation_failed"),
+            (4, "invalid_json"),
+            (5, "invalid_body"),
+            (6, "validation_failed"),
+            (7, "payload_too_large")
+        ]
+    );
+    assert_eq!(receipt["rejected_lines"][0]["details"]["fields"][0]["field"], "currency", "{receipt}");
+    assert_eq!(receipt["rejected_lines"][2]["details"], json!({}));
+    app.engine.settled().await;
+    assert_eq!(price(&app, &key).await, 1845, "5 under the cheapest good line (d at 18.50)");
+
+    // The same body again: stored again, changes nothing.
+    let again = lines(std::slice::from_ref(&good));
+    let receipt =
+        expect_status(post_ndjson(&app, &key, "/v1/signals/competitor-prices", again).await, StatusCode::OK).await;
+    assert_eq!((&receipt["accepted"], &receipt["skus_changed"]), (&json!(1), &json!(0)));
+
+    // Demand events the same way.
+    let events = [
+        json!({"id": "d-1", "sku": "tee-1", "kind": "sale", "quantity": 3, "occurred_at": Utc::now() - Duration::hours(1)}),
+        json!({"id": "d-2", "sku": "tee-1", "kind": "sale", "quantity": -1, "occurred_at": Utc::now()}),
+    ];
+    let receipt =
+        expect_status(post_ndjson(&app, &key, "/v1/signals/demand", lines(&events)).await, StatusCode::OK).await;
+    assert_eq!((&receipt["accepted"], &receipt["rejected"]), (&json!(1), &json!(1)));
+    assert_eq!(receipt["rejected_lines"][0]["details"]["fields"][0]["field"], "quantity");
+}
+
+/// `atomic=true`: one refused line and nothing is stored (the answer lists it); all good and
+/// all are stored in one transaction. Neither JSON nor NDJSON is `unsupported_media_type`.
+async fn atomic_ndjson_stores_every_line_or_none(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = setup(&app, "competitor-match", json!({"undercut_minor": 5, "min_margin_bps": 1000})).await;
+    let mut bad = offer("a-2", "b", 1500, true, 1);
+    bad["price_minor"] = json!(0);
+    let body = lines(&[offer("a-1", "a", 1800, true, 1), bad]);
+    let path = "/v1/signals/competitor-prices?atomic=true";
+    let details =
+        expect_error(post_ndjson(&app, &key, path, body).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
+            .await;
+    assert_eq!((&details["rejected"], &details["rejected_lines"][0]["line"]), (&json!(1), &json!(2)), "{details}");
+    app.engine.settled().await;
+    assert_eq!(price(&app, &key).await, 1999, "the good line was not stored either");
+
+    let body = lines(&[offer("a-1", "a", 1800, true, 1), offer("a-3", "b", 1700, true, 1)]);
+    let receipt = expect_status(post_ndjson(&app, &key, path, body).await, StatusCode::OK).await;
+    assert_eq!((&receipt["accepted"], &receipt["rejected"]), (&json!(2), &json!(0)));
+    app.engine.settled().await;
+    assert_eq!(price(&app, &key).await, 1695);
+
+    let response = app
+        .client
+        .post(app.url("/v1/signals/demand"))
+        .bearer_auth(&key)
+        .header("Content-Type", "text/csv")
+        .body("id,sku\n")
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
+}
+
+both_backends! {
+    ndjson_lines => ndjson_lines_are_checked_one_by_one_and_the_good_ones_stored;
+    ndjson_atomic => atomic_ndjson_stores_every_line_or_none;
+}
+
+/// A large feed streamed with chunked transfer encoding, in pieces that cut lines anywhere:
+/// every line is read and stored, in chunks of `pricing.max_signal_batch` (three
+/// transactions here), and demand sums over all of them.
+#[tokio::test]
+async fn a_chunked_ndjson_stream_is_read_across_pieces_and_stored_in_chunks() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let db = fresh_database(Backend::Sqlite).await;
+    let mut settings = test_settings(&db);
+    settings.pricing.max_signal_batch = 1_000;
+    let app = spawn_app_with(settings, db).await;
+    let key = setup(&app, "demand-based", json!({})).await;
+    let at = Utc::now() - Duration::hours(2);
+    let body: String = (0..2_500)
+        .map(|i| {
+            format!(
+                "{}\n",
+                json!({"id": format!("v-{i}"), "sku": "tee-1", "kind": "view", "quantity": 2, "occurred_at": at})
+            )
+        })
+        .collect();
+    let mut request = format!(
+        "POST /v1/signals/demand HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes();
+    // Pieces of 997 bytes: lines are cut in the middle, and so are `\n`s' neighbours.
+    for piece in body.as_bytes().chunks(997) {
+        request.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        request.extend_from_slice(piece);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    let mut socket = tokio::net::TcpStream::connect(app.address.trim_start_matches("http://")).await.unwrap();
+    for part in request.chunks(8 * 1024) {
+        socket.write_all(part).await.unwrap();
+        socket.flush().await.unwrap();
+    }
+    let mut answer = String::new();
+    tokio::time::timeout(std::time::Duration::from_secs(60), socket.read_to_string(&mut answer))
+        .await
+        .expect("the service answers within a minute")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let json_start = answer.find('{').unwrap();
+    let json_end = answer.rfind('}').unwrap();
+    let receipt: Value = serde_json::from_str(&answer[json_start..=json_end]).unwrap();
+    assert_eq!(
+        (&receipt["received"], &receipt["accepted"], &receipt["rejected"]),
+        (&json!(2_500), &json!(2_500), &json!(0))
+    );
+    assert_eq!(receipt["skus_changed"], 1, "one SKU, changed in three chunks, counts once");
+    app.engine.settled().await;
+    let latest = &decisions(&app, &key).await[0];
+    assert_eq!(latest["record"]["inputs"]["demand"]["views_1d"], 5_000, "{latest}");
+}

@@ -34,6 +34,15 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("the request is not valid: {0}")]
     Validation(Invalid),
+    /// A streamed body with more lines than a request may hold.
+    #[error("the body holds more than {limit} lines")]
+    TooManyLines { limit: usize },
+    /// An atomic NDJSON body of which some lines were refused: nothing was stored.
+    #[error("{rejected} lines were refused, so nothing was stored")]
+    RejectedLines { rejected: usize, lines: Vec<crate::api::signals::RejectedLine> },
+    /// `error` stopped a streamed request part way; `details` say how far it got.
+    #[error("{error} (the request stopped part way; see details)")]
+    Interrupted { error: Box<ApiError>, details: Value },
     #[error("{0}")]
     InvalidPath(String),
     #[error("{0}")]
@@ -87,7 +96,11 @@ impl ApiError {
             ApiError::InvalidBody(_) => ("invalid_body", StatusCode::BAD_REQUEST),
             ApiError::UnsupportedMediaType(_) => ("unsupported_media_type", StatusCode::UNSUPPORTED_MEDIA_TYPE),
             ApiError::PayloadTooLarge { .. } => ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE),
-            ApiError::Validation(_) => ("validation_failed", StatusCode::UNPROCESSABLE_ENTITY),
+            ApiError::Validation(_) | ApiError::RejectedLines { .. } => {
+                ("validation_failed", StatusCode::UNPROCESSABLE_ENTITY)
+            }
+            ApiError::TooManyLines { .. } => ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE),
+            ApiError::Interrupted { error, .. } => error.code_and_status(),
             ApiError::InvalidPath(_) => ("invalid_path", StatusCode::BAD_REQUEST),
             ApiError::InvalidQuery(_) => ("invalid_query", StatusCode::BAD_REQUEST),
             ApiError::Conflict { code, .. } => (code, StatusCode::CONFLICT),
@@ -100,9 +113,19 @@ impl ApiError {
         }
     }
 
-    fn details(&self) -> Value {
+    /// The error shape's `details`.
+    pub fn details(&self) -> Value {
         match self {
             ApiError::Validation(invalid) => json!({ "fields": invalid.errors() }),
+            ApiError::TooManyLines { limit } => json!({ "limit_lines": limit }),
+            ApiError::RejectedLines { rejected, lines } => json!({ "rejected": rejected, "rejected_lines": lines }),
+            ApiError::Interrupted { error, details } => {
+                let mut merged = error.details();
+                if let (Some(merged), Some(extra)) = (merged.as_object_mut(), details.as_object()) {
+                    merged.extend(extra.clone());
+                }
+                merged
+            }
             ApiError::PayloadTooLarge { limit } => json!({ "limit_bytes": limit }),
             ApiError::RuleRefused(reason) => json!({ "reason": reason.kind() }),
             ApiError::TooManyRequests { limit, scope, .. } => json!({ "limit": limit, "scope": scope }),

@@ -114,12 +114,6 @@ impl Endpoint {
     {
         self.route(Method::DELETE, handler)
     }
-
-    /// Data for this resource's handlers only (e.g. a larger body limit).
-    pub fn app_data<U: 'static>(mut self, data: U) -> Self {
-        self.resource = self.resource.app_data(data);
-        self
-    }
 }
 
 impl HttpServiceFactory for Endpoint {

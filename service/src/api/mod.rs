@@ -10,13 +10,14 @@ mod health;
 mod history;
 mod merchants;
 mod middleware;
+mod ndjson;
 pub mod openapi;
 mod price_at;
 mod prices;
 mod products;
 mod rules;
 mod settings;
-mod signals;
+pub(crate) mod signals;
 mod ui;
 
 use actix_web::web;

@@ -3,16 +3,20 @@
 //! batch changes nothing; an observation older than the stored one for the same competitor is
 //! ignored. Affected products are queued for repricing; the answer does not wait for it.
 
-use actix_web::{HttpResponse, web};
+use std::collections::HashSet;
+
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use super::ApiError;
 use super::access::{Access, Feed};
-use super::extract::{json_body, json_config, resource};
+use super::extract::{json_body, resource};
+use super::ndjson::{Lines, MAX_LINE_BYTES, TooLong};
 use crate::config::PricingSettings;
-use crate::domain::{Currency, Invalid, MAX_AMOUNT_MINOR, Money, Sku};
+use crate::domain::{Currency, Invalid, MAX_AMOUNT_MINOR, MerchantId, Money, Sku};
 use crate::store::{DemandEvent, DemandKind, Observation};
 use crate::write::{Prices, SignalQuotas};
 
@@ -29,10 +33,8 @@ const MAX_AGE_DAYS: i64 = 366;
 pub const MAX_PARSED_BATCH: usize = 100_000;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource("/v1/signals/competitor-prices").app_data(json_config(BATCH_BODY_LIMIT)).post(competitor_prices),
-    )
-    .service(resource("/v1/signals/demand").app_data(json_config(BATCH_BODY_LIMIT)).post(demand));
+    cfg.service(resource("/v1/signals/competitor-prices").post(competitor_prices))
+        .service(resource("/v1/signals/demand").post(demand));
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -92,11 +94,40 @@ pub struct DemandBatch {
     pub events: Vec<DemandInput>,
 }
 
+/// What a signals request did.
 #[derive(Serialize, ToSchema)]
 pub struct SignalReceipt {
+    /// Entries (JSON) or non-blank lines (NDJSON) read.
     pub received: usize,
+    /// Entries stored (a replayed or older one is stored as a no-op).
+    pub accepted: usize,
+    /// NDJSON lines refused; always 0 for a JSON batch, which is refused whole.
+    pub rejected: usize,
+    /// The first 1000 refused lines, in order.
+    pub rejected_lines: Vec<RejectedLine>,
     /// SKUs whose signals changed (and which are queued for repricing).
     pub skus_changed: usize,
+}
+
+/// A refused NDJSON line: its number (from 1) and the error, in the API's error terms.
+#[derive(Serialize, ToSchema, Clone, Debug)]
+pub struct RejectedLine {
+    pub line: usize,
+    /// `invalid_json`, `invalid_body`, `validation_failed` or `payload_too_large`.
+    pub code: &'static str,
+    pub message: String,
+    /// As in the error shape: `fields` names each field that failed, without a prefix.
+    #[schema(value_type = Object)]
+    pub details: Value,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct IngestOptions {
+    /// NDJSON bodies: `true` stores every line or none (at most 100000 lines); `false`, the
+    /// default, stores the good lines in chunks as they arrive and lists the refused ones.
+    pub atomic: Option<bool>,
 }
 
 fn check_batch(len: usize, field: &str, settings: &PricingSettings) -> Result<(), ApiError> {
@@ -113,6 +144,16 @@ fn check_batch(len: usize, field: &str, settings: &PricingSettings) -> Result<()
 fn check_id(id: &str, field: String, invalid: &mut Invalid) {
     if !(1..=128).contains(&id.chars().count()) {
         invalid.push(field, "ids are 1 to 128 characters");
+    } else if id.chars().any(char::is_control) {
+        invalid.push(field, "ids hold no control characters");
+    }
+}
+
+fn check_name(name: &str, field: String, invalid: &mut Invalid) {
+    if !(1..=128).contains(&name.chars().count()) {
+        invalid.push(field, "1 to 128 characters");
+    } else if name.chars().any(char::is_control) {
+        invalid.push(field, "holds no control characters");
     }
 }
 
@@ -151,66 +192,69 @@ where
     deserializer.deserialize_seq(Bounded(std::marker::PhantomData))
 }
 
+impl ObservationInput {
+    /// The observation, or what is wrong with it (every problem, each under `field(name)`).
+    fn check(self, field: impl Fn(&str) -> String, invalid: &mut Invalid) -> Option<Observation> {
+        check_id(&self.id, field("id"), invalid);
+        check_time(self.observed_at, field("observed_at"), invalid);
+        check_name(&self.competitor, field("competitor"), invalid);
+        if !(1..=MAX_AMOUNT_MINOR).contains(&self.price_minor) {
+            invalid.push(field("price_minor"), format!("must be between 1 and {MAX_AMOUNT_MINOR}"));
+        }
+        let sku = Sku::parse(&self.sku).map_err(|e| invalid.push(field("sku"), e.to_string())).ok();
+        let currency = Currency::parse(&self.currency).map_err(|e| invalid.push(field("currency"), e.to_string())).ok();
+        Some(Observation {
+            id: self.id,
+            sku: sku?,
+            competitor: self.competitor,
+            price: Money::new(self.price_minor, currency?),
+            in_stock: self.in_stock,
+            observed_at: self.observed_at,
+        })
+    }
+}
+
+impl DemandInput {
+    /// The event, or what is wrong with it (every problem, each under `field(name)`).
+    fn check(self, field: impl Fn(&str) -> String, invalid: &mut Invalid) -> Option<DemandEvent> {
+        check_id(&self.id, field("id"), invalid);
+        check_time(self.occurred_at, field("occurred_at"), invalid);
+        if !(0..=1_000_000_000).contains(&self.quantity) {
+            invalid.push(field("quantity"), "must be between 0 and 1000000000");
+        }
+        let sku = Sku::parse(&self.sku).map_err(|err| invalid.push(field("sku"), err.to_string())).ok()?;
+        Some(DemandEvent { id: self.id, sku, kind: self.kind, quantity: self.quantity, occurred_at: self.occurred_at })
+    }
+}
+
+/// Checks every entry of a JSON batch before any is stored (every problem at once).
+fn check_all<I, S>(
+    batch: Vec<I>,
+    name: &str,
+    settings: &PricingSettings,
+    check: impl Fn(I, &dyn Fn(&str) -> String, &mut Invalid) -> Option<S>,
+) -> Result<Vec<S>, ApiError> {
+    check_batch(batch.len(), name, settings)?;
+    let mut invalid = Invalid::new();
+    let mut checked = Vec::with_capacity(batch.len());
+    for (i, entry) in batch.into_iter().enumerate() {
+        let field = |field: &str| format!("{name}[{i}].{field}");
+        checked.extend(check(entry, &field, &mut invalid));
+    }
+    invalid.or_ok(|| checked).map_err(ApiError::from)
+}
+
 impl ObservationBatch {
     /// The observations, every entry checked before any is stored (every problem at once).
     pub fn into_observations(self, settings: &PricingSettings) -> Result<Vec<Observation>, ApiError> {
-        let batch = self.observations;
-        check_batch(batch.len(), "observations", settings)?;
-        let mut invalid = Invalid::new();
-        let mut observations = Vec::with_capacity(batch.len());
-        for (i, o) in batch.into_iter().enumerate() {
-            let field = |name: &str| format!("observations[{i}].{name}");
-            check_id(&o.id, field("id"), &mut invalid);
-            check_time(o.observed_at, field("observed_at"), &mut invalid);
-            if !(1..=128).contains(&o.competitor.chars().count()) {
-                invalid.push(field("competitor"), "1 to 128 characters");
-            }
-            if !(1..=MAX_AMOUNT_MINOR).contains(&o.price_minor) {
-                invalid.push(field("price_minor"), format!("must be between 1 and {MAX_AMOUNT_MINOR}"));
-            }
-            let sku = Sku::parse(&o.sku).map_err(|e| invalid.push(field("sku"), e.to_string())).ok();
-            let currency =
-                Currency::parse(&o.currency).map_err(|e| invalid.push(field("currency"), e.to_string())).ok();
-            if let (Some(sku), Some(currency)) = (sku, currency) {
-                observations.push(Observation {
-                    id: o.id,
-                    sku,
-                    competitor: o.competitor,
-                    price: Money::new(o.price_minor, currency),
-                    in_stock: o.in_stock,
-                    observed_at: o.observed_at,
-                });
-            }
-        }
-        invalid.or_ok(|| observations).map_err(ApiError::from)
+        check_all(self.observations, "observations", settings, |o, field, invalid| o.check(field, invalid))
     }
 }
 
 impl DemandBatch {
     /// The demand events, every entry checked before any is stored (every problem at once).
     pub fn into_events(self, settings: &PricingSettings) -> Result<Vec<DemandEvent>, ApiError> {
-        let batch = self.events;
-        check_batch(batch.len(), "events", settings)?;
-        let mut invalid = Invalid::new();
-        let mut events = Vec::with_capacity(batch.len());
-        for (i, e) in batch.into_iter().enumerate() {
-            let field = |name: &str| format!("events[{i}].{name}");
-            check_id(&e.id, field("id"), &mut invalid);
-            check_time(e.occurred_at, field("occurred_at"), &mut invalid);
-            if !(0..=1_000_000_000).contains(&e.quantity) {
-                invalid.push(field("quantity"), "must be between 0 and 1000000000");
-            }
-            if let Ok(sku) = Sku::parse(&e.sku).map_err(|err| invalid.push(field("sku"), err.to_string())) {
-                events.push(DemandEvent {
-                    id: e.id,
-                    sku,
-                    kind: e.kind,
-                    quantity: e.quantity,
-                    occurred_at: e.occurred_at,
-                });
-            }
-        }
-        invalid.or_ok(|| events).map_err(ApiError::from)
+        check_all(self.events, "events", settings, |e, field, invalid| e.check(field, invalid))
     }
 }
 
@@ -225,47 +269,282 @@ pub fn parse_demand_body(body: &[u8], settings: &PricingSettings) -> Result<Vec<
     json_body::<DemandBatch>(body)?.into_events(settings)
 }
 
-/// Says what was received.
-fn receipt(received: usize, changed: usize) -> HttpResponse {
-    HttpResponse::Ok().json(SignalReceipt { received, skus_changed: changed })
+/// The two kinds of feed, as the shared ingest code sees them.
+#[derive(Clone, Copy)]
+enum Kind {
+    Observations,
+    Demand,
+}
+
+/// Checked signals of one kind.
+enum Checked {
+    Observations(Vec<Observation>),
+    Demand(Vec<DemandEvent>),
+}
+
+impl Checked {
+    fn empty(kind: Kind) -> Self {
+        match kind {
+            Kind::Observations => Checked::Observations(Vec::new()),
+            Kind::Demand => Checked::Demand(Vec::new()),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Checked::Observations(list) => list.len(),
+            Checked::Demand(list) => list.len(),
+        }
+    }
+
+    /// Checks one NDJSON line of `kind` into this list; the line's error otherwise.
+    fn push_line(&mut self, text: &[u8]) -> Result<(), ApiError> {
+        let mut invalid = Invalid::new();
+        let field = |name: &str| name.to_owned();
+        let pushed = match self {
+            Checked::Observations(list) => json_body::<ObservationInput>(text)?
+                .check(field, &mut invalid)
+                .filter(|_| invalid.is_empty())
+                .map(|o| list.push(o)),
+            Checked::Demand(list) => json_body::<DemandInput>(text)?
+                .check(field, &mut invalid)
+                .filter(|_| invalid.is_empty())
+                .map(|e| list.push(e)),
+        };
+        match pushed {
+            Some(()) => Ok(()),
+            None => Err(ApiError::Validation(invalid)),
+        }
+    }
+
+    /// Stores the list (one transaction); the SKUs whose signals changed.
+    async fn record(self, prices: &Prices, merchant: MerchantId, quotas: SignalQuotas) -> Result<Vec<Sku>, ApiError> {
+        Ok(match self {
+            Checked::Observations(list) => prices.record_observations(merchant, list, quotas).await?,
+            Checked::Demand(list) => prices.record_demand(merchant, list, quotas).await?,
+        })
+    }
+}
+
+/// The longest list of refused lines an answer carries (the count covers them all).
+const MAX_LISTED_REJECTIONS: usize = 1_000;
+/// The most lines one NDJSON body may hold (larger feeds are several requests, or JetStream).
+pub const MAX_NDJSON_LINES: usize = 10_000_000;
+
+/// What an NDJSON request has done so far.
+struct Progress {
+    received: usize,
+    accepted: usize,
+    rejected: usize,
+    rejected_lines: Vec<RejectedLine>,
+    changed: HashSet<Sku>,
+}
+
+impl Progress {
+    fn reject(&mut self, line: usize, error: &ApiError) {
+        self.rejected += 1;
+        if self.rejected_lines.len() < MAX_LISTED_REJECTIONS {
+            let (code, _) = error.code_and_status();
+            self.rejected_lines.push(RejectedLine { line, code, message: error.to_string(), details: error.details() });
+        }
+    }
+
+    fn receipt(self) -> SignalReceipt {
+        SignalReceipt {
+            received: self.received,
+            accepted: self.accepted,
+            rejected: self.rejected,
+            rejected_lines: self.rejected_lines,
+            skus_changed: self.changed.len(),
+        }
+    }
+}
+
+/// An NDJSON body, read line by line as it arrives. By default each chunk of
+/// `pricing.max_signal_batch` good lines is stored in its own transaction as soon as it is
+/// read, and refused lines are listed in the answer; a store error (a quota, an outage) stops
+/// the request, and its error says through which line everything was either stored or
+/// refused (`details.stored_through_line`; ids make resending those lines harmless).
+/// `atomic`: every line is checked first, and all are stored in one transaction only when
+/// none was refused (`validation_failed` lists them otherwise).
+async fn ingest_ndjson(
+    kind: Kind,
+    payload: web::Payload,
+    atomic: bool,
+    prices: &Prices,
+    merchant: MerchantId,
+    settings: &PricingSettings,
+) -> Result<HttpResponse, ApiError> {
+    let quotas = SignalQuotas::from(settings);
+    let (chunk_lines, most_lines) =
+        if atomic { (MAX_PARSED_BATCH, MAX_PARSED_BATCH) } else { (settings.max_signal_batch, MAX_NDJSON_LINES) };
+    let mut lines = Lines::new(payload);
+    let mut progress =
+        Progress { received: 0, accepted: 0, rejected: 0, rejected_lines: Vec::new(), changed: HashSet::new() };
+    let mut chunk = Checked::empty(kind);
+    // Every line up to this one was stored or refused.
+    let mut settled_through = 0;
+    loop {
+        let line = lines.next().await?;
+        if let Some(line) = &line {
+            if progress.received == most_lines {
+                let error = ApiError::TooManyLines { limit: most_lines };
+                return Err(if atomic { error } else { interrupted(error, settled_through, progress) });
+            }
+            progress.received += 1;
+            let checked = match &line.text {
+                Ok(text) => chunk.push_line(text),
+                Err(TooLong) => Err(ApiError::PayloadTooLarge { limit: MAX_LINE_BYTES }),
+            };
+            if let Err(error) = checked {
+                progress.reject(line.number, &error);
+            }
+        }
+        let full = chunk.len() == chunk_lines;
+        let finished = line.is_none();
+        if (full && !atomic) || (finished && chunk.len() > 0 && (!atomic || progress.rejected == 0)) {
+            let stored = chunk.len();
+            let batch = std::mem::replace(&mut chunk, Checked::empty(kind));
+            match batch.record(prices, merchant, quotas).await {
+                Ok(changed) => {
+                    progress.accepted += stored;
+                    progress.changed.extend(changed);
+                    settled_through = line.as_ref().map_or(settled_through, |line| line.number);
+                }
+                Err(error) if atomic => return Err(error),
+                Err(error) => return Err(interrupted(error, settled_through, progress)),
+            }
+        }
+        if finished {
+            break;
+        }
+    }
+    if atomic && progress.rejected > 0 {
+        return Err(ApiError::RejectedLines { rejected: progress.rejected, lines: progress.rejected_lines });
+    }
+    Ok(HttpResponse::Ok().json(progress.receipt()))
+}
+
+/// An error that stopped an NDJSON request: every line up to `settled_through` was stored or
+/// refused (the refusals are listed), none after it was stored.
+fn interrupted(error: ApiError, settled_through: usize, progress: Progress) -> ApiError {
+    let receipt = progress.receipt();
+    let details = serde_json::json!({
+        "stored_through_line": settled_through,
+        "accepted": receipt.accepted,
+        "rejected": receipt.rejected,
+        "rejected_lines": receipt.rejected_lines,
+    });
+    ApiError::Interrupted { error: Box::new(error), details }
+}
+
+/// A JSON batch (`application/json`, checked whole) or an NDJSON stream, by content type.
+async fn ingest(
+    kind: Kind,
+    req: HttpRequest,
+    payload: web::Payload,
+    options: IngestOptions,
+    prices: &Prices,
+    merchant: MerchantId,
+    settings: &PricingSettings,
+) -> Result<HttpResponse, ApiError> {
+    match BodyFormat::of(&req)? {
+        BodyFormat::Ndjson => {
+            ingest_ndjson(kind, payload, options.atomic.unwrap_or(false), prices, merchant, settings).await
+        }
+        BodyFormat::Json => {
+            let body = match payload.to_bytes_limited(BATCH_BODY_LIMIT).await {
+                Ok(Ok(body)) => body,
+                Ok(Err(e)) => return Err(ApiError::InvalidJson(format!("the body could not be read: {e}"))),
+                Err(_) => return Err(ApiError::PayloadTooLarge { limit: BATCH_BODY_LIMIT }),
+            };
+            let checked = match kind {
+                Kind::Observations => Checked::Observations(parse_competitor_prices_body(&body, settings)?),
+                Kind::Demand => Checked::Demand(parse_demand_body(&body, settings)?),
+            };
+            let received = checked.len();
+            let changed = checked.record(prices, merchant, SignalQuotas::from(settings)).await?;
+            Ok(HttpResponse::Ok().json(SignalReceipt {
+                received,
+                accepted: received,
+                rejected: 0,
+                rejected_lines: Vec::new(),
+                skus_changed: changed.len(),
+            }))
+        }
+    }
 }
 
 /// Record competitor prices.
-#[utoipa::path(post, path = "/v1/signals/competitor-prices", tag = "signals", request_body = ObservationBatch,
+#[utoipa::path(post, path = "/v1/signals/competitor-prices", tag = "signals", params(IngestOptions),
+    request_body(description = "A JSON batch, or one observation per line (`application/x-ndjson`)",
+                 content((ObservationBatch = "application/json"), (Vec<ObservationInput> = "application/x-ndjson"))),
     security(("bearer" = [])),
-    responses((status = 200, description = "Stored; the SKUs whose signals changed are queued for repricing",
-               body = SignalReceipt),
+    responses((status = 200, description = "Stored (NDJSON: the good lines; the refused ones listed); the SKUs \
+                                            whose signals changed are queued for repricing", body = SignalReceipt),
+              (status = 413, description = "`payload_too_large`: a JSON body over 16 MiB, or an NDJSON body of \
+                                            more lines than allowed"),
+              (status = 415, description = "`unsupported_media_type`: neither JSON nor NDJSON"),
               (status = 422, description = "`validation_failed`: e.g. a time out of range, or more entries than \
-                                            `pricing.max_signal_batch`")))]
+                                            `pricing.max_signal_batch` (an atomic NDJSON body: the refused lines, \
+                                            `details.rejected_lines`); `over_quota`")))]
 pub async fn competitor_prices(
     access: Access<Feed>,
     prices: web::Data<Prices>,
     settings: web::Data<PricingSettings>,
-    body: web::Json<ObservationBatch>,
+    options: web::Query<IngestOptions>,
+    req: HttpRequest,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = access.merchant();
-    let observations = body.into_inner().into_observations(&settings)?;
-    let received = observations.len();
-    let changed = prices.record_observations(merchant, observations, SignalQuotas::from(&**settings)).await?;
-    Ok(receipt(received, changed))
+    ingest(Kind::Observations, req, payload, options.into_inner(), &prices, merchant, &settings).await
 }
 
 /// Record demand events.
-#[utoipa::path(post, path = "/v1/signals/demand", tag = "signals", request_body = DemandBatch,
+#[utoipa::path(post, path = "/v1/signals/demand", tag = "signals", params(IngestOptions),
+    request_body(description = "A JSON batch, or one event per line (`application/x-ndjson`)",
+                 content((DemandBatch = "application/json"), (Vec<DemandInput> = "application/x-ndjson"))),
     security(("bearer" = [])),
-    responses((status = 200, description = "Stored; the SKUs whose signals changed are queued for repricing",
-               body = SignalReceipt),
+    responses((status = 200, description = "Stored (NDJSON: the good lines; the refused ones listed); the SKUs \
+                                            whose signals changed are queued for repricing", body = SignalReceipt),
+              (status = 413, description = "`payload_too_large`: a JSON body over 16 MiB, or an NDJSON body of \
+                                            more lines than allowed"),
+              (status = 415, description = "`unsupported_media_type`: neither JSON nor NDJSON"),
               (status = 422, description = "`validation_failed`: e.g. a time out of range, or more entries than \
-                                            `pricing.max_signal_batch`")))]
+                                            `pricing.max_signal_batch` (an atomic NDJSON body: the refused lines, \
+                                            `details.rejected_lines`); `over_quota`")))]
 pub async fn demand(
     access: Access<Feed>,
     prices: web::Data<Prices>,
     settings: web::Data<PricingSettings>,
-    body: web::Json<DemandBatch>,
+    options: web::Query<IngestOptions>,
+    req: HttpRequest,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = access.merchant();
-    let events = body.into_inner().into_events(&settings)?;
-    let received = events.len();
-    let changed = prices.record_demand(merchant, events, SignalQuotas::from(&**settings)).await?;
-    Ok(receipt(received, changed))
+    ingest(Kind::Demand, req, payload, options.into_inner(), &prices, merchant, &settings).await
+}
+
+/// The body formats signals come in.
+enum BodyFormat {
+    Json,
+    Ndjson,
+}
+
+impl BodyFormat {
+    fn of(req: &HttpRequest) -> Result<Self, ApiError> {
+        let unsupported = || {
+            ApiError::UnsupportedMediaType(
+                "signals are sent as JSON (`Content-Type: application/json`) or one per line \
+                 (`Content-Type: application/x-ndjson`)"
+                    .into(),
+            )
+        };
+        let mime = req.mime_type().map_err(|_| unsupported())?.ok_or_else(unsupported)?;
+        match (mime.type_().as_str(), mime.subtype().as_str(), mime.suffix().map(|s| s.as_str())) {
+            ("application", "json", _) | ("application", _, Some("json")) => Ok(BodyFormat::Json),
+            ("application", "x-ndjson" | "ndjson" | "jsonl", _) => Ok(BodyFormat::Ndjson),
+            _ => Err(unsupported()),
+        }
+    }
 }

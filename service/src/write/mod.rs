@@ -152,24 +152,24 @@ impl Prices {
     }
 
     /// Records competitor observations (the latest per competitor wins) and queues the SKUs
-    /// whose offers changed for repricing, in one transaction; returns how many changed.
+    /// whose offers changed for repricing, in one transaction; returns those SKUs.
     pub async fn record_observations(
         &self,
         merchant: MerchantId,
         observations: Vec<Observation>,
         quotas: SignalQuotas,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<Vec<Sku>, StoreError> {
         self.record_signals(merchant, SignalBatch::Observations(observations), quotas).await
     }
 
     /// Records demand events (each id once) and queues their SKUs for repricing, in one
-    /// transaction; returns how many SKUs had new events.
+    /// transaction; returns the SKUs whose demand changed.
     pub async fn record_demand(
         &self,
         merchant: MerchantId,
         events: Vec<DemandEvent>,
         quotas: SignalQuotas,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<Vec<Sku>, StoreError> {
         self.record_signals(merchant, SignalBatch::Demand(events), quotas).await
     }
 
@@ -178,7 +178,7 @@ impl Prices {
         merchant: MerchantId,
         batch: SignalBatch,
         limits: SignalQuotas,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<Vec<Sku>, StoreError> {
         let this = self.clone();
         self.detached(move |gate| async move {
             let store = &this.inner.store;
@@ -204,7 +204,7 @@ impl Prices {
                 work::request(&mut tx, merchant, &changed, trigger, now()).await?;
                 gate.check()?;
                 tx.commit().await?;
-                Ok(changed.len())
+                Ok(changed)
             })
             .await?;
             this.inner.wakeups.wake(merchant);
