@@ -362,7 +362,7 @@ impl Progress {
 
 /// An NDJSON body, read line by line as it arrives. By default each chunk of
 /// `pricing.max_signal_batch` good lines is stored in its own transaction as soon as it is
-/// read, and refused lines are listed in the answer; a store error (a quota, an outage) stops
+/// read (while the next chunk is read and checked), and refused lines are listed in the answer; a store error (a quota, an outage) stops
 /// the request, and its error says through which line everything was either stored or
 /// refused (`details.stored_through_line`; ids make resending those lines harmless).
 /// `atomic`: every line is checked first, and all are stored in one transaction only when
@@ -384,6 +384,9 @@ async fn ingest_ndjson(
     let mut chunk = Checked::empty(kind);
     // Every line up to this one was stored or refused.
     let mut settled_through = 0;
+    let mut last_read = 0;
+    // The chunk being stored while the next one is read.
+    let mut storing: Option<Storing> = None;
     loop {
         let line = lines.next().await?;
         if let Some(line) = &line {
@@ -392,6 +395,7 @@ async fn ingest_ndjson(
                 return Err(if atomic { error } else { interrupted(error, settled_through, progress) });
             }
             progress.received += 1;
+            last_read = line.number;
             let checked = match &line.text {
                 Ok(text) => chunk.push_line(text),
                 Err(TooLong) => Err(ApiError::PayloadTooLarge { limit: MAX_LINE_BYTES }),
@@ -403,26 +407,52 @@ async fn ingest_ndjson(
         let full = chunk.len() == chunk_lines;
         let finished = line.is_none();
         if (full && !atomic) || (finished && chunk.len() > 0 && (!atomic || progress.rejected == 0)) {
-            let stored = chunk.len();
-            let batch = std::mem::replace(&mut chunk, Checked::empty(kind));
-            match batch.record(prices, merchant, quotas).await {
-                Ok(changed) => {
-                    progress.accepted += stored;
-                    progress.changed.extend(changed);
-                    settled_through = line.as_ref().map_or(settled_through, |line| line.number);
-                }
-                Err(error) if atomic => return Err(error),
-                Err(error) => return Err(interrupted(error, settled_through, progress)),
+            // Chunks are stored in order: the one before must have been stored first.
+            if let Err(error) = settle(storing.take(), &mut progress, &mut settled_through).await {
+                return Err(if atomic { error } else { interrupted(error, settled_through, progress) });
             }
+            let batch = std::mem::replace(&mut chunk, Checked::empty(kind));
+            let lines_in_chunk = batch.len();
+            let prices = prices.clone();
+            let task = tokio::spawn(async move { batch.record(&prices, merchant, quotas).await });
+            storing = Some(Storing { task, lines: lines_in_chunk, through: last_read });
         }
         if finished {
             break;
         }
     }
+    if let Err(error) = settle(storing.take(), &mut progress, &mut settled_through).await {
+        return Err(if atomic { error } else { interrupted(error, settled_through, progress) });
+    }
     if atomic && progress.rejected > 0 {
         return Err(ApiError::RejectedLines { rejected: progress.rejected, lines: progress.rejected_lines });
     }
     Ok(HttpResponse::Ok().json(progress.receipt()))
+}
+
+/// A chunk of an NDJSON body being stored: its task, its lines, the number of its last line.
+struct Storing {
+    task: tokio::task::JoinHandle<Result<Vec<Sku>, ApiError>>,
+    lines: usize,
+    through: usize,
+}
+
+/// Waits for the chunk being stored, and counts it in `progress` once it is.
+async fn settle(
+    storing: Option<Storing>,
+    progress: &mut Progress,
+    settled_through: &mut usize,
+) -> Result<(), ApiError> {
+    let Some(Storing { task, lines, through }) = storing else { return Ok(()) };
+    let changed = match task.await {
+        Ok(stored) => stored?,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => return Err(ApiError::Internal),
+    };
+    progress.accepted += lines;
+    progress.changed.extend(changed);
+    *settled_through = through;
+    Ok(())
 }
 
 /// An error that stopped an NDJSON request: every line up to `settled_through` was stored or
