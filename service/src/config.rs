@@ -52,6 +52,29 @@ pub struct Settings {
     pub sandbox: SandboxSettings,
     pub pricing: PricingSettings,
     pub audit: AuditSettings,
+    pub nats: NatsSettings,
+}
+
+/// NATS JetStream, when `url` is set (see `feeds::jetstream`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct NatsSettings {
+    /// `PRICING_NATS__URL`, e.g. `nats://127.0.0.1:4222`: consume signals from JetStream.
+    pub url: Option<String>,
+    /// The stream signals are published to (created with `signal_subjects` when missing).
+    pub signal_stream: String,
+    /// Signals' subjects: `<prefix>.<merchant id>.competitor` and `<prefix>.<merchant id>.demand`.
+    pub signal_prefix: String,
+    /// The durable pull consumer's name (replicas share it, and so the work).
+    pub consumer: String,
+    /// Where a message that can never be stored goes, with its error:
+    /// `<prefix>.<merchant id or "unknown">.<kind>`; kept in `dead_letter_stream`.
+    pub dead_letter_prefix: String,
+    pub dead_letter_stream: String,
+    /// Messages taken from the stream at once (their signals are stored together).
+    pub fetch_batch: usize,
+    /// How long a delivered message may go unacknowledged before JetStream delivers it again
+    /// (after a crash, the time until its messages come back). Set when the consumer is made.
+    pub ack_wait_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -266,6 +289,15 @@ max_skus_without_product = 100000
 
 [audit]
 keys_dir = "data/keys"
+
+[nats]
+signal_stream = "PRICING_SIGNALS"
+signal_prefix = "pricing.signals"
+consumer = "pricing-signals"
+dead_letter_prefix = "pricing.dead-letters"
+dead_letter_stream = "PRICING_DEAD_LETTERS"
+fetch_batch = 500
+ack_wait_secs = 30
 
 [sandbox]
 max_module_bytes = 1048576

@@ -5,6 +5,7 @@
 //! cycles, and only `api` and the shell above it use actix; `scripts/check-layers` enforces it):
 //! - `cli`, `startup`, `runner`: the shell (the command line, the wiring, `pricing rule run`);
 //! - `api`: HTTP and nothing else, one file per resource; `api::access` admits callers;
+//! - `feeds`: signals from feeds, as sent and checked, and the JetStream consumer;
 //! - `audit`: the read side of the history (verify, checkpoints, replay);
 //! - `engine`: repricing off the request path (queued work, batches, catalogue sweeps);
 //! - `write`: the one owner of "commit, cache, publish, reprice" ([`write::Prices`]);
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod engine;
+pub mod feeds;
 pub mod metrics;
 pub mod pricing;
 pub mod replication;

@@ -4,6 +4,8 @@
 //! see only their own numbers.
 
 use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, MeterProvider as _};
@@ -31,6 +33,10 @@ pub struct Metrics {
     provider: SdkMeterProvider,
     http_requests: Counter<u64>,
     http_duration: Histogram<f64>,
+    signal_rows: Counter<u64>,
+    dead_letters: Counter<u64>,
+    /// Messages the JetStream signal consumer has still to read, as last seen.
+    feed_lag: Arc<AtomicU64>,
 }
 
 impl Metrics {
@@ -63,7 +69,36 @@ impl Metrics {
                 2.5, 5.0, 10.0,
             ])
             .build();
-        Self { registry, provider, http_requests, http_duration }
+        let signal_rows = meter
+            .u64_counter("pricing.signals.rows")
+            .with_description("Signal rows stored, by kind (competitor, demand)")
+            .build();
+        let dead_letters = meter
+            .u64_counter("pricing.signals.dead_letters")
+            .with_description("JetStream signal messages that could never be stored, copied to the dead-letter subject")
+            .build();
+        let feed_lag = Arc::new(AtomicU64::new(0));
+        let lag = feed_lag.clone();
+        meter
+            .u64_observable_gauge("pricing.signals.feed.lag")
+            .with_description("Messages the JetStream signal consumer has not yet delivered")
+            .with_callback(move |o| o.observe(lag.load(Ordering::Relaxed), &[]))
+            .build();
+        Self { registry, provider, http_requests, http_duration, signal_rows, dead_letters, feed_lag }
+    }
+
+    /// Counts signal rows stored (over HTTP or from JetStream); `kind` is `competitor` or `demand`.
+    pub fn record_signals(&self, kind: &'static str, rows: u64) {
+        self.signal_rows.add(rows, &[KeyValue::new("kind", kind)]);
+    }
+
+    /// Counts one dead-lettered message of a kind (`competitor`, `demand` or `unknown`).
+    pub fn record_dead_letter(&self, kind: &'static str) {
+        self.dead_letters.add(1, &[KeyValue::new("kind", kind)]);
+    }
+
+    pub fn set_feed_lag(&self, pending: u64) {
+        self.feed_lag.store(pending, Ordering::Relaxed);
     }
 
     /// Takes the method and route as owned or static text, so that recording copies neither.

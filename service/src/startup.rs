@@ -16,6 +16,7 @@ use crate::auth::{self, Authenticator, Role, Roles};
 use crate::cache::PriceCache;
 use crate::config::Settings;
 use crate::engine::{Engine, EngineSettings};
+use crate::feeds::jetstream::SignalFeed;
 use crate::metrics::Metrics;
 use crate::replication;
 use crate::rules::{RequestLimits, Rules};
@@ -43,6 +44,8 @@ pub struct Application {
     port: u16,
     store: Store,
     engine: Engine,
+    /// The JetStream signal consumer, when `nats.url` is set.
+    feed: Option<tokio::task::JoinHandle<()>>,
     generated_admin_key: Option<String>,
 }
 
@@ -73,18 +76,19 @@ impl Application {
         let rules = Arc::new(Rules::new(store.clone(), sandbox, settings.pricing.stale_after_secs, limits));
         let keys = KeyRing::open(&settings.audit.keys_dir, settings.audit.signing_key.as_ref(), &store).await?;
         let signer = Arc::new(CheckpointSigner::new(keys));
-        let writer = Prices::new(store.clone(), prices.clone(), replication, rules.clone());
+        let metrics = Arc::new(Metrics::new());
+        let writer = Prices::new(store.clone(), prices.clone(), replication, rules.clone(), metrics.clone());
         let engine = Engine::start(writer.clone(), EngineSettings::from(&settings.pricing)).await?;
         if settings.pricing.schedule_secs > 0 {
             engine.start_schedule(Duration::from_secs(settings.pricing.schedule_secs));
         }
-        let metrics = Arc::new(Metrics::new());
         let observed = engine.clone();
         metrics.observe_repricing(move || observed.readings());
+        let feed = SignalFeed::start(settings.nats.clone(), settings.pricing.clone(), writer.clone(), metrics.clone());
         let parts = Parts { store: store.clone(), rules, prices, writer, signer, metrics };
         let server = serve(listener, parts, &settings).map_err(listen_error)?;
         tracing::info!(port, backend = store.backend().as_str(), "pricing service listening");
-        Ok(Self { server, port, store, engine, generated_admin_key })
+        Ok(Self { server, port, store, engine, feed, generated_admin_key })
     }
 
     pub fn port(&self) -> u16 {
@@ -112,6 +116,10 @@ impl Application {
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
+        // Messages it holds unacknowledged are redelivered to the next consumer.
+        if let Some(feed) = &self.feed {
+            feed.abort();
+        }
         // The batches in flight finish; what is left waits in the store for the next start.
         self.engine.shutdown(ENGINE_GRACE).await;
         self.store.close().await;

@@ -8,6 +8,7 @@ mod audit;
 mod crash;
 mod errors;
 mod fairness;
+mod feeds;
 mod full_disk;
 mod health;
 mod helpers;

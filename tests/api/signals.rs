@@ -12,7 +12,13 @@ use crate::common::{Backend, fresh_database};
 use crate::helpers::{TestApp, expect_error, expect_status, spawn_app, spawn_app_with, test_settings};
 
 async fn setup(app: &TestApp, rule: &str, params: Value) -> String {
-    let (_, key) = app.merchant_with_key(&["merchant", "checkout", "feed"]).await;
+    setup_merchant(app, rule, params).await.1
+}
+
+/// A merchant with product `tee-1` (EUR, cost 12.00, base 19.99) priced by `rule` with
+/// `params`, settled: (merchant id, key with every role a feed test needs).
+pub(crate) async fn setup_merchant(app: &TestApp, rule: &str, params: Value) -> (String, String) {
+    let (merchant, key) = app.merchant_with_key(&["merchant", "checkout", "feed"]).await;
     let body = json!({"currency": "EUR", "cost_minor": 1200, "base_price_minor": 1999});
     expect_status(app.put_product(&key, "tee-1", body).await, StatusCode::CREATED).await;
     let version = app.rule_version(&key, built_rule(rule)).await;
@@ -21,7 +27,7 @@ async fn setup(app: &TestApp, rule: &str, params: Value) -> String {
     let path = format!("/v1/rules/{version}/activate");
     expect_status(app.call(Method::POST, &path, Some(&key), None).await, StatusCode::OK).await;
     app.engine.settled().await;
-    key
+    (merchant, key)
 }
 
 fn offer(id: &str, competitor: &str, price: i64, in_stock: bool, minutes_ago: i64) -> Value {
@@ -37,12 +43,12 @@ async fn send_offers(app: &TestApp, key: &str, offers: Vec<Value>) -> Value {
     receipt
 }
 
-async fn price(app: &TestApp, key: &str) -> i64 {
+pub(crate) async fn price(app: &TestApp, key: &str) -> i64 {
     let body = expect_status(app.call(Method::GET, "/v1/prices/tee-1", Some(key), None).await, StatusCode::OK).await;
     body["price_minor"].as_i64().unwrap()
 }
 
-async fn decisions(app: &TestApp, key: &str) -> Vec<Value> {
+pub(crate) async fn decisions(app: &TestApp, key: &str) -> Vec<Value> {
     let body =
         expect_status(app.call(Method::GET, "/v1/prices/tee-1/history", Some(key), None).await, StatusCode::OK).await;
     body["items"].as_array().unwrap().clone()

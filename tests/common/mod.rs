@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod nats;
 pub mod private_pg;
 pub mod rules;
 pub mod wat_rules;

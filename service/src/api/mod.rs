@@ -22,10 +22,11 @@ mod ui;
 
 use actix_web::web;
 
+pub use crate::feeds::MAX_PARSED_BATCH;
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use middleware::observe;
 pub use products::parse_product_body;
-pub use signals::{MAX_PARSED_BATCH, parse_competitor_prices_body, parse_demand_body};
+pub use signals::{parse_competitor_prices_body, parse_demand_body};
 
 /// Registers every route, the extractor settings, and the fallback for unknown routes.
 pub fn configure(json_limit: usize) -> impl FnOnce(&mut web::ServiceConfig) {

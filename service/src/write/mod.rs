@@ -28,6 +28,7 @@ pub use quotas::SignalQuotas;
 
 use crate::cache::PriceCache;
 use crate::domain::{Attributes, MerchantId, Product, ProductDraft, Sku, Trigger};
+use crate::metrics::Metrics;
 use crate::pricing::Judged;
 use crate::replication::{Change, Replication};
 use crate::rules::{RuleError, Rules};
@@ -54,6 +55,7 @@ struct Inner {
     replication: Replication,
     rules: Arc<Rules>,
     wakeups: Wakeups,
+    metrics: Arc<Metrics>,
 }
 
 /// The write side; cloning shares it.
@@ -63,8 +65,14 @@ pub struct Prices {
 }
 
 impl Prices {
-    pub fn new(store: Store, cache: Arc<PriceCache>, replication: Replication, rules: Arc<Rules>) -> Self {
-        Self { inner: Arc::new(Inner { store, cache, replication, rules, wakeups: Wakeups::default() }) }
+    pub fn new(
+        store: Store,
+        cache: Arc<PriceCache>,
+        replication: Replication,
+        rules: Arc<Rules>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self { inner: Arc::new(Inner { store, cache, replication, rules, wakeups: Wakeups::default(), metrics }) }
     }
 
     pub fn store(&self) -> &Store {
@@ -180,6 +188,10 @@ impl Prices {
         limits: SignalQuotas,
     ) -> Result<Vec<Sku>, StoreError> {
         let this = self.clone();
+        let (kind, rows) = match &batch {
+            SignalBatch::Observations(list) => ("competitor", list.len() as u64),
+            SignalBatch::Demand(list) => ("demand", list.len() as u64),
+        };
         self.detached(move |gate| async move {
             let store = &this.inner.store;
             let count = retrying(&gate, || async {
@@ -207,6 +219,7 @@ impl Prices {
                 Ok(changed)
             })
             .await?;
+            this.inner.metrics.record_signals(kind, rows);
             this.inner.wakeups.wake(merchant);
             Ok(count)
         })
