@@ -53,9 +53,28 @@ pub struct Settings {
     pub pricing: PricingSettings,
     pub audit: AuditSettings,
     pub nats: NatsSettings,
+    pub webhooks: WebhookSettings,
 }
 
-/// NATS JetStream, when `url` is set (see `feeds::jetstream`).
+/// Price events to merchants' webhooks (see `events::webhooks`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhookSettings {
+    /// Longest wait for a receiver's answer.
+    pub timeout_ms: u64,
+    /// Failures in a row that disable a webhook.
+    pub max_failures: i64,
+    /// The first retry's wait, doubled after each failure.
+    pub retry_base_ms: u64,
+    /// The longest wait between retries.
+    pub retry_max_secs: u64,
+    /// Events per delivery.
+    pub batch: usize,
+    /// Webhooks may be `http` and reach loopback, private and internal addresses (for a
+    /// receiver on the operator's own network, and tests). Off: `https` to public addresses.
+    pub allow_private_addresses: bool,
+}
+
+/// NATS JetStream, when `url` is set (see `feeds::jetstream`, `events::jetstream`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct NatsSettings {
     /// `PRICING_NATS__URL`, e.g. `nats://127.0.0.1:4222`: consume signals from JetStream.
@@ -75,6 +94,10 @@ pub struct NatsSettings {
     /// How long a delivered message may go unacknowledged before JetStream delivers it again
     /// (after a crash, the time until its messages come back). Set when the consumer is made.
     pub ack_wait_secs: u64,
+    /// The stream price events are published to (created when missing).
+    pub price_stream: String,
+    /// Price events go to `<price_prefix>.<merchant id>`.
+    pub price_prefix: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -290,6 +313,14 @@ max_skus_without_product = 100000
 [audit]
 keys_dir = "data/keys"
 
+[webhooks]
+timeout_ms = 10000
+max_failures = 10
+retry_base_ms = 1000
+retry_max_secs = 600
+batch = 100
+allow_private_addresses = false
+
 [nats]
 signal_stream = "PRICING_SIGNALS"
 signal_prefix = "pricing.signals"
@@ -298,6 +329,8 @@ dead_letter_prefix = "pricing.dead-letters"
 dead_letter_stream = "PRICING_DEAD_LETTERS"
 fetch_batch = 500
 ack_wait_secs = 30
+price_stream = "PRICING_PRICES"
+price_prefix = "pricing.prices"
 
 [sandbox]
 max_module_bytes = 1048576

@@ -6,6 +6,7 @@
 //! - `cli`, `startup`, `runner`: the shell (the command line, the wiring, `pricing rule run`);
 //! - `api`: HTTP and nothing else, one file per resource; `api::access` admits callers;
 //! - `feeds`: signals from feeds, as sent and checked, and the JetStream consumer;
+//! - `events`: price events out (JetStream, webhooks) from the chain as outbox;
 //! - `audit`: the read side of the history (verify, checkpoints, replay);
 //! - `engine`: repricing off the request path (queued work, batches, catalogue sweeps);
 //! - `write`: the one owner of "commit, cache, publish, reprice" ([`write::Prices`]);
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod engine;
+pub mod events;
 pub mod feeds;
 pub mod metrics;
 pub mod pricing;

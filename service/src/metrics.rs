@@ -4,8 +4,9 @@
 //! see only their own numbers.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, MeterProvider as _};
@@ -37,6 +38,10 @@ pub struct Metrics {
     dead_letters: Counter<u64>,
     /// Messages the JetStream signal consumer has still to read, as last seen.
     feed_lag: Arc<AtomicU64>,
+    price_events: Counter<u64>,
+    webhook_failures: Counter<u64>,
+    /// Chain records each price event channel has yet to look at, as last seen.
+    outbox_depth: Arc<Mutex<BTreeMap<&'static str, i64>>>,
 }
 
 impl Metrics {
@@ -84,7 +89,52 @@ impl Metrics {
             .with_description("Messages the JetStream signal consumer has not yet delivered")
             .with_callback(move |o| o.observe(lag.load(Ordering::Relaxed), &[]))
             .build();
-        Self { registry, provider, http_requests, http_duration, signal_rows, dead_letters, feed_lag }
+        let price_events = meter
+            .u64_counter("pricing.price_events.published")
+            .with_description("Price events published, by channel (jetstream, webhooks)")
+            .build();
+        let webhook_failures = meter
+            .u64_counter("pricing.webhooks.failures")
+            .with_description("Webhook deliveries that failed (each attempt)")
+            .build();
+        let outbox_depth = Arc::new(Mutex::new(BTreeMap::new()));
+        let depth = outbox_depth.clone();
+        meter
+            .i64_observable_gauge("pricing.price_events.outbox_depth")
+            .with_description("Decision records a price event channel has not yet published or passed")
+            .with_callback(move |o| {
+                for (channel, depth) in depth.lock().expect("the depth lock is not poisoned").iter() {
+                    o.observe(*depth, &[KeyValue::new("channel", *channel)]);
+                }
+            })
+            .build();
+        Self {
+            registry,
+            provider,
+            http_requests,
+            http_duration,
+            signal_rows,
+            dead_letters,
+            feed_lag,
+            price_events,
+            webhook_failures,
+            outbox_depth,
+        }
+    }
+
+    /// Counts price events a channel (`jetstream`, `webhooks`) published.
+    pub fn record_price_events(&self, channel: &'static str, events: u64) {
+        if events > 0 {
+            self.price_events.add(events, &[KeyValue::new("channel", channel)]);
+        }
+    }
+
+    pub fn record_webhook_failure(&self) {
+        self.webhook_failures.add(1, &[]);
+    }
+
+    pub fn set_outbox_depth(&self, channel: &'static str, depth: i64) {
+        self.outbox_depth.lock().expect("the depth lock is not poisoned").insert(channel, depth);
     }
 
     /// Counts signal rows stored (over HTTP or from JetStream); `kind` is `competitor` or `demand`.

@@ -16,6 +16,7 @@ use crate::auth::{self, Authenticator, Role, Roles};
 use crate::cache::PriceCache;
 use crate::config::Settings;
 use crate::engine::{Engine, EngineSettings};
+use crate::events;
 use crate::feeds::jetstream::SignalFeed;
 use crate::metrics::Metrics;
 use crate::replication;
@@ -44,8 +45,8 @@ pub struct Application {
     port: u16,
     store: Store,
     engine: Engine,
-    /// The JetStream signal consumer, when `nats.url` is set.
-    feed: Option<tokio::task::JoinHandle<()>>,
+    /// The JetStream signal consumer and the price event publishers.
+    background: Vec<tokio::task::JoinHandle<()>>,
     generated_admin_key: Option<String>,
 }
 
@@ -84,11 +85,19 @@ impl Application {
         }
         let observed = engine.clone();
         metrics.observe_repricing(move || observed.readings());
-        let feed = SignalFeed::start(settings.nats.clone(), settings.pricing.clone(), writer.clone(), metrics.clone());
+        let mut background = Vec::new();
+        background.extend(SignalFeed::start(
+            settings.nats.clone(),
+            settings.pricing.clone(),
+            writer.clone(),
+            metrics.clone(),
+        ));
+        background.extend(events::jetstream::start(settings.nats.clone(), store.clone(), metrics.clone()));
+        background.push(events::webhooks::start(settings.webhooks.clone(), store.clone(), metrics.clone()));
         let parts = Parts { store: store.clone(), rules, prices, writer, signer, metrics };
         let server = serve(listener, parts, &settings).map_err(listen_error)?;
         tracing::info!(port, backend = store.backend().as_str(), "pricing service listening");
-        Ok(Self { server, port, store, engine, feed, generated_admin_key })
+        Ok(Self { server, port, store, engine, background, generated_admin_key })
     }
 
     pub fn port(&self) -> u16 {
@@ -116,9 +125,10 @@ impl Application {
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
-        // Messages it holds unacknowledged are redelivered to the next consumer.
-        if let Some(feed) = &self.feed {
-            feed.abort();
+        // Unacknowledged signal messages are redelivered, unpublished price events stay in the
+        // outbox: stopping these tasks anywhere loses nothing.
+        for task in &self.background {
+            task.abort();
         }
         // The batches in flight finish; what is left waits in the store for the next start.
         self.engine.shutdown(ENGINE_GRACE).await;
@@ -201,6 +211,7 @@ fn serve(listener: TcpListener, parts: Parts, settings: &Settings) -> std::io::R
     let pricing = web::Data::new(settings.pricing.clone());
     let metrics = web::Data::from(metrics);
     let http = web::Data::new(settings.http.clone());
+    let webhooks = web::Data::new(settings.webhooks.clone());
     let json_limit = settings.http.json_limit_bytes;
     let mut server = HttpServer::new(move || {
         App::new()
@@ -214,6 +225,7 @@ fn serve(listener: TcpListener, parts: Parts, settings: &Settings) -> std::io::R
             .app_data(pricing.clone())
             .app_data(metrics.clone())
             .app_data(http.clone())
+            .app_data(webhooks.clone())
             .configure(api::configure(json_limit))
     })
     .listen(listener)?

@@ -7,6 +7,7 @@ mod common;
 mod audit;
 mod crash;
 mod errors;
+mod events;
 mod fairness;
 mod feeds;
 mod full_disk;

@@ -28,6 +28,23 @@ fn program() -> PathBuf {
         .expect("nats-server is installed (Debian's nats-server package; scripts/test installs it)")
 }
 
+/// `nats-server -js` on `port` with its store in `dir`, once it accepts connections.
+fn spawn(port: u16, dir: &std::path::Path) -> Child {
+    let child = Command::new(program())
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nats-server starts");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nats-server did not accept connections within 20 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -38,20 +55,20 @@ impl PrivateNats {
         let dir = std::env::temp_dir().join("pricing-tests").join(format!("nats-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let port = free_port();
-        let child = Command::new(program())
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server starts");
-        let server = Self { port, dir, child };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not accept connections within 20 s");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
+        let child = spawn(port, &dir);
+        Self { port, dir, child }
+    }
+
+    /// Stops the server (`kill -9`): clients lose it until [`PrivateNats::restart`].
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on its port, with the streams it had stored.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = spawn(self.port, &self.dir);
     }
 
     pub fn url(&self) -> String {

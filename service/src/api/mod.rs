@@ -19,6 +19,7 @@ mod rules;
 mod settings;
 pub(crate) mod signals;
 mod ui;
+mod webhooks;
 
 use actix_web::web;
 
@@ -47,6 +48,7 @@ pub fn configure(json_limit: usize) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(settings::configure)
             .configure(signals::configure)
             .configure(ui::configure)
+            .configure(webhooks::configure)
             .default_service(web::to(extract::route_not_found));
     }
 }

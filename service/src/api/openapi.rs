@@ -26,8 +26,9 @@ use utoipa::{Modify, OpenApi};
 
 use super::{
     admin_keys, audit, export, health, history, merchants, price_at, prices, products, rules, settings, signals,
+    webhooks,
 };
-use crate::domain::{Currency, KeyId, MerchantId, Sku};
+use crate::domain::{Currency, KeyId, MerchantId, Sku, WebhookId};
 
 mod links;
 mod shared;
@@ -81,6 +82,12 @@ use shared::SharedAnswers;
         rules::dry_run,
         signals::competitor_prices,
         signals::demand,
+        webhooks::create_webhook,
+        webhooks::list_webhooks,
+        webhooks::get_webhook,
+        webhooks::delete_webhook,
+        webhooks::enable_webhook,
+        webhooks::list_deliveries,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -93,6 +100,7 @@ use shared::SharedAnswers;
         Currency,
         MerchantId,
         KeyId,
+        WebhookId,
         // The decision queries' enums, which the hand-made parameter lists of `history` name.
         history::Order,
         history::ExportFormat,

@@ -100,6 +100,10 @@ uuid_id!(
     /// An API key's public identifier; the secret half is never stored.
     KeyId
 );
+uuid_id!(
+    /// A merchant's webhook endpoint.
+    WebhookId
+);
 
 #[cfg(test)]
 mod tests {

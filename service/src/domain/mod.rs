@@ -22,7 +22,7 @@ pub use digest::{sha256, sha256_hex};
 pub use guardrails::{
     Guardrails, GuardrailsInput, MAX_AMOUNT_MINOR, MAX_MARGIN_BPS, MAX_MIN_INTERVAL_SECS, MAX_STEP_BPS, Rounding,
 };
-pub use ids::{ID_PATTERN, IdError, KeyId, MerchantId};
+pub use ids::{ID_PATTERN, IdError, KeyId, MerchantId, WebhookId};
 pub use invalid::{FieldError, Invalid};
 pub use money::{Money, MoneyError};
 pub use product::{Attributes, Product, ProductDraft};

@@ -19,6 +19,7 @@ mod bulk;
 pub mod chain;
 mod checkpoints;
 pub mod history;
+pub mod outbox;
 pub mod prices;
 pub mod products;
 pub mod quotas;
@@ -26,6 +27,7 @@ mod rows;
 pub mod rules;
 pub mod signals;
 mod tenants;
+pub mod webhooks;
 pub mod work;
 
 use std::str::FromStr;
