@@ -160,6 +160,7 @@ async fn a_message_that_can_never_be_stored_is_dead_lettered_and_the_next_one_is
         (subject(&shop, "competitor"), serde_json::to_vec(&json!({"sku": "tee-1"})).unwrap(), "invalid_body"),
         (subject(&shop, "competitor"), serde_json::to_vec(&offer("o-1", -5, "EUR")).unwrap(), "validation_failed"),
         (subject(&nobody, "competitor"), serde_json::to_vec(&offer("o-2", 1500, "EUR")).unwrap(), "unknown_merchant"),
+        (subject(&shop, "competitor"), serde_json::to_vec(&offer("o-4", 1500, "USD")).unwrap(), "currency_mismatch"),
     ];
     for (subject, body, _) in &poison {
         publish(&context, subject.clone(), body.clone()).await;
@@ -188,7 +189,7 @@ async fn a_message_that_can_never_be_stored_is_dead_lettered_and_the_next_one_is
     assert_eq!(kept.state.messages, poison.len() as u64, "dead letters are kept in their stream");
     let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(
-        metrics.lines().any(|l| l.starts_with("pricing_signals_dead_letters_total") && l.ends_with(" 4")),
+        metrics.lines().any(|l| l.starts_with("pricing_signals_dead_letters_total") && l.ends_with(" 5")),
         "{metrics}"
     );
 }

@@ -425,3 +425,96 @@ async fn a_chunked_ndjson_stream_is_read_across_pieces_and_stored_in_chunks() {
     let latest = &decisions(&app, &key).await[0];
     assert_eq!(latest["record"]["inputs"]["demand"]["views_1d"], 5_000, "{latest}");
 }
+
+async fn put_ratio(app: &TestApp, key: &str, ratio: i64) -> Value {
+    let body = json!({"show_prior_price": false, "max_competitor_ratio": ratio});
+    let settings =
+        expect_status(app.call(Method::PUT, "/v1/settings", Some(key), Some(body)).await, StatusCode::OK).await;
+    app.engine.settled().await;
+    settings
+}
+
+/// Tried as a new merchant would: an offer in USD for an EUR product, and `17` sent meaning
+/// 17.00 EUR. The first is refused with its reason; the second is stored but flagged, and rules
+/// do not see it until the merchant confirms it or widens the ratio.
+async fn offers_in_another_currency_are_refused_and_implausible_ones_held_back(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = setup(&app, "competitor-match", json!({"undercut_minor": 5, "min_margin_bps": 1000})).await;
+    let usd = json!({"id": "o-usd", "sku": "tee-1", "competitor": "a", "price_minor": 1500, "currency": "USD",
+                     "in_stock": true, "observed_at": Utc::now() - Duration::minutes(5)});
+    let response = app
+        .call(
+            Method::POST,
+            "/v1/signals/competitor-prices",
+            Some(&key),
+            Some(json!({"observations": [offer("o-1", "a", 1899, true, 10), usd]})),
+        )
+        .await;
+    let details = expect_error(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(details["fields"][0]["field"], "observations[1].currency", "{details}");
+    assert!(details["fields"][0]["message"].as_str().unwrap().contains("priced in EUR"), "{details}");
+    app.engine.settled().await;
+    assert_eq!(price(&app, &key).await, 1999, "a batch is refused whole: nothing stored");
+
+    send_offers(&app, &key, vec![offer("o-1", "a", 1899, true, 10)]).await;
+    assert_eq!(price(&app, &key).await, 1894);
+    let receipt = send_offers(&app, &key, vec![offer("o-2", "b", 17, true, 5)]).await;
+    let flagged = &receipt["flagged"][0];
+    assert_eq!((flagged["entry"].as_i64(), flagged["competitor"].as_str()), (Some(0), Some("b")), "{receipt}");
+    assert_eq!((flagged["price_minor"].as_i64(), flagged["base_price_minor"].as_i64()), (Some(17), Some(1999)));
+    assert_eq!(price(&app, &key).await, 1894, "the rule did not see 0.17");
+    let offers = decisions(&app, &key).await[0]["record"]["inputs"]["competitors"].clone();
+    assert_eq!(offers.as_array().unwrap().len(), 1, "only `a` reached the rule: {offers}");
+
+    // A ratio wide enough lets it in (the margin floor holds the price); the default keeps it out.
+    assert_eq!(put_ratio(&app, &key, 200).await["max_competitor_ratio"], 200);
+    assert_eq!(price(&app, &key).await, 1320, "1 % under 0.17 is under the 10 % margin: the floor");
+    put_ratio(&app, &key, 4).await;
+    assert_eq!(price(&app, &key).await, 1894);
+    let settings = expect_status(app.call(Method::GET, "/v1/settings", Some(&key), None).await, StatusCode::OK).await;
+    assert_eq!(settings["max_competitor_ratio"], 4);
+    let out_of_range = json!({"show_prior_price": false, "max_competitor_ratio": 1});
+    let response = app.call(Method::PUT, "/v1/settings", Some(&key), Some(out_of_range)).await;
+    expect_error(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+
+    // Confirmed, it counts; a newer observation of the same competitor is checked anew.
+    let confirm = json!({"observations": [{"sku": "tee-1", "competitor": "b"}, {"sku": "tee-1", "competitor": "zz"}]});
+    let response = app.call(Method::POST, "/v1/signals/competitor-prices/confirm", Some(&key), Some(confirm)).await;
+    assert_eq!(expect_status(response, StatusCode::OK).await["skus_changed"], 1);
+    app.engine.settled().await;
+    assert_eq!(price(&app, &key).await, 1320);
+    let receipt = send_offers(&app, &key, vec![offer("o-3", "b", 16, true, 1)]).await;
+    assert_eq!(receipt["flagged"].as_array().unwrap().len(), 1);
+    assert_eq!(price(&app, &key).await, 1894);
+
+    // NDJSON: the line in another currency is refused by number, the implausible one flagged.
+    let lines = [
+        offer("o-4", "c", 1850, true, 1),
+        json!({"id": "o-5", "sku": "tee-1", "competitor": "d", "price_minor": 1500, "currency": "USD",
+               "in_stock": true, "observed_at": Utc::now() - Duration::minutes(1)}),
+        offer("o-6", "e", 9, true, 1),
+    ];
+    let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let receipt =
+        expect_status(post_ndjson(&app, &key, "/v1/signals/competitor-prices", body.clone()).await, StatusCode::OK)
+            .await;
+    assert_eq!((receipt["accepted"].as_i64(), receipt["rejected"].as_i64()), (Some(2), Some(1)), "{receipt}");
+    assert_eq!(receipt["rejected_lines"][0]["line"], 2);
+    assert_eq!(receipt["rejected_lines"][0]["code"], "validation_failed");
+    assert_eq!(receipt["flagged"][0]["entry"], 3, "{receipt}");
+    let response = app
+        .client
+        .post(app.url("/v1/signals/competitor-prices?atomic=true"))
+        .bearer_auth(&key)
+        .header("content-type", "application/x-ndjson")
+        .body(body.replace("o-4", "o-7"))
+        .send()
+        .await
+        .unwrap();
+    let details = expect_error(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(details["rejected_lines"][0]["line"], 2, "{details}");
+}
+
+both_backends! {
+    signal_sense => offers_in_another_currency_are_refused_and_implausible_ones_held_back;
+}

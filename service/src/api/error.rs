@@ -217,6 +217,17 @@ impl From<StoreError> for ApiError {
                 ApiError::Conflict { code: "currency_mismatch", message: e.to_string() }
             }
             StoreError::OverQuota { what, limit, message } => ApiError::OverQuota { message, what, limit },
+            // A JSON batch, checked whole: each observation named by its index.
+            StoreError::WrongCurrency(list) => {
+                let mut invalid = Invalid::new();
+                for wrong in &list {
+                    let field = format!("observations[{}].currency", wrong.index);
+                    for e in crate::api::signals::wrong_currency(field, wrong).errors() {
+                        invalid.push(e.field.clone(), e.message.clone());
+                    }
+                }
+                ApiError::Validation(invalid)
+            }
             other => {
                 tracing::error!(error = %other, "store failure");
                 ApiError::Internal

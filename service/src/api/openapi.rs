@@ -82,6 +82,7 @@ use shared::SharedAnswers;
         rules::dry_run,
         signals::competitor_prices,
         signals::demand,
+        signals::confirm_competitor_prices,
         webhooks::create_webhook,
         webhooks::list_webhooks,
         webhooks::get_webhook,

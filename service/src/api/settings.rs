@@ -1,8 +1,9 @@
-//! `/v1/settings`: a merchant's own settings, for `merchant` keys. Today one: whether checkout
-//! lookups carry the prior price (the lowest price in force in the 30 days before the current
-//! one took effect), which EU price-indication rules ask for with every price reduction.
-//! Turning it on fills the prior price of every product from the history before answering,
-//! and puts it in the price cache; turning it off clears it.
+//! `/v1/settings`: a merchant's own settings, for `merchant` keys. Whether checkout lookups
+//! carry the prior price (the lowest price in force in the 30 days before the current one took
+//! effect), which EU price-indication rules ask for with every price reduction: turning it on
+//! fills the prior price of every product from the history before answering, and puts it in
+//! the price cache; turning it off clears it. And how far from its product's base price a
+//! competitor's price may be before it is held back as implausible (`pricing::plausible`).
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,8 @@ use utoipa::ToSchema;
 use super::ApiError;
 use super::access::{Access, Write};
 use super::extract::resource;
+use crate::domain::Invalid;
+use crate::pricing::plausible::MAX_COMPETITOR_RATIO;
 use crate::store::Store;
 use crate::write::Prices;
 
@@ -23,6 +26,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub struct MerchantSettings {
     /// Checkout lookups carry `prior_price_minor`.
     pub show_prior_price: bool,
+    /// A competitor's price more than this many times above or below the product's base price
+    /// is implausible: stored, flagged to the feed, and kept out of rules until confirmed
+    /// (`POST /v1/signals/competitor-prices/confirm`). 2 to 1000, or 0 for no check; default 4.
+    /// Left out of a `PUT`, it stays as it is; a change reprices the catalogue.
+    #[schema(minimum = 0, maximum = 1000)]
+    pub max_competitor_ratio: Option<i64>,
 }
 
 #[utoipa::path(get, path = "/v1/settings", tag = "merchants", security(("bearer" = [])),
@@ -30,19 +39,34 @@ pub struct MerchantSettings {
 pub async fn get_settings(access: Access<Write>, store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
     let merchant = access.merchant();
     let merchant = store.merchant(merchant).await?.ok_or_else(|| ApiError::not_found("the merchant"))?;
-    Ok(HttpResponse::Ok().json(MerchantSettings { show_prior_price: merchant.show_prior_price }))
+    let ratio = store.max_competitor_ratio(merchant.id).await?;
+    Ok(HttpResponse::Ok()
+        .json(MerchantSettings { show_prior_price: merchant.show_prior_price, max_competitor_ratio: Some(ratio) }))
 }
 
 #[utoipa::path(put, path = "/v1/settings", tag = "merchants", request_body = MerchantSettings,
     security(("bearer" = [])),
-    responses((status = 200, description = "The merchant's settings", body = MerchantSettings)))]
+    responses((status = 200, description = "The merchant's settings", body = MerchantSettings),
+              (status = 422, description = "`validation_failed`: a ratio out of range")))]
 pub async fn put_settings(
     access: Access<Write>,
     prices: web::Data<Prices>,
     body: web::Json<MerchantSettings>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = access.merchant();
+    if let Some(ratio) = body.max_competitor_ratio
+        && ratio != 0
+        && !(2..=MAX_COMPETITOR_RATIO).contains(&ratio)
+    {
+        let message = format!("2 to {MAX_COMPETITOR_RATIO}, or 0 for no check");
+        return Err(ApiError::Validation(Invalid::one("max_competitor_ratio", message)));
+    }
     let touched = prices.set_show_prior_price(merchant, body.show_prior_price).await?;
-    tracing::info!(merchant_id = %merchant, show_prior_price = body.show_prior_price, prices = touched, "settings changed");
-    Ok(HttpResponse::Ok().json(body.into_inner()))
+    if let Some(ratio) = body.max_competitor_ratio {
+        prices.set_max_competitor_ratio(merchant, ratio).await?;
+    }
+    tracing::info!(merchant_id = %merchant, show_prior_price = body.show_prior_price,
+        max_competitor_ratio = ?body.max_competitor_ratio, prices = touched, "settings changed");
+    let ratio = prices.store().max_competitor_ratio(merchant).await?;
+    Ok(HttpResponse::Ok().json(MerchantSettings { max_competitor_ratio: Some(ratio), ..body.into_inner() }))
 }

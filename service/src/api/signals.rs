@@ -11,19 +11,21 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::ApiError;
-use super::access::{Access, Feed};
+use super::access::{Access, Feed, Write};
 use super::extract::{json_body, resource};
 use super::ndjson::{Lines, MAX_LINE_BYTES, TooLong};
 use crate::config::PricingSettings;
 use crate::domain::{Invalid, MerchantId, Sku};
+use crate::feeds::input::Confirmation;
 use crate::feeds::{DemandBatch, DemandInput, MAX_PARSED_BATCH, ObservationBatch, ObservationInput};
-use crate::store::{DemandEvent, Observation};
-use crate::write::{Prices, SignalQuotas};
+use crate::store::{DemandEvent, Observation, StoreError, WrongCurrency};
+use crate::write::{Flagged, Prices, Recorded, SignalQuotas, WrongCurrencies};
 
 /// Signal batches are large: a bigger body limit than the rest of the API.
 const BATCH_BODY_LIMIT: usize = 16 << 20;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/v1/signals/competitor-prices").post(competitor_prices))
+        .service(resource("/v1/signals/competitor-prices/confirm").post(confirm_competitor_prices))
         .service(resource("/v1/signals/demand").post(demand));
 }
 
@@ -40,6 +42,34 @@ pub struct SignalReceipt {
     pub rejected_lines: Vec<RejectedLine>,
     /// SKUs whose signals changed (and which are queued for repricing).
     pub skus_changed: usize,
+    /// Observations stored but implausibly far from their product's base price (more than the
+    /// merchant's `max_competitor_ratio` either way): rules do not see them until they are
+    /// confirmed. The first 1000.
+    pub flagged: Vec<FlaggedObservation>,
+}
+
+/// An observation stored and kept out of rules until confirmed.
+#[derive(Serialize, ToSchema, Clone, Debug)]
+pub struct FlaggedObservation {
+    /// Its index in a JSON batch (from 0), or its line number in an NDJSON body (from 1).
+    pub entry: usize,
+    pub sku: String,
+    pub competitor: String,
+    pub price_minor: i64,
+    /// The product's base price it was compared with.
+    pub base_price_minor: i64,
+}
+
+impl FlaggedObservation {
+    fn new(entry: usize, flagged: &Flagged) -> Self {
+        Self {
+            entry,
+            sku: flagged.sku.to_string(),
+            competitor: flagged.competitor.clone(),
+            price_minor: flagged.price_minor,
+            base_price_minor: flagged.base_price_minor,
+        }
+    }
 }
 
 /// A refused NDJSON line: its number (from 1) and the error, in the API's error terms.
@@ -122,17 +152,34 @@ impl Checked {
         }
     }
 
-    /// Stores the list (one transaction); the SKUs whose signals changed.
-    async fn record(self, prices: &Prices, merchant: MerchantId, quotas: SignalQuotas) -> Result<Vec<Sku>, ApiError> {
-        Ok(match self {
-            Checked::Observations(list) => prices.record_observations(merchant, list, quotas).await?,
-            Checked::Demand(list) => prices.record_demand(merchant, list, quotas).await?,
-        })
+    /// Stores the list (one transaction): what it did.
+    async fn record(
+        self,
+        prices: &Prices,
+        merchant: MerchantId,
+        quotas: SignalQuotas,
+        wrong: WrongCurrencies,
+    ) -> Result<Recorded, StoreError> {
+        match self {
+            Checked::Observations(list) => prices.record_observations(merchant, list, quotas, wrong).await,
+            Checked::Demand(list) => prices.record_demand(merchant, list, quotas).await,
+        }
     }
 }
 
 /// The longest list of refused lines an answer carries (the count covers them all).
 const MAX_LISTED_REJECTIONS: usize = 1_000;
+/// The error of an observation in another currency than its product's, as field `field`.
+pub(super) fn wrong_currency(field: String, wrong: &WrongCurrency) -> Invalid {
+    Invalid::one(
+        field,
+        format!(
+            "product {} is priced in {}; this observation is in {}",
+            wrong.sku, wrong.product_currency, wrong.currency
+        ),
+    )
+}
+
 /// The most lines one NDJSON body may hold (larger feeds are several requests, or JetStream).
 pub const MAX_NDJSON_LINES: usize = 10_000_000;
 
@@ -143,6 +190,7 @@ struct Progress {
     rejected: usize,
     rejected_lines: Vec<RejectedLine>,
     changed: HashSet<Sku>,
+    flagged: Vec<FlaggedObservation>,
 }
 
 impl Progress {
@@ -161,6 +209,7 @@ impl Progress {
             rejected: self.rejected,
             rejected_lines: self.rejected_lines,
             skus_changed: self.changed.len(),
+            flagged: self.flagged,
         }
     }
 }
@@ -184,9 +233,19 @@ async fn ingest_ndjson(
     let (chunk_lines, most_lines) =
         if atomic { (MAX_PARSED_BATCH, MAX_PARSED_BATCH) } else { (settings.max_signal_batch, MAX_NDJSON_LINES) };
     let mut lines = Lines::new(payload);
-    let mut progress =
-        Progress { received: 0, accepted: 0, rejected: 0, rejected_lines: Vec::new(), changed: HashSet::new() };
+    let mut progress = Progress {
+        received: 0,
+        accepted: 0,
+        rejected: 0,
+        rejected_lines: Vec::new(),
+        changed: HashSet::new(),
+        flagged: Vec::new(),
+    };
     let mut chunk = Checked::empty(kind);
+    // The line number of each entry in the chunk.
+    let mut numbers = Vec::new();
+    // Atomic: a line in another currency than its product refuses the body.
+    let wrong = if atomic { WrongCurrencies::RefuseBatch } else { WrongCurrencies::Skip };
     // Every line up to this one was stored or refused.
     let mut settled_through = 0;
     let mut last_read = 0;
@@ -205,8 +264,9 @@ async fn ingest_ndjson(
                 Ok(text) => chunk.push_line(text),
                 Err(TooLong) => Err(ApiError::PayloadTooLarge { limit: MAX_LINE_BYTES }),
             };
-            if let Err(error) = checked {
-                progress.reject(line.number, &error);
+            match checked {
+                Ok(()) => numbers.push(line.number),
+                Err(error) => progress.reject(line.number, &error),
             }
         }
         let full = chunk.len() == chunk_lines;
@@ -217,10 +277,9 @@ async fn ingest_ndjson(
                 return Err(if atomic { error } else { interrupted(error, settled_through, progress) });
             }
             let batch = std::mem::replace(&mut chunk, Checked::empty(kind));
-            let lines_in_chunk = batch.len();
             let prices = prices.clone();
-            let task = tokio::spawn(async move { batch.record(&prices, merchant, quotas).await });
-            storing = Some(Storing { task, lines: lines_in_chunk, through: last_read });
+            let task = tokio::spawn(async move { batch.record(&prices, merchant, quotas, wrong).await });
+            storing = Some(Storing { task, numbers: std::mem::take(&mut numbers), through: last_read });
         }
         if finished {
             break;
@@ -235,10 +294,11 @@ async fn ingest_ndjson(
     Ok(HttpResponse::Ok().json(progress.receipt()))
 }
 
-/// A chunk of an NDJSON body being stored: its task, its lines, the number of its last line.
+/// A chunk of an NDJSON body being stored: its task, its entries' line numbers, the number of
+/// its last line.
 struct Storing {
-    task: tokio::task::JoinHandle<Result<Vec<Sku>, ApiError>>,
-    lines: usize,
+    task: tokio::task::JoinHandle<Result<Recorded, StoreError>>,
+    numbers: Vec<usize>,
     through: usize,
 }
 
@@ -248,14 +308,31 @@ async fn settle(
     progress: &mut Progress,
     settled_through: &mut usize,
 ) -> Result<(), ApiError> {
-    let Some(Storing { task, lines, through }) = storing else { return Ok(()) };
-    let changed = match task.await {
+    let Some(Storing { task, numbers, through }) = storing else { return Ok(()) };
+    let recorded = match task.await {
+        // An atomic body with lines in another currency than their products: nothing stored.
+        Ok(Err(StoreError::WrongCurrency(list))) => {
+            for wrong in &list {
+                progress.reject(numbers[wrong.index], &ApiError::Validation(wrong_currency("currency".into(), wrong)));
+            }
+            progress.rejected_lines.sort_by_key(|r| r.line);
+            let lines = std::mem::take(&mut progress.rejected_lines);
+            return Err(ApiError::RejectedLines { rejected: progress.rejected, lines });
+        }
         Ok(stored) => stored?,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(_) => return Err(ApiError::Internal),
     };
-    progress.accepted += lines;
-    progress.changed.extend(changed);
+    for wrong in &recorded.screened.wrong_currency {
+        progress.reject(numbers[wrong.index], &ApiError::Validation(wrong_currency("currency".into(), wrong)));
+    }
+    progress.accepted += numbers.len() - recorded.screened.wrong_currency.len();
+    for flagged in &recorded.screened.flagged {
+        if progress.flagged.len() < MAX_LISTED_REJECTIONS {
+            progress.flagged.push(FlaggedObservation::new(numbers[flagged.index], flagged));
+        }
+    }
+    progress.changed.extend(recorded.changed);
     *settled_through = through;
     Ok(())
 }
@@ -298,13 +375,16 @@ async fn ingest(
                 Kind::Demand => Checked::Demand(parse_demand_body(&body, settings)?),
             };
             let received = checked.len();
-            let changed = checked.record(prices, merchant, SignalQuotas::from(settings)).await?;
+            let quotas = SignalQuotas::from(settings);
+            let recorded = checked.record(prices, merchant, quotas, WrongCurrencies::RefuseBatch).await?;
+            let flagged = recorded.screened.flagged.iter().take(MAX_LISTED_REJECTIONS);
             Ok(HttpResponse::Ok().json(SignalReceipt {
                 received,
                 accepted: received,
                 rejected: 0,
                 rejected_lines: Vec::new(),
-                skus_changed: changed.len(),
+                skus_changed: recorded.changed.len(),
+                flagged: flagged.map(|f| FlaggedObservation::new(f.index, f)).collect(),
             }))
         }
     }
@@ -333,6 +413,30 @@ pub async fn competitor_prices(
 ) -> Result<HttpResponse, ApiError> {
     let merchant = access.merchant();
     ingest(Kind::Observations, req, payload, options.into_inner(), &prices, merchant, &settings).await
+}
+
+/// What a confirmation did.
+#[derive(Serialize, ToSchema)]
+pub struct ConfirmReceipt {
+    /// SKUs with an observation newly confirmed (queued for repricing); pairs with no stored
+    /// observation, or one confirmed before, change nothing.
+    pub skus_changed: usize,
+}
+
+/// Confirm implausible competitor prices: rules see the stored observations of these (SKU,
+/// competitor) pairs from now on (a newer observation of the same competitor is checked anew).
+#[utoipa::path(post, path = "/v1/signals/competitor-prices/confirm", tag = "signals", request_body = Confirmation,
+    security(("bearer" = [])),
+    responses((status = 200, description = "Confirmed; their SKUs are queued for repricing", body = ConfirmReceipt),
+              (status = 422, description = "`validation_failed`")))]
+pub async fn confirm_competitor_prices(
+    access: Access<Write>,
+    prices: web::Data<Prices>,
+    body: web::Json<Confirmation>,
+) -> Result<HttpResponse, ApiError> {
+    let pairs = body.into_inner().check()?;
+    let changed = prices.confirm_observations(access.merchant(), pairs).await?;
+    Ok(HttpResponse::Ok().json(ConfirmReceipt { skus_changed: changed.len() }))
 }
 
 /// Record demand events.

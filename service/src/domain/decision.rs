@@ -28,6 +28,8 @@ pub enum Trigger {
     Demand,
     RuleActivated,
     ParamsChanged,
+    /// A merchant setting that changes rule contexts (the competitor price ratio).
+    SettingsChanged,
     Schedule,
     /// Catalogue price events: the base price put in force or the product's price ended.
     ProductCreated,
@@ -77,6 +79,7 @@ named!(Trigger {
     Demand => "demand",
     RuleActivated => "rule_activated",
     ParamsChanged => "params_changed",
+    SettingsChanged => "settings_changed",
     Schedule => "schedule",
     ProductCreated => "product_created",
     BasePriceChanged => "base_price_changed",

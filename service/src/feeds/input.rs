@@ -139,6 +139,46 @@ where
     deserializer.deserialize_seq(Bounded(std::marker::PhantomData))
 }
 
+/// Observations the merchant vouches for although they are implausible.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Confirmation {
+    /// At most 1000 (SKU, competitor) pairs: their stored (latest) observations.
+    #[schema(max_items = 1000)]
+    pub observations: Vec<ConfirmedObservation>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmedObservation {
+    pub sku: String,
+    #[schema(min_length = 1, max_length = 128)]
+    pub competitor: String,
+}
+
+/// The most pairs one confirmation holds.
+pub const MAX_CONFIRMATIONS: usize = 1_000;
+
+impl Confirmation {
+    /// The (SKU, competitor) pairs, or every problem with them.
+    pub fn check(self) -> Result<Vec<(Sku, String)>, Invalid> {
+        let mut invalid = Invalid::new();
+        if self.observations.len() > MAX_CONFIRMATIONS {
+            invalid.push("observations", format!("at most {MAX_CONFIRMATIONS}"));
+            return Err(invalid);
+        }
+        let mut pairs = Vec::new();
+        for (i, o) in self.observations.into_iter().enumerate() {
+            check_name(&o.competitor, format!("observations[{i}].competitor"), &mut invalid);
+            match Sku::parse(&o.sku) {
+                Ok(sku) => pairs.push((sku, o.competitor)),
+                Err(e) => invalid.push(format!("observations[{i}].sku"), e.to_string()),
+            }
+        }
+        invalid.or_ok(|| pairs)
+    }
+}
+
 impl ObservationInput {
     /// The observation, or what is wrong with it (every problem, each under `field(name)`).
     pub fn check(self, field: impl Fn(&str) -> String, invalid: &mut Invalid) -> Option<Observation> {

@@ -40,7 +40,7 @@ use crate::config::{NatsSettings, PricingSettings};
 use crate::domain::{Invalid, MerchantId};
 use crate::metrics::Metrics;
 use crate::store::{DemandEvent, Observation, StoreError};
-use crate::write::{Prices, SignalQuotas};
+use crate::write::{Prices, SignalQuotas, WrongCurrencies};
 
 /// What a subject's last part names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -138,6 +138,18 @@ fn failure(e: StoreError) -> Failure {
         StoreError::Unavailable(why) | StoreError::Contended(why) => Failure::Retry(why),
         StoreError::OverQuota { message, .. } => Failure::Refused(Refusal::new("over_quota", message)),
         e @ StoreError::CurrencyMismatch { .. } => Failure::Refused(Refusal::new("currency_mismatch", e.to_string())),
+        StoreError::WrongCurrency(list) => {
+            let names: Vec<String> = list
+                .iter()
+                .map(|w| {
+                    format!(
+                        "product {} is priced in {}; the observation is in {}",
+                        w.sku, w.product_currency, w.currency
+                    )
+                })
+                .collect();
+            Failure::Refused(Refusal::new("currency_mismatch", names.join("; ")))
+        }
         other => Failure::Retry(other.to_string()),
     }
 }
@@ -317,7 +329,9 @@ impl SignalFeed {
     async fn record(&self, merchant: MerchantId, signals: Signals) -> Result<(), Failure> {
         let quotas = SignalQuotas::from(&self.pricing);
         match signals {
-            Signals::Observations(list) => self.prices.record_observations(merchant, list, quotas).await,
+            Signals::Observations(list) => {
+                self.prices.record_observations(merchant, list, quotas, WrongCurrencies::RefuseBatch).await
+            }
             Signals::Demand(list) => self.prices.record_demand(merchant, list, quotas).await,
         }
         .map(drop)

@@ -1,10 +1,13 @@
 //! Assembling a rule's context: the product, its price in force, the latest observation of
-//! each competitor (with its age, marked stale past the staleness window), and demand over
+//! each competitor (with its age, marked stale past the staleness window; left out when it is
+//! in another currency than the product, or implausible and not confirmed, see
+//! [`super::plausible`]), and demand over
 //! trailing windows, all as of one `now`. Signals are read for a whole range of SKUs at once
 //! (a repricing batch is a contiguous range), or for one SKU as the range `[sku, sku]`.
 
 use chrono::{DateTime, Utc};
 
+use super::plausible::plausible;
 use crate::domain::Product;
 use crate::sandbox::{CompetitorOffer, Demand, RuleContext};
 use crate::store::{CurrentPrice, Signals};
@@ -33,6 +36,11 @@ pub fn context(
         base_price_minor: product.base_price.minor(),
         competitors: competitors
             .iter()
+            .filter(|o| o.price.currency() == product.currency())
+            .filter(|o| {
+                plausible(o.price.minor(), product.base_price.minor(), signals.max_competitor_ratio)
+                    || signals.confirmed.contains(&(o.sku.clone(), o.competitor.clone()))
+            })
             .map(|o| {
                 let age_seconds = (now - o.observed_at).num_seconds().max(0);
                 CompetitorOffer {

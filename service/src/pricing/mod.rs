@@ -7,6 +7,7 @@ pub mod decide;
 pub mod events;
 pub mod guardrails;
 pub mod judged;
+pub mod plausible;
 pub mod prior;
 pub mod record;
 

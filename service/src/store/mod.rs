@@ -47,7 +47,7 @@ pub use history::{DecisionFilter, OutcomeFilter, SigningKeyRecord};
 pub use prices::{CurrentPrice, PriceSource};
 pub use products::Upserted;
 pub use rules::{Activation, NewRuleVersion, RuleCode, RuleVersion};
-pub use signals::{DemandEvent, DemandKind, DemandSummary, Observation, Signals};
+pub use signals::{DemandEvent, DemandKind, DemandSummary, Observation, Signals, WrongCurrency};
 pub use tenants::{Merchant, StoredKey};
 pub use work::{Backlog, Intent, Sweep};
 
@@ -170,6 +170,9 @@ pub enum StoreError {
     /// A change refused by one of the merchant's quotas (checked by the write side).
     #[error("{message}")]
     OverQuota { what: &'static str, limit: u64, message: String },
+    /// A batch with observations in another currency than their products', refused whole.
+    #[error("{} observations are in another currency than their product", .0.len())]
+    WrongCurrency(Vec<signals::WrongCurrency>),
     #[error("stored data could not be read back: {0}")]
     Corrupt(String),
     #[error("unsupported database URL `{0}`: use sqlite://path or postgres://...")]

@@ -49,6 +49,25 @@ pub async fn competitors_of(
     Ok(competitors)
 }
 
+/// The currency and base price of each of `skus` that has a product (what an observation of
+/// it is checked against).
+pub async fn product_references(
+    tx: &mut Tx,
+    merchant: MerchantId,
+    skus: &[Sku],
+) -> Result<HashMap<String, (String, i64)>, StoreError> {
+    let sql = "SELECT sku, currency || ' ' || CAST(base_price_minor AS TEXT) FROM products
+               WHERE merchant_id = $1 AND sku IN {skus}";
+    let mut references = HashMap::new();
+    for (sku, reference) in per_sku(tx, sql, merchant, skus).await? {
+        let parsed =
+            reference.split_once(' ').and_then(|(currency, base)| Some((currency.to_owned(), base.parse().ok()?)));
+        let (currency, base) = parsed.ok_or_else(|| StoreError::Corrupt(format!("product reference `{reference}`")))?;
+        references.insert(sku, (currency, base));
+    }
+    Ok(references)
+}
+
 /// Which of `skus` have no product.
 pub async fn without_product(tx: &mut Tx, merchant: MerchantId, skus: &[Sku]) -> Result<Vec<Sku>, StoreError> {
     let sql = "SELECT sku, sku FROM products WHERE merchant_id = $1 AND sku IN {skus}";

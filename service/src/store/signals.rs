@@ -2,13 +2,13 @@
 //! competitor), demand as hourly counters per kind (each event counted once, by its id, within
 //! the deduplication window) read over trailing windows, and the latest inventory level.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::bulk::{Cell, Kind, Rows};
-use super::rows::{convert_all, corrupt};
+use super::rows::corrupt;
 use super::{CurrentPrice, Store, StoreError, Tx, from_micros, now};
 use crate::domain::{Currency, MerchantId, Money, Sku};
 
@@ -22,6 +22,15 @@ pub struct Observation {
     pub price: Money,
     pub in_stock: bool,
     pub observed_at: DateTime<Utc>,
+}
+
+/// An observation in another currency than its product's: its index in its batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrongCurrency {
+    pub index: usize,
+    pub sku: Sku,
+    pub product_currency: String,
+    pub currency: Currency,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -75,10 +84,50 @@ pub struct Signals {
     pub prices: HashMap<Sku, CurrentPrice>,
     /// The latest observation of each competitor, by SKU.
     pub observations: HashMap<Sku, Vec<Observation>>,
+    /// The (SKU, competitor) observations the merchant confirmed although implausible.
+    pub confirmed: HashSet<(Sku, String)>,
+    /// The merchant's plausibility ratio (0: no check), see `pricing::plausible`.
+    pub max_competitor_ratio: i64,
     pub demand: HashMap<Sku, DemandSummary>,
 }
 
 const DAY_MICROS: i64 = 86_400_000_000;
+
+/// Marks the stored observations of these (SKU, competitor) pairs confirmed, in the writer's
+/// transaction; returns the SKUs of those that were not confirmed before.
+pub async fn confirm_observations(
+    tx: &mut Tx,
+    merchant: MerchantId,
+    pairs: &[(Sku, String)],
+) -> Result<Vec<Sku>, StoreError> {
+    let mut changed = Vec::new();
+    for (sku, competitor) in pairs {
+        let updated = sqlx::query(
+            "UPDATE competitor_observations SET confirmed = TRUE
+             WHERE merchant_id = $1 AND sku = $2 AND competitor = $3 AND confirmed = FALSE",
+        )
+        .bind(merchant.to_string())
+        .bind(sku.as_str())
+        .bind(competitor)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if updated > 0 && !changed.contains(sku) {
+            changed.push(sku.clone());
+        }
+    }
+    Ok(changed)
+}
+
+/// Sets the merchant's plausibility ratio, in the writer's transaction.
+pub async fn set_max_competitor_ratio(tx: &mut Tx, merchant: MerchantId, ratio: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE merchants SET max_competitor_ratio = $2 WHERE id = $1")
+        .bind(merchant.to_string())
+        .bind(ratio)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
 
 /// Records competitor observations in the writer's transaction (the latest per competitor
 /// wins; an older or replayed one changes nothing); returns the SKUs whose offers changed.
@@ -137,7 +186,8 @@ pub async fn record_observations(
              ON CONFLICT (merchant_id, sku, competitor) DO UPDATE SET
                  price_minor = excluded.price_minor, currency = excluded.currency,
                  in_stock = excluded.in_stock, observed_at = excluded.observed_at,
-                 observation_id = excluded.observation_id, received_at = excluded.received_at
+                 observation_id = excluded.observation_id, received_at = excluded.received_at,
+                 confirmed = FALSE
              WHERE excluded.observed_at > competitor_observations.observed_at
              RETURNING sku",
             chunk.source(3)
@@ -292,6 +342,15 @@ impl Store {
         Ok(buckets + ids)
     }
 
+    /// The merchant's plausibility ratio for competitor prices (0: no check).
+    pub async fn max_competitor_ratio(&self, merchant: MerchantId) -> Result<i64, StoreError> {
+        let ratio: Option<i64> = sqlx::query_scalar("SELECT max_competitor_ratio FROM merchants WHERE id = $1")
+            .bind(merchant.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(ratio.unwrap_or(0))
+    }
+
     pub async fn signals_between(
         &self,
         merchant: MerchantId,
@@ -305,9 +364,11 @@ impl Store {
         for price in self.prices_between(merchant, first, last).await? {
             signals.prices.insert(price.sku.clone(), price);
         }
+        signals.max_competitor_ratio = self.max_competitor_ratio(merchant).await?;
         let observations = sqlx::query_as::<_, ObservationRow>(
             "SELECT observation_id, sku, competitor, price_minor, currency,
-                CASE WHEN in_stock THEN 1 ELSE 0 END AS in_stock, observed_at
+                CASE WHEN in_stock THEN 1 ELSE 0 END AS in_stock, observed_at,
+                CASE WHEN confirmed THEN 1 ELSE 0 END AS confirmed
              FROM competitor_observations WHERE merchant_id = $1 AND sku >= $2 AND sku <= $3
              ORDER BY sku, competitor",
         )
@@ -316,7 +377,12 @@ impl Store {
         .bind(last)
         .fetch_all(&self.pool)
         .await?;
-        for observation in convert_all::<_, Observation>(observations)? {
+        for row in observations {
+            let confirmed = row.confirmed != 0;
+            let observation = Observation::try_from(row)?;
+            if confirmed {
+                signals.confirmed.insert((observation.sku.clone(), observation.competitor.clone()));
+            }
             signals.observations.entry(observation.sku.clone()).or_default().push(observation);
         }
         // A window of D days is the last D x 24 hourly buckets, the current one included.
@@ -375,6 +441,9 @@ pub(super) struct ObservationRow {
     /// 0 or 1.
     in_stock: i64,
     observed_at: i64,
+    /// 0 or 1; 0 where the query does not ask.
+    #[sqlx(default)]
+    confirmed: i64,
 }
 
 impl TryFrom<ObservationRow> for Observation {

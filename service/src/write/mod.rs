@@ -15,6 +15,7 @@ mod decisions;
 mod gate;
 mod quotas;
 mod rules;
+mod screen;
 mod settings;
 mod wakeups;
 
@@ -25,6 +26,25 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 pub use quotas::SignalQuotas;
+pub use screen::{Flagged, Screened};
+
+/// What to do with observations in another currency than their product's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WrongCurrencies {
+    /// Store nothing ([`StoreError::WrongCurrency`] lists them): a batch checked whole.
+    RefuseBatch,
+    /// Store the others; the answer lists them (NDJSON lines).
+    Skip,
+}
+
+/// What recording a batch of signals did.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// The SKUs whose signals changed (queued for repricing).
+    pub changed: Vec<Sku>,
+    /// Observations skipped for their currency, and those flagged as implausible.
+    pub screened: Screened,
+}
 
 use crate::cache::PriceCache;
 use crate::domain::{Attributes, MerchantId, Product, ProductDraft, Sku, Trigger};
@@ -160,14 +180,17 @@ impl Prices {
     }
 
     /// Records competitor observations (the latest per competitor wins) and queues the SKUs
-    /// whose offers changed for repricing, in one transaction; returns those SKUs.
+    /// whose offers changed for repricing, in one transaction. Each is first checked against
+    /// its product ([`screen`]): one in another currency is refused (the whole batch, or just
+    /// it, as `wrong` says), an implausible one is stored and flagged.
     pub async fn record_observations(
         &self,
         merchant: MerchantId,
         observations: Vec<Observation>,
         quotas: SignalQuotas,
-    ) -> Result<Vec<Sku>, StoreError> {
-        self.record_signals(merchant, SignalBatch::Observations(observations), quotas).await
+        wrong: WrongCurrencies,
+    ) -> Result<Recorded, StoreError> {
+        self.record_signals(merchant, SignalBatch::Observations(observations), quotas, wrong).await
     }
 
     /// Records demand events (each id once) and queues their SKUs for repricing, in one
@@ -177,8 +200,8 @@ impl Prices {
         merchant: MerchantId,
         events: Vec<DemandEvent>,
         quotas: SignalQuotas,
-    ) -> Result<Vec<Sku>, StoreError> {
-        self.record_signals(merchant, SignalBatch::Demand(events), quotas).await
+    ) -> Result<Recorded, StoreError> {
+        self.record_signals(merchant, SignalBatch::Demand(events), quotas, WrongCurrencies::RefuseBatch).await
     }
 
     async fn record_signals(
@@ -186,7 +209,8 @@ impl Prices {
         merchant: MerchantId,
         batch: SignalBatch,
         limits: SignalQuotas,
-    ) -> Result<Vec<Sku>, StoreError> {
+        wrong: WrongCurrencies,
+    ) -> Result<Recorded, StoreError> {
         let this = self.clone();
         let (kind, rows) = match &batch {
             SignalBatch::Observations(list) => ("competitor", list.len() as u64),
@@ -194,17 +218,32 @@ impl Prices {
         };
         self.detached(move |gate| async move {
             let store = &this.inner.store;
-            let count = retrying(&gate, || async {
+            let recorded = retrying(&gate, || async {
                 let mut tx = store.begin().await?;
-                let skus: Vec<&Sku> = match &batch {
+                let mut screened = Screened::default();
+                let mut kept = None;
+                if let SignalBatch::Observations(observations) = &batch {
+                    screened = screen::screen(&mut tx, merchant, observations).await?;
+                    if !screened.wrong_currency.is_empty() {
+                        if wrong == WrongCurrencies::RefuseBatch {
+                            return Err(StoreError::WrongCurrency(screened.wrong_currency));
+                        }
+                        let skipped: std::collections::HashSet<usize> =
+                            screened.wrong_currency.iter().map(|w| w.index).collect();
+                        let rest = observations.iter().enumerate().filter(|(i, _)| !skipped.contains(i));
+                        kept = Some(SignalBatch::Observations(rest.map(|(_, o)| o.clone()).collect()));
+                    }
+                }
+                let batch = kept.as_ref().unwrap_or(&batch);
+                let skus: Vec<&Sku> = match batch {
                     SignalBatch::Observations(observations) => observations.iter().map(|o| &o.sku).collect(),
                     SignalBatch::Demand(events) => events.iter().map(|e| &e.sku).collect(),
                 };
                 quotas::check_skus_without_product(&mut tx, merchant, skus, limits.skus_without_product).await?;
-                if let SignalBatch::Observations(observations) = &batch {
+                if let SignalBatch::Observations(observations) = batch {
                     quotas::check_competitors(&mut tx, merchant, observations, limits.competitors_per_sku).await?;
                 }
-                let (changed, trigger) = match &batch {
+                let (changed, trigger) = match batch {
                     SignalBatch::Observations(observations) => (
                         signals::record_observations(&mut tx, merchant, observations).await?,
                         Trigger::CompetitorPrices,
@@ -216,12 +255,62 @@ impl Prices {
                 work::request(&mut tx, merchant, &changed, trigger, now()).await?;
                 gate.check()?;
                 tx.commit().await?;
+                Ok(Recorded { changed, screened })
+            })
+            .await?;
+            let stored = rows - recorded.screened.wrong_currency.len() as u64;
+            this.inner.metrics.record_signals(kind, stored);
+            this.inner.wakeups.wake(merchant);
+            Ok(recorded)
+        })
+        .await
+    }
+
+    /// Confirms the stored observations of these (SKU, competitor) pairs, implausible as they
+    /// are, so that rules see them; their SKUs are queued for repricing. Returns the SKUs of the
+    /// observations that were not confirmed before.
+    pub async fn confirm_observations(
+        &self,
+        merchant: MerchantId,
+        pairs: Vec<(Sku, String)>,
+    ) -> Result<Vec<Sku>, StoreError> {
+        let this = self.clone();
+        self.detached(move |gate| async move {
+            let store = &this.inner.store;
+            let changed = retrying(&gate, || async {
+                let mut tx = store.begin().await?;
+                let changed = signals::confirm_observations(&mut tx, merchant, &pairs).await?;
+                work::request(&mut tx, merchant, &changed, Trigger::CompetitorPrices, now()).await?;
+                gate.check()?;
+                tx.commit().await?;
                 Ok(changed)
             })
             .await?;
-            this.inner.metrics.record_signals(kind, rows);
             this.inner.wakeups.wake(merchant);
-            Ok(count)
+            Ok(changed)
+        })
+        .await
+    }
+
+    /// Sets the merchant's plausibility ratio for competitor prices; rule contexts change with
+    /// it, so the catalogue is repriced.
+    pub async fn set_max_competitor_ratio(&self, merchant: MerchantId, ratio: i64) -> Result<(), StoreError> {
+        let this = self.clone();
+        self.detached(move |gate| async move {
+            let store = &this.inner.store;
+            retrying(&gate, || async {
+                let mut tx = store.begin().await?;
+                if store.max_competitor_ratio(merchant).await? == ratio {
+                    return Ok(());
+                }
+                signals::set_max_competitor_ratio(&mut tx, merchant, ratio).await?;
+                work::request_sweep(&mut tx, merchant, Trigger::SettingsChanged, true, now()).await?;
+                gate.check()?;
+                tx.commit().await
+            })
+            .await?;
+            this.inner.wakeups.wake(merchant);
+            Ok(())
         })
         .await
     }
