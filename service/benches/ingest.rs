@@ -1,6 +1,8 @@
 //! Signal ingest on SQLite and on PostgreSQL, in one run: competitor observations and demand
 //! events (INGEST_ROWS of each, default 200,000, all new) sent over real HTTP as JSON batches of
-//! 5,000 and as NDJSON bodies of 50,000 lines, two senders at a time, against the baseline of a
+//! 5,000 and as NDJSON bodies of 50,000 lines, two senders at a time, and published to JetStream
+//! (a `nats-server -js` of the bench's own) as messages of 1,000 entries, timed until the
+//! service's consumer has acknowledged the last, against the baseline of a
 //! plain multi-row insert of the same rows into a table of the same columns and key, through the
 //! same connection pool, in the same run. Then the evaluation time of a SKU with 3 million view
 //! events in its window against one with none: a sale event for it, until the engine has
@@ -30,6 +32,7 @@ const SKUS: usize = 10_000;
 const JSON_BATCH: usize = 5_000;
 const NDJSON_BODY: usize = 50_000;
 const SENDERS: usize = 2;
+const JETSTREAM_MESSAGE: usize = 1_000;
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -86,7 +89,9 @@ async fn run() {
         }
         let db = common::fresh_database(backend).await;
         let merchant = load(&db.url).await;
+        let nats = common::nats::PrivateNats::start();
         let mut settings = Settings::defaults();
+        settings.nats.url = Some(nats.url());
         settings.listen = "127.0.0.1:0".into();
         settings.database_url = db.url.clone();
         settings.audit.keys_dir = db.dir.join("keys");
@@ -127,6 +132,7 @@ async fn run() {
             report("plain multi-row insert", plain);
             report("HTTP JSON, batches of 5000", http.send_all(feed, "json", rows, JSON_BATCH).await);
             report("HTTP NDJSON, bodies of 50000", http.send_all(feed, "ndjson", rows, NDJSON_BODY).await);
+            report("JetStream, messages of 1000", publish_all(&nats, merchant, feed, rows, JETSTREAM_MESSAGE).await);
         }
         hot_and_cold(&http, &store, &engine, merchant).await;
         handle.stop(true).await;
@@ -189,6 +195,60 @@ impl Http<'_> {
         let body: Value = response.json().await.unwrap_or(Value::Null);
         assert!(status.is_success(), "{path}: {status} {body}");
         body
+    }
+}
+
+/// Publishes `rows` rows of `feed` to the merchant's subject in messages of `per_message`
+/// entries, and waits until the service's consumer has acknowledged every one; seconds from
+/// the first publication to the last acknowledgement.
+async fn publish_all(
+    nats: &common::nats::PrivateNats,
+    merchant: MerchantId,
+    feed: Feed,
+    rows: usize,
+    per_message: usize,
+) -> f64 {
+    let run = format!("js-{}", Utc::now().timestamp_micros());
+    let (kind, list) = match feed {
+        Feed::Observations => ("competitor", "observations"),
+        Feed::Demand => ("demand", "events"),
+    };
+    let messages: Vec<Vec<u8>> = (0..rows.div_ceil(per_message))
+        .map(|m| {
+            let entries: Vec<Value> =
+                (m * per_message..((m + 1) * per_message).min(rows)).map(|i| feed.row(&run, i)).collect();
+            serde_json::to_vec(&json!({ list: entries })).unwrap()
+        })
+        .collect();
+    let context = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let stream = loop {
+        if let Ok(stream) = context.get_stream("PRICING_SIGNALS").await {
+            break stream;
+        }
+        assert!(Instant::now() < deadline, "the service makes its stream");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let subject = format!("pricing.signals.{merchant}.{kind}");
+    let started = Instant::now();
+    let mut acks = Vec::new();
+    for message in messages {
+        acks.push(context.publish(subject.clone(), message.into()).await.unwrap());
+    }
+    let mut last = 0;
+    for ack in acks {
+        last = ack.await.unwrap().sequence;
+    }
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let consumer: async_nats::jetstream::consumer::PullConsumer =
+            stream.get_consumer("pricing-signals").await.unwrap();
+        let info = consumer.cached_info();
+        if info.ack_floor.stream_sequence >= last && info.num_ack_pending == 0 {
+            return started.elapsed().as_secs_f64();
+        }
+        assert!(Instant::now() < deadline, "the consumer acknowledges every message within 10 minutes");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
