@@ -14,9 +14,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::common::rules::built_rule;
 use crate::common::{Backend, fresh_database};
-use crate::helpers::ADMIN_KEY;
 use crate::process::Service;
 
 const ROUNDS: u32 = 4;
@@ -71,23 +69,8 @@ async fn call(
 }
 
 async fn shop(service: &Service, skus: usize, name: &str) -> Shop {
-    let merchant =
-        service.post("/v1/merchants", ADMIN_KEY, json!({"name": name})).await["id"].as_str().unwrap().to_owned();
-    let roles = json!({"roles": ["merchant", "feed"]});
-    let key = service.post(&format!("/v1/merchants/{merchant}/keys"), ADMIN_KEY, roles).await["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let upload = client()
-        .post(format!("{}/v1/rules", service.address))
-        .bearer_auth(&key)
-        .header("content-type", "application/wasm")
-        .body(built_rule("cost-plus"))
-        .send()
-        .await
-        .unwrap();
-    assert!(upload.status().is_success());
-    let version = upload.json::<Value>().await.unwrap()["version"].as_i64().unwrap();
+    let (merchant, key) = service.merchant_with_roles(name, &["merchant", "feed"]).await;
+    let version = service.upload_rule(&key, "cost-plus").await;
     let skus: Vec<String> = (0..skus).map(|i| format!("sku-{i:05}")).collect();
     let writers = skus.chunks(skus.len().div_ceil(8)).map(|chunk| {
         let (address, key, chunk) = (service.address.clone(), key.clone(), chunk.to_vec());

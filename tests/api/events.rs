@@ -21,9 +21,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::both_backends;
 use crate::common::nats::PrivateNats;
-use crate::common::rules::built_rule;
 use crate::common::{Backend, fresh_database};
-use crate::helpers::{ADMIN_KEY, expect_error, expect_status, spawn_app, spawn_app_with, test_settings};
+use crate::helpers::{expect_error, expect_status, spawn_app, spawn_app_with, test_settings};
 use crate::process::Service;
 
 /// A small deterministic generator, seeded from the clock (the seed is in the messages).
@@ -34,19 +33,9 @@ fn roll(seed: &mut u64, below: u64) -> u64 {
     *seed % below
 }
 
-async fn post(service: &Service, path: &str, key: &str, body: Value) -> Value {
-    service.post(path, key, body).await
-}
-
 /// A merchant with `skus` products priced by cost-plus, over the process's API.
 async fn shop(service: &Service, skus: usize) -> (String, String) {
-    let merchant =
-        post(service, "/v1/merchants", ADMIN_KEY, json!({"name": "Events"})).await["id"].as_str().unwrap().to_owned();
-    let key = post(service, &format!("/v1/merchants/{merchant}/keys"), ADMIN_KEY, json!({"roles": ["merchant"]})).await
-        ["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (merchant, key) = service.merchant_with_roles("Events", &["merchant"]).await;
     let client = reqwest::Client::new();
     for i in 0..skus {
         let body = json!({"currency": "EUR", "cost_minor": 1000, "base_price_minor": 1999});
@@ -54,16 +43,7 @@ async fn shop(service: &Service, skus: usize) -> (String, String) {
             client.put(format!("{}/v1/products/sku-{i}", service.address)).bearer_auth(&key).json(&body).send().await;
         assert_eq!(answer.unwrap().status(), StatusCode::CREATED);
     }
-    let upload = client
-        .post(format!("{}/v1/rules", service.address))
-        .bearer_auth(&key)
-        .header("content-type", "application/wasm")
-        .body(built_rule("cost-plus"))
-        .send()
-        .await
-        .unwrap();
-    assert!(upload.status().is_success());
-    let version = upload.json::<Value>().await.unwrap()["version"].as_i64().unwrap();
+    let version = service.upload_rule(&key, "cost-plus").await;
     let params = client
         .put(format!("{}/v1/rules/{version}/params", service.address))
         .bearer_auth(&key)

@@ -15,9 +15,8 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::common::nats::PrivateNats;
-use crate::common::rules::built_rule;
 use crate::common::{Backend, fresh_database};
-use crate::helpers::{ADMIN_KEY, TestApp, expect_status, spawn_app_with, test_settings};
+use crate::helpers::{TestApp, expect_status, spawn_app_with, test_settings};
 use crate::process::Service;
 use crate::signals::{decisions, price, setup_merchant};
 
@@ -262,27 +261,14 @@ async fn a_consumer_killed_mid_stream_and_restarted_loses_and_double_counts_noth
 
 /// A merchant with `tee-1` priced by the demand-based rule, over the process's HTTP API.
 async fn demand_shop(service: &Service) -> (String, String) {
-    let merchant =
-        service.post("/v1/merchants", ADMIN_KEY, json!({"name": "Views"})).await["id"].as_str().unwrap().to_owned();
-    let roles = json!({"roles": ["merchant", "checkout"]});
-    let key = service.post(&format!("/v1/merchants/{merchant}/keys"), ADMIN_KEY, roles).await["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (merchant, key) = service.merchant_with_roles("Views", &["merchant", "checkout"]).await;
     let client = reqwest::Client::new();
     let send =
         |method: Method, path: &str| client.request(method, format!("{}{path}", service.address)).bearer_auth(&key);
     let product = json!({"currency": "EUR", "cost_minor": 1200, "base_price_minor": 1999});
     let response = send(Method::PUT, "/v1/products/tee-1").json(&product).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
-    let upload = send(Method::POST, "/v1/rules")
-        .header("content-type", "application/wasm")
-        .body(built_rule("demand-based"))
-        .send()
-        .await
-        .unwrap();
-    assert!(upload.status().is_success(), "the rule uploads");
-    let version = upload.json::<Value>().await.unwrap()["version"].as_i64().unwrap();
+    let version = service.upload_rule(&key, "demand-based").await;
     let response = send(Method::POST, &format!("/v1/rules/{version}/activate")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     (merchant, key)

@@ -116,6 +116,28 @@ impl Service {
         response.json().await.unwrap()
     }
 
+    /// A merchant named `name` and a key with `roles`: (merchant id, token).
+    pub(crate) async fn merchant_with_roles(&self, name: &str, roles: &[&str]) -> (String, String) {
+        let merchant =
+            self.post("/v1/merchants", ADMIN_KEY, json!({"name": name})).await["id"].as_str().unwrap().to_owned();
+        let key = self.post(&format!("/v1/merchants/{merchant}/keys"), ADMIN_KEY, json!({"roles": roles})).await;
+        (merchant, key["key"].as_str().unwrap().to_owned())
+    }
+
+    /// Uploads the example rule `name` (built to wasm) with `key`: its version.
+    pub(crate) async fn upload_rule(&self, key: &str, name: &str) -> i64 {
+        let upload = reqwest::Client::new()
+            .post(format!("{}/v1/rules", self.address))
+            .bearer_auth(key)
+            .header("content-type", "application/wasm")
+            .body(crate::common::rules::built_rule(name))
+            .send()
+            .await
+            .unwrap();
+        assert!(upload.status().is_success(), "the rule uploads");
+        upload.json::<Value>().await.unwrap()["version"].as_i64().unwrap()
+    }
+
     /// A merchant and a key with the merchant role: (merchant id, token).
     pub(crate) async fn merchant_key(&self) -> (String, String) {
         let merchant =

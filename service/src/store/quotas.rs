@@ -35,6 +35,21 @@ async fn per_sku(
     Ok(rows)
 }
 
+/// How many competitors are stored for each of `skus` (SKUs without any are absent).
+pub async fn competitor_counts(
+    tx: &mut Tx,
+    merchant: MerchantId,
+    skus: &[Sku],
+) -> Result<HashMap<String, u64>, StoreError> {
+    let sql = "SELECT sku, CAST(COUNT(*) AS TEXT) FROM competitor_observations
+               WHERE merchant_id = $1 AND sku IN {skus} GROUP BY sku";
+    let mut counts = HashMap::new();
+    for (sku, count) in per_sku(tx, sql, merchant, skus).await? {
+        counts.insert(sku, count.parse().map_err(|e| StoreError::Corrupt(format!("competitor count: {e}")))?);
+    }
+    Ok(counts)
+}
+
 /// The competitors stored for each of `skus` (SKUs without any are absent).
 pub async fn competitors_of(
     tx: &mut Tx,

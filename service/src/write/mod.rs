@@ -239,7 +239,12 @@ impl Prices {
                     SignalBatch::Observations(observations) => observations.iter().map(|o| &o.sku).collect(),
                     SignalBatch::Demand(events) => events.iter().map(|e| &e.sku).collect(),
                 };
-                quotas::check_skus_without_product(&mut tx, merchant, skus, limits.skus_without_product).await?;
+                let products = match batch {
+                    SignalBatch::Observations(_) => Some(&screened.with_product),
+                    SignalBatch::Demand(_) => None,
+                };
+                quotas::check_skus_without_product(&mut tx, merchant, skus, products, limits.skus_without_product)
+                    .await?;
                 if let SignalBatch::Observations(observations) = batch {
                     quotas::check_competitors(&mut tx, merchant, observations, limits.competitors_per_sku).await?;
                 }

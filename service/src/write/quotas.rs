@@ -5,7 +5,7 @@
 //! - SKUs with signals but no product (`pricing.max_skus_without_product`): feeds may run ahead
 //!   of the catalogue, within this many SKUs; a SKU counts until its product is created.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::config::PricingSettings;
 use crate::domain::{MerchantId, Sku};
@@ -40,10 +40,20 @@ pub(super) async fn check_competitors(
     for o in observations {
         sent.entry(&o.sku).or_default().insert(o.competitor.as_str());
     }
-    // Only SKUs that could pass the limit need a look at what is stored.
+    // Counts first: only SKUs that could pass the limit (stored plus sent over it) need a look
+    // at which competitors are stored.
     let skus: Vec<Sku> = sent.keys().map(|sku| (*sku).clone()).collect();
-    let stored = quotas::competitors_of(tx, merchant, &skus).await?;
-    for (sku, competitors) in sent {
+    let counts = quotas::competitor_counts(tx, merchant, &skus).await?;
+    let near: Vec<Sku> = sent
+        .iter()
+        .filter(|(sku, competitors)| counts.get(sku.as_str()).copied().unwrap_or(0) + competitors.len() as u64 > limit)
+        .map(|(sku, _)| (*sku).clone())
+        .collect();
+    if near.is_empty() {
+        return Ok(());
+    }
+    let stored = quotas::competitors_of(tx, merchant, &near).await?;
+    for (sku, competitors) in sent.into_iter().filter(|(sku, _)| near.contains(sku)) {
         let known = stored.get(sku.as_str());
         let new = competitors.iter().filter(|c| known.is_none_or(|k| !k.contains(**c))).count();
         let total = known.map_or(0, |k| k.len()) + new;
@@ -58,14 +68,19 @@ pub(super) async fn check_competitors(
     Ok(())
 }
 
+/// `products`: which of the SKUs have a product, when the caller has read it already.
 pub(super) async fn check_skus_without_product(
     tx: &mut Tx,
     merchant: MerchantId,
     skus: impl IntoIterator<Item = &Sku>,
+    products: Option<&HashSet<String>>,
     limit: u64,
 ) -> Result<(), StoreError> {
     let skus: Vec<Sku> = skus.into_iter().cloned().collect::<BTreeSet<_>>().into_iter().collect();
-    let missing = quotas::without_product(tx, merchant, &skus).await?;
+    let missing = match products {
+        Some(known) => skus.iter().filter(|sku| !known.contains(sku.as_str())).cloned().collect(),
+        None => quotas::without_product(tx, merchant, &skus).await?,
+    };
     if missing.is_empty() {
         return Ok(());
     }

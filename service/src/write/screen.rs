@@ -5,6 +5,8 @@
 //! confirmed). Observations of SKUs without a product are not checked: there is nothing to
 //! check them against yet, and the context builder leaves out a currency that does not match.
 
+use std::collections::HashSet;
+
 use crate::domain::{MerchantId, Sku};
 use crate::pricing::plausible::plausible;
 use crate::store::{Observation, StoreError, Tx, WrongCurrency, quotas};
@@ -24,6 +26,8 @@ pub struct Flagged {
 pub struct Screened {
     pub wrong_currency: Vec<WrongCurrency>,
     pub flagged: Vec<Flagged>,
+    /// The batch's SKUs that have a product (for the quota on SKUs without one).
+    pub(super) with_product: HashSet<String>,
 }
 
 pub(super) async fn screen(
@@ -40,7 +44,7 @@ pub(super) async fn screen(
         .fetch_optional(&mut **tx)
         .await?
         .unwrap_or(0);
-    let mut screened = Screened::default();
+    let mut screened = Screened { with_product: references.keys().cloned().collect(), ..Screened::default() };
     for (index, o) in observations.iter().enumerate() {
         let Some((currency, base)) = references.get(o.sku.as_str()) else { continue };
         if currency != o.price.currency().code() {
