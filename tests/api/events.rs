@@ -120,7 +120,9 @@ async fn price_events_reach_jetstream_in_chain_order_and_none_is_lost_to_kill_9(
     // service is killed before it comes back.
     nats.stop();
     churn(service.address.clone(), key.clone(), SKUS, Duration::from_millis(500), seed).await;
-    let store = Store::connect(&db.url, &pricing::config::Settings::defaults().store).await.unwrap();
+    let mut few = pricing::config::Settings::defaults().store;
+    few.max_connections = 2;
+    let store = Store::connect(&db.url, &few).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while store.has_work().await.unwrap() {
         assert!(Instant::now() < deadline, "repricing settles within 60 s");

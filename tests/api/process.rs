@@ -38,6 +38,8 @@ impl Service {
             .env("PRICING_DATABASE_URL", &db.url)
             .env("PRICING_ADMIN_KEY", ADMIN_KEY)
             .env("PRICING_HTTP__WORKERS", "2")
+            // The suite's processes share one PostgreSQL server with the other tests.
+            .env("PRICING_STORE__MAX_CONNECTIONS", "6")
             .current_dir(&db.dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

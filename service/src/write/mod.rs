@@ -20,7 +20,7 @@ mod settings;
 mod wakeups;
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -75,7 +75,8 @@ struct Inner {
     replication: Replication,
     rules: Arc<Rules>,
     wakeups: Wakeups,
-    metrics: Arc<Metrics>,
+    /// Weak: the metrics' readings of the engine hold the engine, which holds this.
+    metrics: Weak<Metrics>,
 }
 
 /// The write side; cloning shares it.
@@ -92,6 +93,7 @@ impl Prices {
         rules: Arc<Rules>,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let metrics = Arc::downgrade(&metrics);
         Self { inner: Arc::new(Inner { store, cache, replication, rules, wakeups: Wakeups::default(), metrics }) }
     }
 
@@ -264,7 +266,9 @@ impl Prices {
             })
             .await?;
             let stored = rows - recorded.screened.wrong_currency.len() as u64;
-            this.inner.metrics.record_signals(kind, stored);
+            if let Some(metrics) = this.inner.metrics.upgrade() {
+                metrics.record_signals(kind, stored);
+            }
             this.inner.wakeups.wake(merchant);
             Ok(recorded)
         })
