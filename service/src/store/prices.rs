@@ -265,9 +265,9 @@ pub async fn versions_between(
     merchant: MerchantId,
     first: &str,
     last: &str,
-) -> Result<std::collections::HashMap<String, (i64, i64)>, StoreError> {
-    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT p.sku, p.version, c.version FROM products p
+) -> Result<std::collections::HashMap<String, Versions>, StoreError> {
+    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT p.sku, p.version, p.created_at, c.version FROM products p
          JOIN current_prices c ON c.merchant_id = p.merchant_id AND c.sku = p.sku
          WHERE p.merchant_id = $1 AND p.sku >= $2 AND p.sku <= $3",
     )
@@ -276,7 +276,17 @@ pub async fn versions_between(
     .bind(last)
     .fetch_all(&mut **tx)
     .await?;
-    Ok(rows.into_iter().map(|(sku, product, price)| (sku, (product, price))).collect())
+    Ok(rows.into_iter().map(|(sku, product, created, price)| (sku, Versions { product, created, price })).collect())
+}
+
+/// What a decision must have evaluated to still apply: the product's version and its
+/// incarnation (`created_at` in microseconds: a product deleted and made again starts at
+/// version 1 once more), and the price's version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Versions {
+    pub product: i64,
+    pub created: i64,
+    pub price: i64,
 }
 
 /// [`versions_between`] for a list of SKUs (a targeted batch, which may be sparse).
@@ -284,23 +294,23 @@ pub async fn versions_of(
     tx: &mut Tx,
     merchant: MerchantId,
     skus: &[&Sku],
-) -> Result<std::collections::HashMap<String, (i64, i64)>, StoreError> {
+) -> Result<std::collections::HashMap<String, Versions>, StoreError> {
     let merchant_id = merchant.to_string();
     let mut versions = std::collections::HashMap::with_capacity(skus.len());
     for chunk in skus.chunks(500) {
         let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
         let sql = format!(
-            "SELECT p.sku, p.version, c.version FROM products p
+            "SELECT p.sku, p.version, p.created_at, c.version FROM products p
              JOIN current_prices c ON c.merchant_id = p.merchant_id AND c.sku = p.sku
              WHERE p.merchant_id = $1 AND p.sku IN ({})",
             list.join(", ")
         );
-        let mut query = sqlx::query_as::<_, (String, i64, i64)>(sqlx::AssertSqlSafe(sql)).bind(&merchant_id);
+        let mut query = sqlx::query_as::<_, (String, i64, i64, i64)>(sqlx::AssertSqlSafe(sql)).bind(&merchant_id);
         for sku in chunk {
             query = query.bind(sku.as_str());
         }
-        for (sku, product, price) in query.fetch_all(&mut **tx).await? {
-            versions.insert(sku, (product, price));
+        for (sku, product, created, price) in query.fetch_all(&mut **tx).await? {
+            versions.insert(sku, Versions { product, created, price });
         }
     }
     Ok(versions)

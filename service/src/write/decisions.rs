@@ -107,7 +107,7 @@ pub(super) async fn apply(
 /// a SKU twice); the overtaken ones go to `superseded`, deleted products nowhere.
 fn classify<'a>(
     judged: &'a [Judged],
-    current: &HashMap<String, (i64, i64)>,
+    current: &HashMap<String, prices::Versions>,
     superseded: &mut Vec<Sku>,
 ) -> Vec<&'a Judged> {
     let mut latest: HashMap<&Sku, &Judged> = HashMap::with_capacity(judged.len());
@@ -119,12 +119,13 @@ fn classify<'a>(
         if !std::ptr::eq(latest[&j.product.sku], j) {
             continue;
         }
+        let evaluated = prices::Versions {
+            product: j.product.version,
+            created: j.product.created_at.timestamp_micros(),
+            price: j.current.version,
+        };
         match current.get(j.product.sku.as_str()) {
-            Some(&(product_version, price_version))
-                if product_version == j.product.version && price_version == j.current.version =>
-            {
-                fresh.push(j)
-            }
+            Some(&now) if now == evaluated => fresh.push(j),
             Some(_) => superseded.push(j.product.sku.clone()),
             None => {} // deleted since: nothing to decide
         }
