@@ -127,7 +127,8 @@ async fn kill_nine_at_random_moments(backend: Backend) {
     let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos() as u64;
     let mut dice = Dice(seed | 1);
     let db = fresh_database(backend).await;
-    let env = [("PRICING_PRICING__BATCH_SIZE", "100".to_owned())];
+    // The default pool: the churn needs the connections to keep traffic flowing between kills.
+    let env = [("PRICING_PRICING__BATCH_SIZE", "100".to_owned()), ("PRICING_STORE__MAX_CONNECTIONS", "16".to_owned())];
     let mut service = Service::start(&db, &env).await;
     let mut shops = Vec::new();
     for i in 0..SMALL_SHOPS {
