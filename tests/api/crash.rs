@@ -154,7 +154,8 @@ async fn kill_nine_at_random_moments(backend: Backend) {
         if call(&service.address, reqwest::Method::PUT, &path, &big.key, Some(body)).await == Some(StatusCode::OK) {
             ledger.lock().unwrap().margin = (margin, None);
         }
-        tokio::time::sleep(Duration::from_millis(50 + dice.roll(700))).await;
+        // Long enough for traffic to flow on a busy CI machine, at a random point within it.
+        tokio::time::sleep(Duration::from_millis(300 + dice.roll(700))).await;
         service.kill9();
         for writer in writers {
             writer.await.unwrap();
