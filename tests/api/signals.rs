@@ -473,7 +473,7 @@ async fn offers_in_another_currency_are_refused_and_implausible_ones_held_back(b
     assert_eq!(price(&app, &key).await, 1894);
     let settings = expect_status(app.call(Method::GET, "/v1/settings", Some(&key), None).await, StatusCode::OK).await;
     assert_eq!(settings["max_competitor_ratio"], 4);
-    let out_of_range = json!({"show_prior_price": false, "max_competitor_ratio": 1});
+    let out_of_range = json!({"show_prior_price": false, "max_competitor_ratio": 1001});
     let response = app.call(Method::PUT, "/v1/settings", Some(&key), Some(out_of_range)).await;
     expect_error(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
 

@@ -28,9 +28,10 @@ pub struct MerchantSettings {
     pub show_prior_price: bool,
     /// A competitor's price more than this many times above or below the product's base price
     /// is implausible: stored, flagged to the feed, and kept out of rules until confirmed
-    /// (`POST /v1/signals/competitor-prices/confirm`). 2 to 1000, or 0 for no check; default 4.
+    /// (`POST /v1/signals/competitor-prices/confirm`). 1 to 1000, or 0 for no check; default 4.
     /// Left out of a `PUT`, it stays as it is; a change reprices the catalogue.
     #[schema(minimum = 0, maximum = 1000)]
+    #[serde(default, deserialize_with = "crate::domain::whole::optional_integer")]
     pub max_competitor_ratio: Option<i64>,
 }
 
@@ -55,10 +56,9 @@ pub async fn put_settings(
 ) -> Result<HttpResponse, ApiError> {
     let merchant = access.merchant();
     if let Some(ratio) = body.max_competitor_ratio
-        && ratio != 0
-        && !(2..=MAX_COMPETITOR_RATIO).contains(&ratio)
+        && !(0..=MAX_COMPETITOR_RATIO).contains(&ratio)
     {
-        let message = format!("2 to {MAX_COMPETITOR_RATIO}, or 0 for no check");
+        let message = format!("0 (no check) to {MAX_COMPETITOR_RATIO}");
         return Err(ApiError::Validation(Invalid::one("max_competitor_ratio", message)));
     }
     let touched = prices.set_show_prior_price(merchant, body.show_prior_price).await?;

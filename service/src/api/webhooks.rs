@@ -19,7 +19,7 @@ use crate::store::webhooks::{Delivery, Webhook};
 use crate::store::{Store, now};
 
 /// Webhooks one merchant may have.
-pub const MAX_WEBHOOKS: usize = 10;
+pub const MAX_WEBHOOKS: usize = 100;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/v1/webhooks").post(create_webhook).get(list_webhooks))
@@ -31,8 +31,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewWebhook {
-    /// Where deliveries are POSTed: `https`, to a public address.
-    #[schema(max_length = 2048, example = "https://shop.example/hooks/prices")]
+    /// Where deliveries are POSTed: `https`, to a public host name (an address literal, or a
+    /// name that resolves only to internal addresses, is refused).
+    #[schema(
+        max_length = 2048,
+        pattern = r"^https://[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,63}(/[A-Za-z0-9._~/-]*)?$",
+        example = "https://shop.example/hooks/prices"
+    )]
     pub url: String,
 }
 
@@ -135,7 +140,7 @@ async fn existing(store: &Store, access: &Access<Write>, id: &str) -> Result<Web
     security(("bearer" = [])),
     responses((status = 201, description = "Made; it receives the price changes from now on", body = CreatedWebhook),
               (status = 422, description = "`validation_failed` (the URL: not https, or an internal address); \
-                                            `over_quota` (at most 10 webhooks)")))]
+                                            `over_quota` (at most 100 webhooks)")))]
 pub async fn create_webhook(
     access: Access<Write>,
     store: web::Data<Store>,

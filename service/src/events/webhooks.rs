@@ -105,7 +105,8 @@ pub fn check_url(text: &str, allow_private: bool) -> Result<reqwest::Url, String
     let host = url.host_str().ok_or("must name a host")?;
     if !allow_private {
         let literal = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok();
-        if literal.is_some_and(is_internal) || host.eq_ignore_ascii_case("localhost") || host.ends_with(".localhost") {
+        // Other names that resolve to internal addresses are refused by the resolver.
+        if literal.is_some_and(is_internal) || host.eq_ignore_ascii_case("localhost") {
             return Err("must not point at a loopback, private or internal address".into());
         }
     }

@@ -151,8 +151,9 @@ pub struct Confirmation {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmedObservation {
+    #[schema(value_type = Sku)]
     pub sku: String,
-    #[schema(min_length = 1, max_length = 128)]
+    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$")]
     pub competitor: String,
 }
 
