@@ -54,6 +54,26 @@ pub struct Settings {
     pub audit: AuditSettings,
     pub nats: NatsSettings,
     pub webhooks: WebhookSettings,
+    pub imports: ImportSettings,
+}
+
+/// Catalogue import jobs (see `catalogue`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ImportSettings {
+    /// The largest import body.
+    pub max_bytes: u64,
+    /// An import's body is kept in pieces of about this size; a piece's products are written
+    /// in one transaction.
+    pub piece_bytes: usize,
+    /// Lines an atomic import may hold (it is written in one transaction).
+    pub atomic_max_lines: u64,
+    /// How long a worker's (or an upload's) claim on a job lasts without renewal; a job whose
+    /// worker died is resumed by another after it.
+    pub lease_secs: u64,
+    /// How often an idle worker looks for queued jobs.
+    pub poll_ms: u64,
+    /// Jobs run at once by this replica (each merchant's one at a time).
+    pub workers: usize,
 }
 
 /// Price events to merchants' webhooks (see `events::webhooks`).
@@ -320,6 +340,14 @@ retry_base_ms = 1000
 retry_max_secs = 600
 batch = 100
 allow_private_addresses = false
+
+[imports]
+max_bytes = 2147483648
+piece_bytes = 262144
+atomic_max_lines = 100000
+lease_secs = 10
+poll_ms = 200
+workers = 1
 
 [nats]
 signal_stream = "PRICING_SIGNALS"

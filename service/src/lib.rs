@@ -7,6 +7,7 @@
 //! - `api`: HTTP and nothing else, one file per resource; `api::access` admits callers;
 //! - `feeds`: signals from feeds, as sent and checked, and the JetStream consumer;
 //! - `events`: price events out (JetStream, webhooks) from the chain as outbox;
+//! - `catalogue`: catalogue import jobs (pieces of a stored body, workers that apply them);
 //! - `audit`: the read side of the history (verify, checkpoints, replay);
 //! - `engine`: repricing off the request path (queued work, batches, catalogue sweeps);
 //! - `write`: the one owner of "commit, cache, publish, reprice" ([`write::Prices`]);
@@ -22,6 +23,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod cache;
+pub mod catalogue;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -14,6 +14,7 @@ use crate::audit::checkpoint::CheckpointSigner;
 use crate::audit::keys::{KeyError, KeyRing};
 use crate::auth::{self, Authenticator, Role, Roles};
 use crate::cache::PriceCache;
+use crate::catalogue;
 use crate::config::Settings;
 use crate::engine::{Engine, EngineSettings};
 use crate::events;
@@ -94,6 +95,8 @@ impl Application {
         ));
         background.extend(events::jetstream::start(settings.nats.clone(), store.clone(), metrics.clone()));
         background.push(events::webhooks::start(settings.webhooks.clone(), store.clone(), metrics.clone()));
+        let import_owner = format!("imports-{}", uuid::Uuid::new_v4());
+        background.extend(catalogue::run_workers(writer.clone(), settings.imports.clone(), import_owner));
         let parts = Parts { store: store.clone(), rules, prices, writer, signer, metrics };
         let server = serve(listener, parts, &settings).map_err(listen_error)?;
         tracing::info!(port, backend = store.backend().as_str(), "pricing service listening");
@@ -212,6 +215,7 @@ fn serve(listener: TcpListener, parts: Parts, settings: &Settings) -> std::io::R
     let metrics = web::Data::from(metrics);
     let http = web::Data::new(settings.http.clone());
     let webhooks = web::Data::new(settings.webhooks.clone());
+    let imports = web::Data::new(settings.imports.clone());
     let json_limit = settings.http.json_limit_bytes;
     let mut server = HttpServer::new(move || {
         App::new()
@@ -226,6 +230,7 @@ fn serve(listener: TcpListener, parts: Parts, settings: &Settings) -> std::io::R
             .app_data(metrics.clone())
             .app_data(http.clone())
             .app_data(webhooks.clone())
+            .app_data(imports.clone())
             .configure(api::configure(json_limit))
     })
     .listen(listener)?

@@ -5,6 +5,7 @@
 mod common;
 
 mod audit;
+mod catalogue;
 mod crash;
 mod errors;
 mod events;

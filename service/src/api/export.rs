@@ -5,10 +5,8 @@
 //! Exports are read from the store a page at a time and written out as each page arrives,
 //! so a million rows never sit in memory. If the store fails mid-export the response ends
 //! without its final chunk, which HTTP clients report as an incomplete body. CSV fields are
-//! written verbatim (RFC 4180 quoting, no formula escaping): an audit export must not alter
-//! what it exports.
-
-use std::fmt::Write as _;
+//! written verbatim by the `csv` crate (RFC 4180 quoting, no formula escaping): an audit export
+//! must not alter what it exports.
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
@@ -61,18 +59,18 @@ pub async fn export(
         let page = state.store.decisions(state.merchant, &state.filter, state.cursor, EXPORT_PAGE).await?;
         state.done = page.len() < EXPORT_PAGE as usize;
         state.cursor = page.last().map(|d| d.seq);
-        let mut out = String::with_capacity(page.len() * 512);
+        let mut out = Vec::with_capacity(page.len() * 512);
         if std::mem::take(&mut state.first) && matches!(format, ExportFormat::Csv) {
-            out.push_str(CSV_HEADER);
+            out.extend_from_slice(CSV_HEADER.as_bytes());
         }
         for decision in page {
             match format {
                 ExportFormat::Csv => csv_row(&mut out, &decision),
                 ExportFormat::Ndjson => {
-                    out.push_str(
-                        &serde_json::to_string(&DecisionView::from(decision)).map_err(|_| ApiError::Internal)?,
+                    out.extend_from_slice(
+                        &serde_json::to_vec(&DecisionView::from(decision)).map_err(|_| ApiError::Internal)?,
                     );
-                    out.push('\n');
+                    out.push(b'\n');
                 }
             }
         }
@@ -96,7 +94,7 @@ struct ExportState {
 const CSV_HEADER: &str = "seq,created_at,sku,trigger,outcome,currency,old_price_minor,new_price_minor,rule_version,\
 rule_sha256,rule_price_minor,clips,explanation,error,fuel_used,prev_hash,hash\r\n";
 
-fn csv_row(out: &mut String, d: &StoredDecision) {
+fn csv_row(out: &mut Vec<u8>, d: &StoredDecision) {
     let record = serde_json::from_str::<DecisionRecord>(&d.record).ok();
     let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
     let clips = record
@@ -128,20 +126,18 @@ fn csv_row(out: &mut String, d: &StoredDecision) {
         d.prev_hash.clone(),
         d.hash.clone(),
     ];
-    for (i, field) in fields.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        csv_field(out, field);
-    }
-    out.push_str("\r\n");
+    csv_record(out, fields);
 }
 
-/// RFC 4180: a field with a comma, quote or line break is quoted, its quotes doubled.
-fn csv_field(out: &mut String, field: &str) {
-    if field.contains([',', '"', '\r', '\n']) {
-        let _ = write!(out, "\"{}\"", field.replace('"', "\"\""));
-    } else {
-        out.push_str(field);
-    }
+/// One CSV record (RFC 4180: a field with a comma, quote or line break quoted, its quotes
+/// doubled; CRLF at the end), written by the `csv` crate.
+pub(super) fn csv_record<I, F>(out: &mut Vec<u8>, fields: I)
+where
+    I: IntoIterator<Item = F>,
+    F: AsRef<[u8]>,
+{
+    let mut writer = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(std::mem::take(out));
+    // Writing into a vector cannot fail.
+    let _ = writer.write_record(fields);
+    *out = writer.into_inner().unwrap_or_default();
 }

@@ -3,6 +3,7 @@
 mod access;
 mod admin_keys;
 mod audit;
+mod catalogue;
 mod error;
 mod export;
 mod extract;
@@ -43,6 +44,7 @@ pub fn configure(json_limit: usize) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(export::configure)
             .configure(history::configure)
             .configure(price_at::configure)
+            .configure(catalogue::configure)
             .configure(products::configure)
             .configure(rules::configure)
             .configure(settings::configure)

@@ -25,10 +25,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    admin_keys, audit, export, health, history, merchants, price_at, prices, products, rules, settings, signals,
-    webhooks,
+    admin_keys, audit, catalogue, export, health, history, merchants, price_at, prices, products, rules, settings,
+    signals, webhooks,
 };
-use crate::domain::{Currency, KeyId, MerchantId, Sku, WebhookId};
+use crate::domain::{Currency, JobId, KeyId, MerchantId, Sku, WebhookId};
 
 mod links;
 mod shared;
@@ -57,6 +57,12 @@ use shared::SharedAnswers;
         products::get_product,
         products::delete_product,
         products::list_products,
+        catalogue::import,
+        catalogue::export,
+        catalogue::list_jobs,
+        catalogue::get_job,
+        catalogue::cancel_job,
+        catalogue::deleted_products,
         history::history,
         history::feed,
         history::decision,
@@ -102,6 +108,7 @@ use shared::SharedAnswers;
         MerchantId,
         KeyId,
         WebhookId,
+        JobId,
         // The decision queries' enums, which the hand-made parameter lists of `history` name.
         history::Order,
         history::ExportFormat,

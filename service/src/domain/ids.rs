@@ -104,6 +104,10 @@ uuid_id!(
     /// A merchant's webhook endpoint.
     WebhookId
 );
+uuid_id!(
+    /// A catalogue job (an import).
+    JobId
+);
 
 #[cfg(test)]
 mod tests {

@@ -12,6 +12,7 @@ mod invalid;
 mod money;
 pub mod prior;
 mod product;
+pub mod product_file;
 mod roles;
 mod sku;
 pub mod whole;
@@ -22,7 +23,7 @@ pub use digest::{sha256, sha256_hex};
 pub use guardrails::{
     Guardrails, GuardrailsInput, MAX_AMOUNT_MINOR, MAX_MARGIN_BPS, MAX_MIN_INTERVAL_SECS, MAX_STEP_BPS, Rounding,
 };
-pub use ids::{ID_PATTERN, IdError, KeyId, MerchantId, WebhookId};
+pub use ids::{ID_PATTERN, IdError, JobId, KeyId, MerchantId, WebhookId};
 pub use invalid::{FieldError, Invalid};
 pub use money::{Money, MoneyError};
 pub use product::{Attributes, Product, ProductDraft};

@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::bulk::{Cell, Kind, Rows};
 use super::{Backend, Store, StoreError, Tx, from_micros, now};
 use crate::domain::chain::{GENESIS_HASH, chain_hash};
 use crate::domain::{MerchantId, Outcome, Sku, Trigger};
@@ -92,36 +93,22 @@ pub async fn lock_head(tx: &mut Tx, merchant: MerchantId) -> Result<ChainHead, S
     Ok(ChainHead { merchant_id, seq, hash, at: now().max(from_micros(last_at)) })
 }
 
-/// Decisions per multi-row INSERT. PostgreSQL gains from large statements (fewer round trips);
-/// SQLite's binding looks each parameter up by name, which grows with the statement, so it
-/// takes small ones. Both stay far below the backends' limits on parameters per statement.
-fn insert_chunk(backend: Backend) -> usize {
-    match backend {
-        Backend::Postgres => 100,
-        Backend::Sqlite => 20,
-    }
-}
-
-/// `INSERT INTO decisions (...) VALUES (...), (...)` for `rows` rows of 15 parameters. Built
-/// from constants only; the values are bound.
-fn insert_decisions_sql(rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT INTO decisions (merchant_id, seq, sku, trigger_kind, outcome, currency, old_price_minor, \
-         new_price_minor, rule_version, rule_sha256, clipped, record, created_at, prev_hash, hash) VALUES ",
-    );
-    for row in 0..rows {
-        sql.push_str(if row == 0 { "(" } else { ", (" });
-        for column in 0..15 {
-            if column > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('$');
-            sql.push_str(&(row * 15 + column + 1).to_string());
-        }
-        sql.push(')');
-    }
-    sql
-}
+/// The columns of an appended decision, after the merchant.
+const APPENDED_COLUMNS: &[(&str, Kind)] = &[
+    ("seq", Kind::BigInt),
+    ("sku", Kind::Text),
+    ("trigger_kind", Kind::Text),
+    ("outcome", Kind::Text),
+    ("currency", Kind::Text),
+    ("old_price_minor", Kind::BigInt),
+    ("new_price_minor", Kind::BigInt),
+    ("rule_version", Kind::BigInt),
+    ("rule_sha256", Kind::Text),
+    ("clipped", Kind::Bool),
+    ("record", Kind::Text),
+    ("prev_hash", Kind::Text),
+    ("hash", Kind::Text),
+];
 
 /// Appends decisions, in order, under the locked head, and moves the head. The records carry
 /// the head's time, so one merchant's history is in time order as well as sequence order.
@@ -157,28 +144,37 @@ pub async fn append(
             hash,
         });
     }
-    // Many rows per statement: one round trip per chunk instead of one per decision.
-    for chunk in appended.chunks(insert_chunk(backend)) {
-        let mut insert = sqlx::query(sqlx::AssertSqlSafe(insert_decisions_sql(chunk.len())));
-        for d in chunk {
-            insert = insert
-                .bind(head.merchant_id.as_str())
-                .bind(d.seq)
-                .bind(d.sku.as_str())
-                .bind(d.trigger.as_str())
-                .bind(d.outcome.as_str())
-                .bind(d.currency.as_str())
-                .bind(d.old_price_minor)
-                .bind(d.new_price_minor)
-                .bind(d.rule_version)
-                .bind(d.rule_sha256.as_deref())
-                .bind(d.clipped)
-                .bind(d.record.as_str())
-                .bind(at.timestamp_micros())
-                .bind(d.prev_hash.as_str())
-                .bind(d.hash.as_str());
-        }
-        insert.execute(&mut **tx).await?;
+    // Many rows per statement (see `bulk`): one round trip per chunk instead of one a decision.
+    let mut rows = Rows::new(APPENDED_COLUMNS);
+    for d in &appended {
+        rows.push([
+            Cell::BigInt(d.seq),
+            Cell::Text(&d.sku),
+            Cell::Text(d.trigger.as_str()),
+            Cell::Text(d.outcome.as_str()),
+            Cell::Text(&d.currency),
+            Cell::opt_bigint(d.old_price_minor),
+            Cell::opt_bigint(d.new_price_minor),
+            Cell::opt_bigint(d.rule_version),
+            Cell::opt_text(d.rule_sha256.as_deref()),
+            Cell::Bool(d.clipped),
+            Cell::Text(&d.record),
+            Cell::Text(&d.prev_hash),
+            Cell::Text(&d.hash),
+        ]);
+    }
+    for chunk in rows.chunks(backend) {
+        let sql = format!(
+            "INSERT INTO decisions (merchant_id, seq, sku, trigger_kind, outcome, currency, old_price_minor,
+                                    new_price_minor, rule_version, rule_sha256, clipped, record, created_at,
+                                    prev_hash, hash)
+             SELECT $1, u.seq, u.sku, u.trigger_kind, u.outcome, u.currency, u.old_price_minor, u.new_price_minor,
+                    u.rule_version, u.rule_sha256, u.clipped, u.record, $2, u.prev_hash, u.hash
+             FROM {}",
+            chunk.source(3)
+        );
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(head.merchant_id.as_str()).bind(at.timestamp_micros());
+        chunk.bind(query).execute(&mut **tx).await?;
     }
     sqlx::query("UPDATE chain_heads SET seq = $2, head_hash = $3, last_at = $4 WHERE merchant_id = $1")
         .bind(head.merchant_id.as_str())

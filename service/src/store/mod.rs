@@ -19,6 +19,7 @@ mod bulk;
 pub mod chain;
 mod checkpoints;
 pub mod history;
+pub mod jobs;
 pub mod outbox;
 pub mod prices;
 pub mod products;

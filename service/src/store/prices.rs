@@ -3,6 +3,9 @@
 
 use chrono::{DateTime, Utc};
 
+use std::collections::HashMap;
+
+use super::bulk::{Cell, Kind, Rows};
 use super::rows::{MerchantPriceRow, PriceRow, convert_all};
 use super::{Store, StoreError, Tx};
 use crate::domain::{MerchantId, Money, Sku};
@@ -84,6 +87,79 @@ pub async fn put_base(tx: &mut Tx, merchant: MerchantId, base: &BasePrice<'_>) -
         .fetch_one(&mut **tx)
         .await?;
     CurrentPrice::try_from(row)
+}
+
+/// The prices in force of `skus` and who set them, read in the writer's transaction (SKUs
+/// without one are absent).
+pub async fn in_force_many(
+    tx: &mut Tx,
+    merchant: MerchantId,
+    skus: &[&Sku],
+) -> Result<HashMap<String, (i64, PriceSource)>, StoreError> {
+    let mut list = Rows::new(&[("sku", Kind::Text)]);
+    for sku in skus {
+        list.push([Cell::Text(sku.as_str())]);
+    }
+    let mut found = HashMap::with_capacity(skus.len());
+    for chunk in list.chunks(tx.backend()) {
+        let sql = format!(
+            "SELECT sku, price_minor, source FROM current_prices
+             WHERE merchant_id = $1 AND sku IN (SELECT u.sku FROM {})",
+            chunk.source(2)
+        );
+        let query = sqlx::query_as::<_, (String, i64, String)>(sqlx::AssertSqlSafe(sql)).bind(merchant.to_string());
+        for (sku, price, source) in chunk.bind(query).fetch_all(&mut **tx).await? {
+            found.insert(sku, (price, if source == "base" { PriceSource::Base } else { PriceSource::Rule }));
+        }
+    }
+    Ok(found)
+}
+
+/// Puts many products' base prices in force at once (each SKU at most once), all taking
+/// effect at `effective_at`; returns them as they now are.
+pub async fn put_base_many(
+    tx: &mut Tx,
+    merchant: MerchantId,
+    bases: &[BasePrice<'_>],
+) -> Result<Vec<CurrentPrice>, StoreError> {
+    const COLUMNS: &[(&str, Kind)] = &[
+        ("sku", Kind::Text),
+        ("price_minor", Kind::BigInt),
+        ("currency", Kind::Text),
+        ("effective_at", Kind::BigInt),
+        ("prior_price_minor", Kind::BigInt),
+    ];
+    let currencies: Vec<_> = bases.iter().map(|b| b.price.currency()).collect();
+    let mut rows = Rows::new(COLUMNS);
+    for (base, currency) in bases.iter().zip(&currencies) {
+        rows.push([
+            Cell::Text(base.sku.as_str()),
+            Cell::BigInt(base.price.minor()),
+            Cell::Text(currency.code()),
+            Cell::BigInt(base.effective_at.timestamp_micros()),
+            Cell::opt_bigint(base.prior_minor),
+        ]);
+    }
+    let mut written = Vec::with_capacity(bases.len());
+    for chunk in rows.chunks(tx.backend()) {
+        let sql = format!(
+            "INSERT INTO current_prices (merchant_id, sku, price_minor, currency, version, effective_at, source,
+                                         prior_price_minor)
+             SELECT $1, u.sku, u.price_minor, u.currency, 1, u.effective_at, '{}', u.prior_price_minor
+             FROM {} WHERE true
+             ON CONFLICT (merchant_id, sku) DO UPDATE SET
+                 price_minor = excluded.price_minor,
+                 version = current_prices.version + 1,
+                 effective_at = excluded.effective_at,
+                 prior_price_minor = excluded.prior_price_minor
+             RETURNING {PRICE_COLUMNS}",
+            PriceSource::Base.as_str(),
+            chunk.source(2)
+        );
+        let query = sqlx::query_as::<_, PriceRow>(sqlx::AssertSqlSafe(sql)).bind(merchant.to_string());
+        written.extend(chunk.bind(query).fetch_all(&mut **tx).await?);
+    }
+    convert_all(written)
 }
 
 /// Ends a product's price in force; returns it (price, currency) when there was one.

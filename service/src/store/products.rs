@@ -1,6 +1,7 @@
 //! The catalogue's products as stored. Writes take the writer's transaction, which the write
 //! side composes with the price in force and the chain.
 
+use super::bulk::{Cell, Kind, Rows};
 use super::rows::{ProductRow, convert_all};
 use super::{Store, StoreError, Tx, now};
 use crate::domain::{MerchantId, Product, ProductDraft, Sku};
@@ -73,6 +74,85 @@ pub async fn upsert(
         return Err(StoreError::CurrencyMismatch { sku: draft.sku.clone(), existing: existing.currency() });
     }
     Ok((existing, Upserted::Unchanged))
+}
+
+/// Creates or replaces many products in the writer's transaction, in bulk (each SKU at most
+/// once, each in the currency it is stored in: the caller checked); returns the products
+/// created or changed, as they now are. One already exactly so is left alone and not returned.
+pub async fn upsert_many(
+    tx: &mut Tx,
+    merchant: MerchantId,
+    drafts: &[&ProductDraft],
+) -> Result<Vec<Product>, StoreError> {
+    const COLUMNS: &[(&str, Kind)] = &[
+        ("sku", Kind::Text),
+        ("currency", Kind::Text),
+        ("cost_minor", Kind::BigInt),
+        ("base_price_minor", Kind::BigInt),
+        ("guardrails", Kind::Text),
+        ("attributes", Kind::Text),
+    ];
+    let serialized: Vec<(String, String)> = drafts
+        .iter()
+        .map(|d| {
+            (
+                serde_json::to_string(d.guardrails.as_input()).expect("guardrails serialize"),
+                serde_json::to_string(d.attributes.as_map()).expect("attributes serialize"),
+            )
+        })
+        .collect();
+    let currencies: Vec<_> = drafts.iter().map(|d| d.currency()).collect();
+    let mut rows = Rows::new(COLUMNS);
+    for ((d, (guardrails, attributes)), currency) in drafts.iter().zip(&serialized).zip(&currencies) {
+        rows.push([
+            Cell::Text(d.sku.as_str()),
+            Cell::Text(currency.code()),
+            Cell::BigInt(d.cost.minor()),
+            Cell::BigInt(d.base_price.minor()),
+            Cell::Text(guardrails),
+            Cell::Text(attributes),
+        ]);
+    }
+    let merchant_id = merchant.to_string();
+    let at = now().timestamp_micros();
+    let mut written = Vec::new();
+    for chunk in rows.chunks(tx.backend()) {
+        let sql = format!(
+            "INSERT INTO products (merchant_id, sku, currency, cost_minor, base_price_minor,
+                                   guardrails, attributes, version, created_at, updated_at)
+             SELECT $1, u.sku, u.currency, u.cost_minor, u.base_price_minor, u.guardrails, u.attributes, 1, $2, $2
+             FROM {} WHERE true
+             ON CONFLICT (merchant_id, sku) DO UPDATE SET
+                 cost_minor = excluded.cost_minor,
+                 base_price_minor = excluded.base_price_minor,
+                 guardrails = excluded.guardrails,
+                 attributes = excluded.attributes,
+                 version = products.version + 1,
+                 updated_at = excluded.updated_at
+             WHERE products.currency = excluded.currency
+               AND (products.cost_minor <> excluded.cost_minor
+                    OR products.base_price_minor <> excluded.base_price_minor
+                    OR products.guardrails <> excluded.guardrails
+                    OR products.attributes <> excluded.attributes)
+             RETURNING {PRODUCT_COLUMNS}",
+            chunk.source(3)
+        );
+        let query = sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql)).bind(&merchant_id).bind(at);
+        written.extend(chunk.bind(query).fetch_all(&mut **tx).await?);
+    }
+    convert_all(written)
+}
+
+/// A product, read in the writer's transaction.
+pub async fn get(tx: &mut Tx, merchant: MerchantId, sku: &Sku) -> Result<Option<Product>, StoreError> {
+    let sql = format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE merchant_id = $1 AND sku = $2");
+    sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql))
+        .bind(merchant.to_string())
+        .bind(sku.as_str())
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(Product::try_from)
+        .transpose()
 }
 
 /// Deletes a product in the writer's transaction; false when there was none.

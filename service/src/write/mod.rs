@@ -13,6 +13,7 @@
 pub mod catalogue;
 mod decisions;
 mod gate;
+mod imports;
 mod quotas;
 mod rules;
 mod screen;
@@ -58,6 +59,7 @@ use crate::store::{
 
 pub use decisions::{Applied, Claimed, Retry};
 pub use gate::Gate;
+pub use imports::{ParsedPiece, PieceResult};
 pub use wakeups::Wakeups;
 
 /// A batch of signals, each kind recorded by its own store function.

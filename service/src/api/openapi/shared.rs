@@ -16,6 +16,7 @@ fn path_parameter(name: &str) -> Parameter {
         "merchant_id" => ("The merchant's id.", Ref::from_schema_name("MerchantId").into()),
         "key_id" => ("The key's id (the `id` of a key view).", Ref::from_schema_name("KeyId").into()),
         "webhook_id" => ("The webhook's id (the `id` of a webhook view).", Ref::from_schema_name("WebhookId").into()),
+        "job_id" => ("The job's id (the `id` of a job view).", Ref::from_schema_name("JobId").into()),
         "version" => ("A rule version number.", number()),
         "seq" => ("A decision's sequence number.", number()),
         other => panic!("the path parameter `{other}` has no schema in api/openapi.rs"),
