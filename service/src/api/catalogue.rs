@@ -21,7 +21,6 @@ use utoipa::{IntoParams, ToSchema};
 use super::ApiError;
 use super::access::{Access, Read, Write};
 use super::extract::resource;
-use super::products;
 use crate::catalogue::pieces::{Cut, Splitter};
 use crate::config::ImportSettings;
 use crate::domain::product_file::{self, CsvHeader};
@@ -36,22 +35,11 @@ const MAX_JOBS: u32 = 100;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // Before `/v1/products/{sku}`, which would take these for SKUs.
-    cfg.service(
-        resource("/v1/products/import")
-            .post(import)
-            .put(products::put_product_named)
-            .get(products::get_product_named)
-            .delete(products::delete_product_named),
-    )
-    .service(
-        resource("/v1/products/export")
-            .get(export)
-            .put(products::put_product_named)
-            .delete(products::delete_product_named),
-    )
-    .service(resource("/v1/jobs").get(list_jobs))
-    .service(resource("/v1/jobs/{job_id}").get(get_job).delete(cancel_job))
-    .service(resource("/v1/jobs/{job_id}/deleted").get(deleted_products));
+    cfg.service(resource("/v1/products/import").post(import_products))
+        .service(resource("/v1/products/export").get(export_products))
+        .service(resource("/v1/jobs").get(list_jobs))
+        .service(resource("/v1/jobs/{job_id}").get(get_job).delete(cancel_job))
+        .service(resource("/v1/jobs/{job_id}/deleted").get(deleted_products));
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -186,7 +174,7 @@ fn format_of(req: &HttpRequest, options: &ImportOptions) -> Result<JobFormat, Ap
                                             more lines than `imports.atomic_max_lines`"),
               (status = 415, description = "`unsupported_media_type`: neither CSV nor NDJSON"),
               (status = 422, description = "`validation_failed`: the CSV header (`header.<column>`)")))]
-pub async fn import(
+pub async fn import_products(
     access: Access<Write>,
     store: web::Data<Store>,
     settings: web::Data<ImportSettings>,
@@ -274,7 +262,7 @@ impl<'a> Upload<'a> {
         let mut record = csv::ByteRecord::new();
         let parsed = match reader.read_byte_record(&mut record) {
             Ok(true) => CsvHeader::parse(&record).map(|_| ()).map_err(ApiError::Validation),
-            _ => Err(ApiError::InvalidBody("the CSV header is missing or not valid CSV".into())),
+            _ => Err(no_header()),
         };
         match parsed {
             Ok(()) => Ok(()),
@@ -301,7 +289,7 @@ impl<'a> Upload<'a> {
 
     async fn queue(self, header: Option<Vec<u8>>) -> Result<Job, ApiError> {
         if self.format == JobFormat::Csv && header.is_none() {
-            return Err(self.fail(ApiError::InvalidBody("a CSV import starts with a header record".into())).await);
+            return Err(self.fail(no_header()).await);
         }
         let header = header.map(|h| String::from_utf8_lossy(&h).into_owned());
         self.store.queue_job(self.id, header.as_deref()).await?;
@@ -315,6 +303,11 @@ impl<'a> Upload<'a> {
         }
         error
     }
+}
+
+/// A CSV body without a header record (empty, or not CSV).
+fn no_header() -> ApiError {
+    ApiError::Validation(crate::domain::Invalid::one("header", "a CSV import starts with a header record"))
 }
 
 fn lease(settings: &ImportSettings) -> DateTime<Utc> {
@@ -433,7 +426,7 @@ pub struct ProductExportParams {
     security(("bearer" = [])),
     responses((status = 200, description = "Every product", content((String = "text/csv"), (String = "application/x-ndjson"))),
               (status = 400, description = "`invalid_query`: no `format`")))]
-pub async fn export(
+pub async fn export_products(
     access: Access<Read>,
     store: web::Data<Store>,
     query: web::Query<ProductExportParams>,

@@ -1,7 +1,7 @@
 //! `/v1/products`: a merchant's catalogue. `merchant` keys write; `merchant` and `auditor`
 //! keys read. Another merchant's product answers 404, exactly like one that does not exist.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -202,41 +202,6 @@ pub async fn delete_product(
     } else {
         Err(ApiError::not_found(format!("product {sku}")))
     }
-}
-
-/// The SKU a fixed path names: `/v1/products/import` and `/v1/products/export` are also the
-/// products with those SKUs (see `api::catalogue`).
-fn sku_named_by(req: &HttpRequest) -> Result<web::Path<String>, ApiError> {
-    let last = req.path().rsplit('/').next().unwrap_or_default().to_owned();
-    Ok(web::Path::from(last))
-}
-
-/// `PUT` of the product whose SKU is a fixed path's last segment.
-pub async fn put_product_named(
-    access: Access<Write>,
-    prices: web::Data<Prices>,
-    req: HttpRequest,
-    body: web::Json<ProductBody>,
-) -> Result<HttpResponse, ApiError> {
-    put_product(access, prices, sku_named_by(&req)?, body).await
-}
-
-/// `GET` of the product whose SKU is a fixed path's last segment.
-pub async fn get_product_named(
-    access: Access<Read>,
-    store: web::Data<Store>,
-    req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    get_product(access, store, sku_named_by(&req)?).await
-}
-
-/// `DELETE` of the product whose SKU is a fixed path's last segment.
-pub async fn delete_product_named(
-    access: Access<Write>,
-    prices: web::Data<Prices>,
-    req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    delete_product(access, prices, sku_named_by(&req)?).await
 }
 
 /// List products in SKU order, a page at a time.

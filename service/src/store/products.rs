@@ -18,6 +18,16 @@ pub enum Upserted {
 const PRODUCT_COLUMNS: &str =
     "sku, currency, cost_minor, base_price_minor, guardrails, attributes, version, created_at, updated_at";
 
+/// An upsert's conflict clause: a stored product in the same currency is replaced when anything
+/// differs (its version moves); otherwise nothing is written and nothing returned.
+const REPLACE_CHANGED: &str = "ON CONFLICT (merchant_id, sku) DO UPDATE SET
+         cost_minor = excluded.cost_minor, base_price_minor = excluded.base_price_minor,
+         guardrails = excluded.guardrails, attributes = excluded.attributes,
+         version = products.version + 1, updated_at = excluded.updated_at
+     WHERE products.currency = excluded.currency
+       AND (products.cost_minor <> excluded.cost_minor OR products.base_price_minor <> excluded.base_price_minor
+            OR products.guardrails <> excluded.guardrails OR products.attributes <> excluded.attributes)";
+
 /// Creates or replaces a product in the writer's transaction. A product's currency never
 /// changes ([`StoreError::CurrencyMismatch`], nothing written).
 pub async fn upsert(
@@ -32,19 +42,7 @@ pub async fn upsert(
         "INSERT INTO products (merchant_id, sku, currency, cost_minor, base_price_minor,
                                guardrails, attributes, version, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8)
-         ON CONFLICT (merchant_id, sku) DO UPDATE SET
-             cost_minor = excluded.cost_minor,
-             base_price_minor = excluded.base_price_minor,
-             guardrails = excluded.guardrails,
-             attributes = excluded.attributes,
-             version = products.version + 1,
-             updated_at = excluded.updated_at
-         WHERE products.currency = excluded.currency
-           AND (products.cost_minor <> excluded.cost_minor
-                OR products.base_price_minor <> excluded.base_price_minor
-                OR products.guardrails <> excluded.guardrails
-                OR products.attributes <> excluded.attributes)
-         RETURNING {PRODUCT_COLUMNS}"
+         {REPLACE_CHANGED} RETURNING {PRODUCT_COLUMNS}"
     );
     let written = sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql))
         .bind(&merchant_id)
@@ -122,19 +120,7 @@ pub async fn upsert_many(
                                    guardrails, attributes, version, created_at, updated_at)
              SELECT $1, u.sku, u.currency, u.cost_minor, u.base_price_minor, u.guardrails, u.attributes, 1, $2, $2
              FROM {} WHERE true
-             ON CONFLICT (merchant_id, sku) DO UPDATE SET
-                 cost_minor = excluded.cost_minor,
-                 base_price_minor = excluded.base_price_minor,
-                 guardrails = excluded.guardrails,
-                 attributes = excluded.attributes,
-                 version = products.version + 1,
-                 updated_at = excluded.updated_at
-             WHERE products.currency = excluded.currency
-               AND (products.cost_minor <> excluded.cost_minor
-                    OR products.base_price_minor <> excluded.base_price_minor
-                    OR products.guardrails <> excluded.guardrails
-                    OR products.attributes <> excluded.attributes)
-             RETURNING {PRODUCT_COLUMNS}",
+             {REPLACE_CHANGED} RETURNING {PRODUCT_COLUMNS}",
             chunk.source(3)
         );
         let query = sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql)).bind(&merchant_id).bind(at);
