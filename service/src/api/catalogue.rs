@@ -184,10 +184,9 @@ pub async fn import_products(
 ) -> Result<HttpResponse, ApiError> {
     let merchant = access.merchant();
     let format = format_of(&req, &options)?;
-    let upload = Upload::start(&store, &settings, merchant, format, &options).await?;
+    let mut upload = Upload::start(&store, &settings, merchant, format, &options).await?;
     let mut splitter = Splitter::new(format, settings.piece_bytes);
     let mut received: u64 = 0;
-    let mut upload = upload;
     while let Some(chunk) = payload.next().await {
         let chunk = match chunk {
             Ok(chunk) => chunk,
@@ -310,8 +309,10 @@ fn no_header() -> ApiError {
     ApiError::Validation(crate::domain::Invalid::one("header", "a CSV import starts with a header record"))
 }
 
+/// An upload's lease, renewed with each piece stored: a client may pause between pieces far
+/// longer than a worker between two transactions, so it lasts a minute more than a worker's.
 fn lease(settings: &ImportSettings) -> DateTime<Utc> {
-    Utc::now() + chrono::Duration::seconds(settings.lease_secs.max(1) as i64)
+    Utc::now() + chrono::Duration::seconds(settings.lease_secs.max(1) as i64 + 60)
 }
 
 fn job_id(text: &str) -> Result<JobId, ApiError> {

@@ -151,6 +151,10 @@ struct Ending {
 }
 
 impl Ending {
+    fn completed(note: Option<String>) -> Self {
+        Ending { state: JobState::Completed, note, error: None }
+    }
+
     fn failed(error: impl Into<String>) -> Self {
         Ending { state: JobState::Failed, note: None, error: Some(error.into()) }
     }
@@ -180,10 +184,8 @@ impl Worker<'_> {
         };
         let ending = match ending {
             Some(ending) => ending,
-            None => match self.replace(&job).await? {
-                Some(ending) => ending,
-                None => return Ok(()),
-            },
+            None if job.mode == ImportMode::Replace => self.replace(&job).await?,
+            None => Ending::completed(None),
         };
         self.end(&job, ending).await
     }
@@ -240,27 +242,22 @@ impl Worker<'_> {
         Ok(None)
     }
 
-    /// A replace import's deletions, once every line is in; `None` when the lease was lost.
-    async fn replace(&self, job: &Job) -> Result<Option<Ending>, StoreError> {
-        let Some(current) = self.store().job_for_worker(job.id).await? else { return Ok(None) };
-        if job.mode != ImportMode::Replace {
-            return Ok(Some(Ending { state: JobState::Completed, note: None, error: None }));
-        }
-        if current.rejected > 0 {
-            let note = format!("no product was deleted: {} lines were rejected", current.rejected);
-            return Ok(Some(Ending { state: JobState::Completed, note: Some(note), error: None }));
+    /// A replace import's deletions, once every line is in (none when a line was rejected).
+    async fn replace(&self, job: &Job) -> Result<Ending, StoreError> {
+        let rejected = self.store().job_for_worker(job.id).await?.map_or(0, |j| j.rejected);
+        if rejected > 0 {
+            return Ok(Ending::completed(Some(format!("no product was deleted: {rejected} lines were rejected"))));
         }
         let mut after = String::new();
         loop {
             if let Some(ending) = self.check(job).await? {
-                return Ok(Some(ending));
+                return Ok(ending);
             }
             match self.prices.delete_absent_page(job.id, job.merchant, after.clone(), DELETE_PAGE).await? {
                 Some(last) => after = last.to_string(),
-                None => break,
+                None => return Ok(Ending::completed(None)),
             }
         }
-        Ok(Some(Ending { state: JobState::Completed, note: None, error: None }))
     }
 
     /// Renews the lease and looks for a cancellation; `Some` when the job must stop.

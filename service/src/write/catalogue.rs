@@ -98,7 +98,7 @@ pub async fn put_batch(
     backend: Backend,
     head: &mut ChainHead,
     merchant: MerchantId,
-    drafts: &[ProductDraft],
+    drafts: &[&ProductDraft],
 ) -> Result<BatchWritten, StoreError> {
     let mut last: HashMap<&Sku, usize> = HashMap::with_capacity(drafts.len());
     for (i, d) in drafts.iter().enumerate() {
@@ -108,7 +108,7 @@ pub async fn put_batch(
     let skus: Vec<Sku> = last.keys().map(|sku| (*sku).clone()).collect();
     let existing = quotas::product_references(tx, merchant, &skus).await?;
     let mut eligible: Vec<&ProductDraft> = Vec::with_capacity(last.len());
-    for (i, d) in drafts.iter().enumerate() {
+    for (i, &d) in drafts.iter().enumerate() {
         if last.get(&d.sku) != Some(&i) {
             continue;
         }

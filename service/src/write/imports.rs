@@ -9,7 +9,7 @@ use crate::domain::product_file;
 use crate::domain::{JobId, MerchantId, ProductDraft, Sku, Trigger};
 use crate::replication::Change;
 use crate::store::jobs::{self, JobState, PieceCounts, Rejection};
-use crate::store::{StoreError, Upserted, chain, work};
+use crate::store::{StoreError, chain, work};
 
 /// A piece of an import, parsed: the lines that passed, those that did not, and its counts.
 pub struct ParsedPiece {
@@ -58,7 +58,7 @@ impl Prices {
         self.detached(move |gate: Gate| async move {
             let inner = &this.inner;
             let store = &inner.store;
-            let drafts: Vec<ProductDraft> = piece.drafts.iter().map(|(_, d)| d.clone()).collect();
+            let drafts: Vec<&ProductDraft> = piece.drafts.iter().map(|(_, d)| d).collect();
             let (result, written) = retrying(&gate, || async {
                 let mut tx = store.begin().await?;
                 let mut head = chain::lock_head(&mut tx, merchant).await?;
@@ -76,27 +76,20 @@ impl Prices {
                 rejections.sort_by_key(|r| r.line);
                 let refused = atomic && !rejections.is_empty();
                 if refused {
-                    // Nothing of an atomic import is kept: start again without the writes.
-                    drop(tx);
+                    // Nothing of an atomic import is kept but the count of what was read.
+                    tx.rollback().await?;
                     tx = store.begin().await?;
                     written = None;
                 }
-                let changed = written.as_ref().map_or(0, |b| {
-                    b.outcomes
-                        .iter()
-                        .filter(|o| matches!(o, BatchOutcome::Written(u) if *u != Upserted::Unchanged))
-                        .count()
-                });
-                let applied = if refused {
-                    0
-                } else {
-                    piece.drafts.len() as i64 - (rejections.len() - piece.rejections.len()) as i64
+                let applied = match &written {
+                    Some(batch) => batch.outcomes.iter().filter(|o| matches!(o, BatchOutcome::Written(_))).count(),
+                    None => 0,
                 };
                 let counts = PieceCounts {
                     pieces: piece.pieces,
                     lines: piece.lines,
-                    applied,
-                    changed: changed as i64,
+                    applied: applied as i64,
+                    changed: written.as_ref().map_or(0, |b| b.changed.len() as i64),
                     rejected: rejections.len() as i64,
                     bytes: piece.bytes,
                 };
