@@ -1,4 +1,6 @@
-//! The `pricing` command line: `serve`, `migrate`, `rule run` and `audit rotate-key`.
+//! The `pricing` command line: `serve`, `migrate`, `import`, `rule run` and `audit rotate-key`.
+
+mod import;
 
 use std::path::PathBuf;
 
@@ -24,6 +26,25 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Import a catalogue file (CSV or NDJSON) through a running service, following the job.
+    Import {
+        /// The file; `.csv`, `.ndjson` or `.jsonl` says its format unless `--format` does.
+        file: PathBuf,
+        /// The service.
+        #[arg(long, env = "PRICING_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// A `merchant` key of the catalogue's merchant.
+        #[arg(long, env = "PRICING_KEY")]
+        key: String,
+        #[arg(long, value_parser = ["csv", "ndjson"])]
+        format: Option<String>,
+        /// `upsert` keeps products the file leaves out; `replace` deletes them.
+        #[arg(long, default_value = "upsert", value_parser = ["upsert", "replace"])]
+        mode: String,
+        /// Write every line or none.
+        #[arg(long)]
+        atomic: bool,
+    },
     /// Work with pricing rules locally.
     #[command(subcommand)]
     Rule(RuleCommand),
@@ -58,8 +79,8 @@ pub enum RuleCommand {
 /// How `pricing rule run` ended, for its exit code.
 pub enum Outcome {
     Done,
-    /// The rule was refused or failed: exit code 1.
-    RuleFailed,
+    /// The rule was refused or failed, or an import failed: exit code 1.
+    Failed,
 }
 
 pub async fn run(command: Command, settings: Settings) -> Result<Outcome, Box<dyn std::error::Error>> {
@@ -79,6 +100,21 @@ pub async fn run(command: Command, settings: Settings) -> Result<Outcome, Box<dy
             println!("{} database is migrated", store.backend().as_str());
             store.close().await;
         }
+        Command::Import { file, url, key, format, mode, atomic } => {
+            let request = import::ImportRequest {
+                file: &file,
+                url: &url,
+                key: &key,
+                format: format.as_deref(),
+                mode: &mode,
+                atomic,
+            };
+            let job = import::import(request).await?;
+            println!("{}", import::summary(&job));
+            if job["state"] != "completed" {
+                return Ok(Outcome::Failed);
+            }
+        }
         Command::Audit(AuditCommand::RotateKey) => {
             let id = crate::audit::keys::rotate(&settings.audit.keys_dir)?;
             println!("checkpoints are now signed with key {id} (after a restart); older keys still verify");
@@ -87,7 +123,7 @@ pub async fn run(command: Command, settings: Settings) -> Result<Outcome, Box<dy
             let report = runner::run(&settings.sandbox, &wasm, &input, params.as_deref()).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             if report.error.is_some() {
-                return Ok(Outcome::RuleFailed);
+                return Ok(Outcome::Failed);
             }
         }
     }

@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     drop(runtime);
     match outcome {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
-        Ok(Outcome::RuleFailed) => ExitCode::FAILURE,
+        Ok(Outcome::Failed) => ExitCode::FAILURE,
         Err(e) => {
             tracing::error!(error = %e, "pricing failed");
             eprintln!("pricing: {e}");

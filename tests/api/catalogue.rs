@@ -251,10 +251,92 @@ async fn an_import_resumes_after_a_restart(backend: Backend) {
     assert_eq!(exported.iter().filter(|b| **b == b'\n').count(), 3_001);
 }
 
+/// While merchant A's large import runs (hundreds of pieces), merchant B's lookups answer and
+/// B's product changes are repriced: B does not wait for A's import to end.
+async fn another_merchant_is_served_during_a_large_import(backend: Backend) {
+    let db = crate::common::fresh_database(backend).await;
+    let mut settings = test_settings(&db);
+    settings.imports.piece_bytes = 2_000;
+    let app = spawn_app_with(settings, db).await;
+    let (_, a) = app.merchant_with_key(&["merchant"]).await;
+    let (_, b) = app.merchant_with_key(&["merchant", "checkout"]).await;
+    expect_status(app.put_product(&b, "b-1", product("EUR", 1000, 1999)).await, StatusCode::CREATED).await;
+    crate::pipeline::activate(&app, &b, "cost-plus", json!({"margin_bps": 1000})).await;
+    assert_eq!(crate::pipeline::price(&app, &b, "b-1").await.0, 1100);
+
+    let job = import(&app, &a, "", "text/csv", catalogue_csv(20_000, 100)).await;
+    let path = format!("/v1/jobs/{}", job["id"].as_str().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = expect_status(app.call(Method::GET, &path, Some(&a), None).await, StatusCode::OK).await;
+        if now["lines_read"].as_i64().unwrap() > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "A's import starts: {now}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // B changes its cost three times while A's import runs; each change reaches B's price.
+    for (round, cost) in [2000, 3000, 4000].into_iter().enumerate() {
+        expect_status(app.put_product(&b, "b-1", product("EUR", cost, 1999)).await, StatusCode::OK).await;
+        let wanted = cost + cost / 10;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while crate::pipeline::price(&app, &b, "b-1").await.0 != wanted {
+            assert!(Instant::now() < deadline, "round {round}: B's change is repriced");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    let during = expect_status(app.call(Method::GET, &path, Some(&a), None).await, StatusCode::OK).await;
+    assert_eq!(during["state"], "running", "B was served while A's import was still running: {during}");
+    let done = finished(&app, &a, &job).await;
+    assert_eq!((done["state"].as_str(), done["applied"].as_i64()), (Some("completed"), Some(20_000)), "{done}");
+}
+
 both_backends! {
+    other_merchants_are_served_during_an_import => another_merchant_is_served_during_a_large_import;
     import_lines_are_checked_one_by_one => good_lines_land_and_bad_ones_are_reported_by_number;
     imports_are_idempotent_and_round_trip => identical_imports_change_nothing_and_exports_round_trip;
     atomic_import => atomic_imports_write_all_or_nothing;
     replace_import => replace_deletes_what_the_file_leaves_out_and_can_be_undone;
     import_resumes_after_restart => an_import_resumes_after_a_restart;
+}
+
+/// `pricing import FILE` as an operator runs it: the real binary against the running service.
+async fn run_import_command(app: &TestApp, key: &str, file: std::path::PathBuf, extra: &[&str]) -> (bool, String) {
+    let mut args: Vec<String> = vec!["import".into(), file.display().to_string(), "--url".into(), app.address.clone()];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    let key = key.to_owned();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_pricing"))
+            .args(&args)
+            .env("PRICING_KEY", key)
+            .env_remove("PRICING_CONFIG")
+            .output()
+            .expect("the pricing binary runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output.status.success(), format!("{stdout}{}", String::from_utf8_lossy(&output.stderr)))
+}
+
+#[tokio::test]
+async fn the_import_command_uploads_a_file_and_sums_the_job_up() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (_, key) = app.merchant_with_key(&["merchant"]).await;
+    let file = app.db.dir.join("catalogue.csv");
+    let mut csv = catalogue_csv(3, 100);
+    csv.push_str("bad,EUR,-1,5,,,,\n");
+    std::fs::write(&file, csv).unwrap();
+    let (ok, said) = run_import_command(&app, &key, file.clone(), &[]).await;
+    assert!(ok, "{said}");
+    assert!(said.contains("completed: 4 lines read, 3 applied (3 changed), 1 rejected"), "{said}");
+    assert!(said.contains("line 5: validation_failed"), "{said}");
+    expect_status(app.get_product(&key, "sku-00002").await, StatusCode::OK).await;
+
+    // An atomic import with a bad line fails, and the command says so with its exit code.
+    let (ok, said) = run_import_command(&app, &key, file, &["--atomic"]).await;
+    assert!(!ok, "{said}");
+    assert!(said.contains("failed") && said.contains("nothing"), "{said}");
+    let (ok, said) = run_import_command(&app, &key, app.db.dir.join("missing.csv"), &[]).await;
+    assert!(!ok, "{said}");
 }

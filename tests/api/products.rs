@@ -209,3 +209,62 @@ async fn a_bad_sku_in_the_path_is_an_invalid_path() {
         expect_error(response, StatusCode::BAD_REQUEST, "invalid_path").await;
     }
 }
+
+/// The SKUs a filtered list selects, every page walked.
+async fn selected(app: &crate::helpers::TestApp, key: &str, filter: &str) -> Vec<String> {
+    let mut skus = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..20 {
+        let mut path = format!("/v1/products?limit=2&{filter}");
+        if let Some(cursor) = &cursor {
+            path.push_str(&format!("&cursor={cursor}"));
+        }
+        let page = expect_status(app.call(Method::GET, &path, Some(key), None).await, StatusCode::OK).await;
+        skus.extend(page["items"].as_array().unwrap().iter().map(|p| p["sku"].as_str().unwrap().to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return skus,
+        }
+    }
+    panic!("more than 20 pages for {filter}");
+}
+
+async fn lists_filter_by_attribute_price_cost_and_recent_moves(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, key) = app.merchant_with_key(&["merchant"]).await;
+    let products = [
+        ("a", 1000, 2000, json!({"brand": "acme", "size": 42, "new": true})),
+        ("b", 1500, 2500, json!({"brand": "acme", "size": "42"})),
+        ("c", 2000, 3000, json!({"brand": "other", "size": 42.5})),
+        ("d", 3000, 3500, json!({})),
+        ("e", 1200, 1300, json!({"brand": "acme", "dotted.key": "x"})),
+    ];
+    for (sku, cost, base, attributes) in &products {
+        let body = json!({"currency": "EUR", "cost_minor": cost, "base_price_minor": base, "attributes": attributes});
+        expect_status(app.put_product(&key, sku, body).await, StatusCode::CREATED).await;
+    }
+    assert_eq!(selected(&app, &key, "attr.brand=acme").await, ["a", "b", "e"]);
+    assert_eq!(selected(&app, &key, "attr.size=42").await, ["a"], "a number matches a number");
+    assert_eq!(selected(&app, &key, "attr.size=%2242%22").await, ["b"], "a quoted value is text");
+    assert_eq!(selected(&app, &key, "attr.size=42.5").await, ["c"]);
+    assert_eq!(selected(&app, &key, "attr.new=true").await, ["a"]);
+    assert_eq!(selected(&app, &key, "attr.dotted.key=x").await, ["e"]);
+    assert_eq!(selected(&app, &key, "attr.brand=acme&cost_min=1100").await, ["b", "e"]);
+    assert_eq!(selected(&app, &key, "price_min=2500&price_max=3000").await, ["b", "c"]);
+    assert_eq!(selected(&app, &key, "cost_max=1500").await, ["a", "b", "e"]);
+    assert!(selected(&app, &key, "moved_within_secs=3600").await.is_empty(), "no rule has moved a price");
+    assert!(selected(&app, &key, "attr.brand=nobody").await.is_empty());
+
+    // Cost plus 50 % moves every price but c's (2000 + 50 % is its base price, 3000).
+    crate::pipeline::activate(&app, &key, "cost-plus", json!({"margin_bps": 5000})).await;
+    assert_eq!(selected(&app, &key, "moved_within_secs=3600").await, ["a", "b", "d", "e"]);
+    assert_eq!(selected(&app, &key, "moved_within_secs=3600&price_min=4000").await, ["d"]);
+    for query in ["price_min=-1", "price_min=x", "moved_within_secs=0", "attr.=1", "cost_max=1&cost_max=2"] {
+        let response = app.call(Method::GET, &format!("/v1/products?{query}"), Some(&key), None).await;
+        expect_error(response, StatusCode::BAD_REQUEST, "invalid_query").await;
+    }
+}
+
+crate::both_backends! {
+    list_filters => lists_filter_by_attribute_price_cost_and_recent_moves;
+}

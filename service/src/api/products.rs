@@ -1,7 +1,7 @@
 //! `/v1/products`: a merchant's catalogue. `merchant` keys write; `merchant` and `auditor`
 //! keys read. Another merchant's product answers 404, exactly like one that does not exist.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -11,8 +11,9 @@ use validator::Validate;
 use super::ApiError;
 use super::access::{Access, Read, Write};
 use super::extract::{json_body, resource};
-use crate::domain::{Currency, GuardrailsInput, Product, ProductDraft, Sku};
-use crate::store::{CurrentPrice, Store, Upserted};
+use crate::domain::product_file::attribute_value;
+use crate::domain::{Currency, GuardrailsInput, MAX_AMOUNT_MINOR, Product, ProductDraft, Sku};
+use crate::store::{CurrentPrice, ProductFilter, Store, Upserted};
 use crate::write::Prices;
 
 pub const DEFAULT_PAGE: u32 = 100;
@@ -123,9 +124,11 @@ impl ProductView {
     }
 }
 
-#[derive(Deserialize, IntoParams)]
+/// A list's parameters (read by [`ListQuery::parse`], since `attr.<key>` names are the
+/// merchant's own). Filters combine with AND; a product without a price in force matches no
+/// price filter.
+#[derive(IntoParams, Default)]
 #[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// `next_cursor` of the previous page: the page starts after this SKU.
     #[param(value_type = Option<Sku>)]
@@ -133,6 +136,77 @@ pub struct ListQuery {
     /// Page size (default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
+    /// The price in force is at least this, in minor units.
+    #[param(minimum = 0, maximum = 1_000_000_000_000_000_i64)]
+    pub price_min: Option<i64>,
+    /// The price in force is at most this, in minor units.
+    #[param(minimum = 0, maximum = 1_000_000_000_000_000_i64)]
+    pub price_max: Option<i64>,
+    /// The cost is at least this, in minor units.
+    #[param(minimum = 0, maximum = 1_000_000_000_000_000_i64)]
+    pub cost_min: Option<i64>,
+    /// The cost is at most this, in minor units.
+    #[param(minimum = 0, maximum = 1_000_000_000_000_000_i64)]
+    pub cost_max: Option<i64>,
+    /// A rule set the price in force within the last this many seconds.
+    #[param(minimum = 1, maximum = 31_622_400)]
+    pub moved_within_secs: Option<i64>,
+    /// Also `attr.<key>=<value>`, any number of them: the attribute has exactly this value (a
+    /// value reads as in an import's CSV: `true`/`false`, a JSON number, else text; `"42"` is
+    /// the text 42).
+    #[param(ignore)]
+    pub attributes: Vec<(String, Value)>,
+}
+
+impl ListQuery {
+    /// Reads a query string: every parameter known, each at most once (400 `invalid_query`).
+    pub fn parse(query: &str) -> Result<Self, ApiError> {
+        let bad = |message: String| ApiError::InvalidQuery(message);
+        let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+            .map_err(|e| bad(format!("the query string is not valid: {e}")))?
+            .into_inner();
+        let mut list = ListQuery::default();
+        let mut seen = std::collections::HashSet::new();
+        for (name, value) in pairs {
+            if !seen.insert(name.clone()) {
+                return Err(bad(format!("`{name}` is given twice")));
+            }
+            let amount = |min: i64, max: i64| -> Result<Option<i64>, ApiError> {
+                match value.parse::<i64>() {
+                    Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+                    _ => Err(bad(format!("`{name}` is a whole number from {min} to {max}"))),
+                }
+            };
+            match name.as_str() {
+                "cursor" => list.cursor = Some(value),
+                "limit" => list.limit = Some(amount(1, i64::from(MAX_PAGE))?.unwrap_or(1) as u32),
+                "price_min" => list.price_min = amount(0, MAX_AMOUNT_MINOR)?,
+                "price_max" => list.price_max = amount(0, MAX_AMOUNT_MINOR)?,
+                "cost_min" => list.cost_min = amount(0, MAX_AMOUNT_MINOR)?,
+                "cost_max" => list.cost_max = amount(0, MAX_AMOUNT_MINOR)?,
+                "moved_within_secs" => list.moved_within_secs = amount(1, 31_622_400)?,
+                other => match other.strip_prefix("attr.") {
+                    Some(key) if !key.is_empty() => {
+                        let value = attribute_value(&value).unwrap_or(Value::String(String::new()));
+                        list.attributes.push((key.to_owned(), value));
+                    }
+                    _ => return Err(bad(format!("unknown parameter `{other}`"))),
+                },
+            }
+        }
+        Ok(list)
+    }
+
+    fn filter(&self) -> ProductFilter {
+        ProductFilter {
+            attributes: self.attributes.clone(),
+            price_min: self.price_min,
+            price_max: self.price_max,
+            cost_min: self.cost_min,
+            cost_max: self.cost_max,
+            moved_since: self.moved_within_secs.map(|secs| Utc::now() - chrono::Duration::seconds(secs)),
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -204,22 +278,23 @@ pub async fn delete_product(
     }
 }
 
-/// List products in SKU order, a page at a time.
+/// List products in SKU order, a page at a time, all or those the filters select.
 #[utoipa::path(get, path = "/v1/products", tag = "products", params(ListQuery), security(("bearer" = [])),
     responses((status = 200, description = "A page of the catalogue", body = ProductPage)))]
 pub async fn list_products(
     access: Access<Read>,
     store: web::Data<Store>,
-    query: web::Query<ListQuery>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = access.merchant();
+    let query = ListQuery::parse(req.query_string())?;
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::InvalidQuery(format!("limit must be between 1 and {MAX_PAGE}")));
     }
     let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
     // One extra row tells whether another page follows.
-    let mut products = store.products(merchant, after.as_ref(), limit + 1).await?;
+    let mut products = store.products_matching(merchant, &query.filter(), after.as_ref(), limit + 1).await?;
     let next_cursor = (products.len() > limit as usize).then(|| {
         products.truncate(limit as usize);
         products[products.len() - 1].sku.to_string()

@@ -344,7 +344,7 @@ fn rounding_cell(rounding: Rounding) -> String {
 }
 
 /// An attribute cell's value (`None`: empty, no attribute).
-fn attribute_value(text: &str) -> Option<Value> {
+pub fn attribute_value(text: &str) -> Option<Value> {
     match text {
         "" => None,
         "true" => Some(Value::Bool(true)),

@@ -46,7 +46,7 @@ use crate::domain::{Currency, Sku};
 pub use chain::{NewDecision, StoredDecision};
 pub use history::{DecisionFilter, OutcomeFilter, SigningKeyRecord};
 pub use prices::{CurrentPrice, PriceSource};
-pub use products::Upserted;
+pub use products::{ProductFilter, Upserted};
 pub use rules::{Activation, NewRuleVersion, RuleCode, RuleVersion};
 pub use signals::{DemandEvent, DemandKind, DemandSummary, Observation, Signals, WrongCurrency};
 pub use tenants::{Merchant, StoredKey};

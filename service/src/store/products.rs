@@ -3,7 +3,7 @@
 
 use super::bulk::{Cell, Kind, Rows};
 use super::rows::{ProductRow, convert_all};
-use super::{Store, StoreError, Tx, now};
+use super::{Backend, Store, StoreError, Tx, now};
 use crate::domain::{MerchantId, Product, ProductDraft, Sku};
 
 /// What an upsert did.
@@ -171,15 +171,102 @@ impl Store {
         after: Option<&Sku>,
         limit: u32,
     ) -> Result<Vec<Product>, StoreError> {
-        // Every SKU sorts after the empty string.
-        let sql =
-            format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE merchant_id = $1 AND sku > $2 ORDER BY sku LIMIT $3");
-        let rows = sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql))
+        self.products_matching(merchant, &ProductFilter::default(), after, limit).await
+    }
+
+    /// Up to `limit` products that match `filter`, with a SKU after `after`, in SKU byte order.
+    pub async fn products_matching(
+        &self,
+        merchant: MerchantId,
+        filter: &ProductFilter,
+        after: Option<&Sku>,
+        limit: u32,
+    ) -> Result<Vec<Product>, StoreError> {
+        let columns: Vec<String> = PRODUCT_COLUMNS.split(", ").map(|c| format!("p.{c}")).collect();
+        // `$1` merchant, `$2` cursor (every SKU sorts after the empty string), `$3` limit.
+        let mut conditions = String::new();
+        let mut binds: Vec<Bound> = Vec::new();
+        let next = |value: Bound, binds: &mut Vec<Bound>| {
+            binds.push(value);
+            format!("${}", 3 + binds.len())
+        };
+        let prices = filter.needs_prices();
+        for (bound, sql) in [
+            (filter.price_min, "c.price_minor >= "),
+            (filter.price_max, "c.price_minor <= "),
+            (filter.cost_min, "p.cost_minor >= "),
+            (filter.cost_max, "p.cost_minor <= "),
+        ] {
+            if let Some(bound) = bound {
+                conditions.push_str(&format!(" AND {sql}{}", next(Bound::Int(bound), &mut binds)));
+            }
+        }
+        if let Some(since) = filter.moved_since {
+            let at = next(Bound::Int(since.timestamp_micros()), &mut binds);
+            conditions.push_str(&format!(" AND c.source = 'rule' AND c.effective_at >= {at}"));
+        }
+        for (key, value) in &filter.attributes {
+            // The attribute's value as JSON, compared as JSON: a text "42" is not the number 42.
+            let json = serde_json::to_string(value).expect("a JSON value serializes");
+            let condition = match self.backend {
+                Backend::Sqlite => {
+                    let path = next(Bound::Text(format!("$.\"{key}\"")), &mut binds);
+                    format!("p.attributes -> {path} = {}", next(Bound::Text(json), &mut binds))
+                }
+                Backend::Postgres => {
+                    let name = next(Bound::Text(key.clone()), &mut binds);
+                    format!(
+                        "CAST(p.attributes AS jsonb) -> {name} = CAST({} AS jsonb)",
+                        next(Bound::Text(json), &mut binds)
+                    )
+                }
+            };
+            conditions.push_str(&format!(" AND {condition}"));
+        }
+        let join =
+            if prices { " JOIN current_prices c ON c.merchant_id = p.merchant_id AND c.sku = p.sku" } else { "" };
+        let sql = format!(
+            "SELECT {} FROM products p{join} WHERE p.merchant_id = $1 AND p.sku > $2{conditions} ORDER BY p.sku LIMIT $3",
+            columns.join(", ")
+        );
+        let mut query = sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql))
             .bind(merchant.to_string())
-            .bind(after.map_or("", Sku::as_str))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        convert_all(rows)
+            .bind(after.map_or("", Sku::as_str).to_owned())
+            .bind(i64::from(limit));
+        for bound in binds {
+            query = match bound {
+                Bound::Int(n) => query.bind(n),
+                Bound::Text(text) => query.bind(text),
+            };
+        }
+        convert_all(query.fetch_all(&self.pool).await?)
+    }
+}
+
+/// A filter's parameter.
+enum Bound {
+    Int(i64),
+    Text(String),
+}
+
+/// Which products a list selects (all when empty): the filter language of `GET /v1/products`,
+/// for the other places that select products by what they are.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProductFilter {
+    /// Attributes with exactly these values.
+    pub attributes: Vec<(String, serde_json::Value)>,
+    /// The price in force, in minor units, inclusive.
+    pub price_min: Option<i64>,
+    pub price_max: Option<i64>,
+    /// The cost, in minor units, inclusive.
+    pub cost_min: Option<i64>,
+    pub cost_max: Option<i64>,
+    /// A rule set the price in force at or after this instant.
+    pub moved_since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl ProductFilter {
+    fn needs_prices(&self) -> bool {
+        self.price_min.is_some() || self.price_max.is_some() || self.moved_since.is_some()
     }
 }
