@@ -75,13 +75,14 @@ pub async fn upsert(
 }
 
 /// Creates or replaces many products in the writer's transaction, in bulk (each SKU at most
-/// once, each in the currency it is stored in: the caller checked); returns the products
-/// created or changed, as they now are. One already exactly so is left alone and not returned.
+/// once, each in the currency it is stored in: the caller checked); returns the SKUs of the
+/// products created or changed, with the version each now has (1: created). One already
+/// exactly so is left alone and not returned.
 pub async fn upsert_many(
     tx: &mut Tx,
     merchant: MerchantId,
     drafts: &[&ProductDraft],
-) -> Result<Vec<Product>, StoreError> {
+) -> Result<Vec<(Sku, i64)>, StoreError> {
     const COLUMNS: &[(&str, Kind)] = &[
         ("sku", Kind::Text),
         ("currency", Kind::Text),
@@ -120,13 +121,15 @@ pub async fn upsert_many(
                                    guardrails, attributes, version, created_at, updated_at)
              SELECT $1, u.sku, u.currency, u.cost_minor, u.base_price_minor, u.guardrails, u.attributes, 1, $2, $2
              FROM {} WHERE true
-             {REPLACE_CHANGED} RETURNING {PRODUCT_COLUMNS}",
+             {REPLACE_CHANGED} RETURNING sku, version",
             chunk.source(3)
         );
-        let query = sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql)).bind(&merchant_id).bind(at);
-        written.extend(chunk.bind(query).fetch_all(&mut **tx).await?);
+        let query = sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(sql)).bind(&merchant_id).bind(at);
+        for (sku, version) in chunk.bind(query).fetch_all(&mut **tx).await? {
+            written.push((Sku::parse(&sku).map_err(|e| StoreError::Corrupt(format!("sku: {e}")))?, version));
+        }
     }
-    convert_all(written)
+    Ok(written)
 }
 
 /// A product, read in the writer's transaction.

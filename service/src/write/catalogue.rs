@@ -119,14 +119,18 @@ pub async fn put_batch(
             _ => eligible.push(d),
         }
     }
-    let written = products::upsert_many(tx, merchant, &eligible).await?;
-    let written_skus: Vec<&Sku> = written.iter().map(|p| &p.sku).collect();
+    // The drafts written (created or changed), with the version each product now has.
+    let written: Vec<(&ProductDraft, i64)> = products::upsert_many(tx, merchant, &eligible)
+        .await?
+        .into_iter()
+        .map(|(sku, version)| (drafts[last[&sku]], version))
+        .collect();
+    let written_skus: Vec<&Sku> = written.iter().map(|(d, _)| &d.sku).collect();
     let in_force = prices::in_force_many(tx, merchant, &written_skus).await?;
     let mut moving = Vec::new();
-    for product in &written {
-        let index = last[&product.sku];
-        outcomes[index] =
-            BatchOutcome::Written(if product.version == 1 { Upserted::Created } else { Upserted::Updated });
+    for &(product, version) in &written {
+        outcomes[last[&product.sku]] =
+            BatchOutcome::Written(if version == 1 { Upserted::Created } else { Upserted::Updated });
         let before = in_force.get(product.sku.as_str()).copied();
         if let Some(event) = events::on_put(before, product.base_price.minor()) {
             moving.push((product, event, product.currency().to_string()));
@@ -146,7 +150,7 @@ pub async fn put_batch(
     }
     let moved = prices::put_base_many(tx, merchant, &bases).await?;
     let versions: HashMap<&Sku, i64> = moved.iter().map(|p| (&p.sku, p.version)).collect();
-    let changed = written.iter().map(|p| (p.sku.clone(), versions.get(&p.sku).copied().unwrap_or(0))).collect();
+    let changed = written.iter().map(|(d, _)| (d.sku.clone(), versions.get(&d.sku).copied().unwrap_or(0))).collect();
     Ok(BatchWritten { outcomes, prices: moved, changed })
 }
 
