@@ -22,7 +22,8 @@ const SMALL_SHOPS: usize = 3;
 const SMALL_SKUS: usize = 30;
 const BIG_SKUS: usize = 1_500;
 
-/// A small deterministic generator, seeded from the clock (the seed is in every message).
+/// A small deterministic generator, seeded from the clock or `CRASH_SEED` (the seed is in
+/// every message).
 struct Dice(u64);
 
 impl Dice {
@@ -124,7 +125,11 @@ async fn churn(address: String, shop: Arc<Shop>, ledger: Arc<Mutex<Ledger>>, rou
 }
 
 async fn kill_nine_at_random_moments(backend: Backend) {
-    let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    // CRASH_SEED replays a failed run's choices (the kills' moments stay the machine's).
+    let seed = std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos() as u64);
     let mut dice = Dice(seed | 1);
     let db = fresh_database(backend).await;
     // The default pool: the churn needs the connections to keep traffic flowing between kills.

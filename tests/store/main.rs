@@ -321,6 +321,55 @@ async fn parameters_are_set_per_version(backend: Backend) {
     assert_eq!(set_rule_params(&store, m, 9, &params).await.unwrap(), None);
 }
 
+/// Retries queued after failures of the service's own are taken over by a sweep that starts
+/// (it evaluates every product under the active rule), so a product is not decided again after
+/// the sweep passed it; fresh requests stay queued, and a schedule that finds a sweep pending
+/// leaves the retries behind its position alone.
+async fn a_starting_sweep_takes_over_queued_retries(backend: Backend) {
+    use pricing::domain::Trigger;
+    use store::work;
+    let store = open(backend).await;
+    let m = store.create_merchant("Acme").await.unwrap().id;
+    store.insert_rule_version(m, &code("aa", b"one")).await.unwrap();
+    activate_rule(&store, m, 1).await.unwrap();
+    let (fresh, failed) = (sku("fresh"), sku("failed"));
+    let now = chrono::Utc::now();
+    let queued = |store: Arc<Store>| async move {
+        let mut skus: Vec<String> = store
+            .claim_intents(m, "look", chrono::Utc::now() + chrono::Duration::hours(1), chrono::Utc::now(), 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| i.sku.to_string())
+            .collect();
+        store.release_intents(m, "look", None, false).await.unwrap();
+        skus.sort();
+        skus
+    };
+    let mut tx = store.begin().await.unwrap();
+    work::request(&mut tx, m, &[fresh.clone(), failed.clone()], Trigger::ProductChanged, now).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.claim_intents(m, "worker", now, now + chrono::Duration::minutes(1), 100).await.unwrap().len(), 2);
+    let mut tx = store.begin().await.unwrap();
+    work::retry_later(&mut tx, m, "worker", std::slice::from_ref(&failed), Trigger::ProductChanged, now).await.unwrap();
+    tx.commit().await.unwrap();
+    store.release_intents(m, "worker", None, false).await.unwrap();
+    assert_eq!(queued(store.clone()).await, ["failed", "fresh"]);
+
+    let mut tx = store.begin().await.unwrap();
+    work::request_sweep(&mut tx, m, Trigger::ParamsChanged, true, now).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(queued(store.clone()).await, ["fresh"], "the sweep evaluates the failed product");
+
+    // A retry behind a pending sweep's position stays when the schedule finds the sweep.
+    assert!(store.claim_intents(m, "worker", now, now + chrono::Duration::minutes(1), 100).await.unwrap().len() == 1);
+    let mut tx = store.begin().await.unwrap();
+    work::retry_later(&mut tx, m, "worker", std::slice::from_ref(&fresh), Trigger::ParamsChanged, now).await.unwrap();
+    work::request_sweep(&mut tx, m, Trigger::Schedule, false, now).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(queued(store.clone()).await, ["fresh"]);
+}
+
 async fn activation_and_rollback_walk_the_history(backend: Backend) {
     let store = open(backend).await;
     let m = store.create_merchant("Acme").await.unwrap().id;
@@ -800,6 +849,7 @@ both_backends! {
     concurrent_uploads => concurrent_uploads_get_distinct_versions;
     rule_parameters => parameters_are_set_per_version;
     activation_history => activation_and_rollback_walk_the_history;
+    sweeps_take_over_retries => a_starting_sweep_takes_over_queued_retries;
 
     a_store_reports_its_backend => a_store_reports_its_backend_and_answers_pings;
     reopening_a_migrated_database => opening_an_already_migrated_database_again_works;

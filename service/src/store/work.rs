@@ -111,7 +111,8 @@ pub async fn request(
 
 /// Queues a sweep of the merchant's whole catalogue in the writer's transaction. `restart`
 /// (a new rule or new parameters) starts a pending sweep again at the top; otherwise (the
-/// schedule) a pending sweep is left as it is.
+/// schedule) a pending sweep is left as it is. A sweep that starts (anew) takes over the
+/// merchant's queued retries.
 pub async fn request_sweep(
     tx: &mut Tx,
     merchant: MerchantId,
@@ -133,12 +134,25 @@ pub async fn request_sweep(
         "INSERT INTO reprice_sweeps (merchant_id, trigger_kind, generation, requested_at) VALUES ($1, $2, 1, $3)
          ON CONFLICT (merchant_id) {on_conflict}"
     );
-    sqlx::query(sqlx::AssertSqlSafe(sql))
+    let started = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(&merchant_id)
         .bind(trigger.as_str())
         .bind(micros(at))
         .execute(&mut **tx)
-        .await?;
+        .await?
+        .rows_affected()
+        > 0;
+    if started {
+        // Retries of earlier work (rows released after a failure of the service's own) ask
+        // only for an evaluation under the active rule, which the sweep now starting gives
+        // every product: kept, they would decide a product a second time after the sweep
+        // passed it. Requests that never failed stay, so recent changes are still served
+        // ahead of the sweep.
+        sqlx::query("DELETE FROM reprice_intents WHERE merchant_id = $1 AND attempts > 0")
+            .bind(&merchant_id)
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(())
 }
 
