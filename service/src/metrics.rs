@@ -42,6 +42,8 @@ pub struct Metrics {
     webhook_failures: Counter<u64>,
     /// Chain records each price event channel has yet to look at, as last seen.
     outbox_depth: Arc<Mutex<BTreeMap<&'static str, i64>>>,
+    held: Counter<u64>,
+    breaker_trips: Counter<u64>,
 }
 
 impl Metrics {
@@ -108,9 +110,19 @@ impl Metrics {
                 }
             })
             .build();
+        let held = meter
+            .u64_counter("pricing.decisions.held")
+            .with_description("Rule changes held instead of moving a price, by reason")
+            .build();
+        let breaker_trips = meter
+            .u64_counter("pricing.breaker.trips")
+            .with_description("Circuit breaker trips (a merchant's automation paused), by the limit crossed")
+            .build();
         Self {
             registry,
             provider,
+            held,
+            breaker_trips,
             http_requests,
             http_duration,
             signal_rows,
@@ -127,6 +139,16 @@ impl Metrics {
         if events > 0 {
             self.price_events.add(events, &[KeyValue::new("channel", channel)]);
         }
+    }
+
+    /// Counts held changes by reason (a fixed vocabulary).
+    pub fn record_held(&self, reason: &'static str, held: u64) {
+        self.held.add(held, &[KeyValue::new("reason", reason)]);
+    }
+
+    /// Counts a breaker trip by the limit crossed (one of the breaker's field names).
+    pub fn record_breaker_trip(&self, limit: String) {
+        self.breaker_trips.add(1, &[KeyValue::new("limit", limit)]);
     }
 
     pub fn record_webhook_failure(&self) {

@@ -29,5 +29,6 @@ mod readme;
 mod replicas;
 mod restart;
 mod rules;
+mod safety;
 mod signals;
 mod ui;

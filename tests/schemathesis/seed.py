@@ -24,7 +24,7 @@ import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
-MERCHANT_ROLES = ["merchant", "feed", "checkout", "auditor"]
+MERCHANT_ROLES = ["merchant", "feed", "checkout", "auditor", "approver"]
 HERE = Path(__file__).resolve().parent
 
 

@@ -58,10 +58,19 @@ policy!(
     /// Checkout's price lookups.
     Checkout, [Checkout], true
 );
+policy!(
+    /// Deciding on proposals (held price changes): the approver, or the merchant.
+    Decide, [Approver, Merchant], true
+);
+policy!(
+    /// Reading proposals.
+    ReadProposals, [Approver, Merchant, Auditor], true
+);
 
 /// A caller admitted by the policy `P`.
 pub struct Access<P: Policy> {
     merchant: Option<MerchantId>,
+    key: Option<crate::domain::KeyId>,
     policy: PhantomData<P>,
 }
 
@@ -77,12 +86,18 @@ impl<P: Policy> Access<P> {
         self.merchant.expect("a merchant-scoped policy admits only merchants' keys")
     }
 
+    /// The id of the caller's key, as records name who acted (`configuration` for the
+    /// operator's bootstrap key, which has none).
+    pub fn key_id(&self) -> String {
+        self.key.as_ref().map_or_else(|| "configuration".to_owned(), |k| k.to_string())
+    }
+
     fn admit(principal: Principal) -> Result<Self, ApiError> {
         if let Some(merchant) = principal.merchant {
             tracing::Span::current().record("merchant_id", tracing::field::display(merchant));
         }
         principal.admit(P::ROLES, P::MERCHANT_SCOPED)?;
-        Ok(Self { merchant: principal.merchant, policy: PhantomData })
+        Ok(Self { merchant: principal.merchant, key: principal.key, policy: PhantomData })
     }
 }
 

@@ -63,7 +63,7 @@ pub struct DecisionQuery {
     /// Decisions of this rule version.
     #[param(minimum = 1)]
     pub rule_version: Option<i64>,
-    /// `changed`, `kept`, `failed`, or `clipped` (a guardrail changed the rule's price).
+    /// `changed`, `kept`, `failed`, `held`, or `clipped` (a guardrail changed the rule's price).
     pub outcome: Option<OutcomeFilter>,
     /// `newest` (default) or `oldest` first.
     pub order: Option<Order>,

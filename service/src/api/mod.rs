@@ -3,6 +3,7 @@
 mod access;
 mod admin_keys;
 mod audit;
+mod automation;
 mod catalogue;
 mod error;
 mod export;
@@ -16,6 +17,7 @@ pub mod openapi;
 mod price_at;
 mod prices;
 mod products;
+mod proposals;
 mod rules;
 mod settings;
 pub(crate) mod signals;
@@ -46,6 +48,8 @@ pub fn configure(json_limit: usize) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(price_at::configure)
             .configure(catalogue::configure)
             .configure(products::configure)
+            .configure(proposals::configure)
+            .configure(automation::configure)
             .configure(rules::configure)
             .configure(settings::configure)
             .configure(signals::configure)

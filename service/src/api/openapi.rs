@@ -25,8 +25,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    admin_keys, audit, catalogue, export, health, history, merchants, price_at, prices, products, rules, settings,
-    signals, webhooks,
+    admin_keys, audit, automation, catalogue, export, health, history, merchants, price_at, prices, products,
+    proposals, rules, settings, signals, webhooks,
 };
 use crate::domain::{Currency, JobId, KeyId, MerchantId, Sku, WebhookId};
 
@@ -76,6 +76,16 @@ use shared::SharedAnswers;
         audit::replay_decision,
         settings::get_settings,
         settings::put_settings,
+        automation::get_automation,
+        automation::freeze,
+        automation::unfreeze,
+        automation::resume,
+        proposals::list,
+        proposals::one,
+        proposals::approve,
+        proposals::reject,
+        proposals::approve_matching,
+        proposals::reject_matching,
         prices::get_price,
         prices::get_price_named_lookup,
         prices::lookup,
@@ -114,6 +124,9 @@ use shared::SharedAnswers;
         history::ExportFormat,
         crate::store::OutcomeFilter,
         crate::domain::Trigger,
+        // The proposal list's enums, which its hand-read parameters name.
+        crate::domain::safety::HoldReason,
+        crate::domain::safety::ProposalState,
     )),
     modifiers(&BearerAuth, &SharedAnswers, &Links)
 )]

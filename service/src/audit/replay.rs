@@ -100,8 +100,13 @@ pub async fn replay(store: &Store, rules: &Rules, merchant: MerchantId, seq: i64
     compare("tags", json!(record.tags), json!(decision.map_or(&[][..], |d| d.tags.as_slice())));
     compare("log", json!(record.log), json!(evaluation.stats.log));
     if let Some(decided) = judged {
-        compare("outcome", json!(record.outcome), json!(decided.outcome));
-        compare("new_price_minor", json!(record.new_price_minor), json!(decided.new_price_minor));
+        // A held change kept the price in force; what it would have set is in its hold.
+        let (outcome, new_price) = match &record.hold {
+            Some(hold) => (Outcome::Changed, Some(hold.proposed_price_minor)),
+            None => (record.outcome, record.new_price_minor),
+        };
+        compare("outcome", json!(outcome), json!(decided.outcome));
+        compare("new_price_minor", json!(new_price), json!(decided.new_price_minor));
         compare("clips", json!(record.clips), json!(decided.clips));
     }
     Ok(Replay {

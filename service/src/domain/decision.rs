@@ -2,9 +2,6 @@
 //! ([`Outcome`]). Their names are part of the hashed record and of the API, so they never
 //! change: old chains must keep verifying.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
 /// What a decision did to the price in force.
@@ -17,6 +14,9 @@ pub enum Outcome {
     Kept,
     /// The rule failed; the price stayed.
     Failed,
+    /// The rule's change was held (see `hold` in the record): the price stayed, and the
+    /// change waits as a proposal, or was stopped by the breaker or a freeze.
+    Held,
 }
 
 /// Why a price was looked at: a repricing signal, or a price event of the catalogue.
@@ -35,6 +35,11 @@ pub enum Trigger {
     ProductCreated,
     BasePriceChanged,
     ProductDeleted,
+    /// A person decided on a proposal (`resolution` in the record names the key).
+    ProposalApproved,
+    ProposalRejected,
+    /// Automation resumed after a freeze or a tripped breaker: the catalogue is evaluated anew.
+    Resumed,
 }
 
 /// A name that is not part of the vocabulary.
@@ -54,25 +59,27 @@ macro_rules! named {
             }
         }
 
-        impl FromStr for $ty {
-            type Err = UnknownName;
-            fn from_str(s: &str) -> Result<Self, UnknownName> {
+        impl ::std::str::FromStr for $ty {
+            type Err = $crate::domain::UnknownName;
+            fn from_str(s: &str) -> Result<Self, $crate::domain::UnknownName> {
                 match s {
                     $($name => Ok(<$ty>::$variant),)+
-                    other => Err(UnknownName(other.to_owned())),
+                    other => Err($crate::domain::UnknownName(other.to_owned())),
                 }
             }
         }
 
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
     };
 }
 
-named!(Outcome { Changed => "changed", Kept => "kept", Failed => "failed" });
+pub(super) use named;
+
+named!(Outcome { Changed => "changed", Kept => "kept", Failed => "failed", Held => "held" });
 named!(Trigger {
     ProductChanged => "product_changed",
     CompetitorPrices => "competitor_prices",
@@ -84,6 +91,9 @@ named!(Trigger {
     ProductCreated => "product_created",
     BasePriceChanged => "base_price_changed",
     ProductDeleted => "product_deleted",
+    ProposalApproved => "proposal_approved",
+    ProposalRejected => "proposal_rejected",
+    Resumed => "resumed",
 });
 
 impl Trigger {

@@ -37,6 +37,11 @@ impl Invalid {
         }
     }
 
+    /// Takes over another parser's problems as they are.
+    pub fn absorb_all(&mut self, other: Invalid) {
+        self.0.extend(other.0);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

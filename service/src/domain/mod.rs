@@ -14,6 +14,7 @@ pub mod prior;
 mod product;
 pub mod product_file;
 mod roles;
+pub mod safety;
 mod sku;
 pub mod whole;
 

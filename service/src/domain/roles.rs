@@ -15,10 +15,13 @@ pub enum Role {
     Checkout,
     /// Read-only access to the decision history.
     Auditor,
+    /// Decides on proposals (held price changes): reads and approves or rejects them, and
+    /// nothing else. `merchant` keys may decide on them too.
+    Approver,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [Role::Admin, Role::Merchant, Role::Feed, Role::Checkout, Role::Auditor];
+    pub const ALL: [Role; 6] = [Role::Admin, Role::Merchant, Role::Feed, Role::Checkout, Role::Auditor, Role::Approver];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -27,6 +30,7 @@ impl Role {
             Role::Feed => "feed",
             Role::Checkout => "checkout",
             Role::Auditor => "auditor",
+            Role::Approver => "approver",
         }
     }
 

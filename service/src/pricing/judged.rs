@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::decide::{Decided, decide};
 use super::guardrails::Situation;
-use super::record::DecisionRecord;
+use super::record::{DecisionRecord, Hold};
 use crate::domain::{MerchantId, Outcome, Product, Trigger};
 use crate::sandbox::{Evaluation, RuleContext};
 use crate::store::{CurrentPrice, NewDecision, RuleVersion};
@@ -40,13 +40,27 @@ impl Judged {
         Self { product, trigger, ctx, evaluation, current, decided, currency }
     }
 
+    pub fn currency(&self) -> &str {
+        &self.currency
+    }
+
     pub fn outcome(&self) -> Outcome {
         self.decided.outcome
     }
 
-    /// The decision to append to the chain, its record built once its place is known.
-    pub fn new_decision<'a>(&'a self, merchant: MerchantId, version: &'a RuleVersion) -> NewDecision<'a> {
+    /// The decision to append to the chain, its record built once its place is known. A held
+    /// change (`hold`) keeps the price in force: its record says what it would have set.
+    pub fn new_decision<'a>(
+        &'a self,
+        merchant: MerchantId,
+        version: &'a RuleVersion,
+        hold: Option<&'a Hold>,
+    ) -> NewDecision<'a> {
         let current = self.current.price.minor();
+        let (outcome, new_price_minor) = match hold {
+            Some(_) => (Outcome::Held, current),
+            None => (self.decided.outcome, self.decided.new_price_minor),
+        };
         let record = move |seq: i64, created_at: DateTime<Utc>| {
             let decision = self.evaluation.result.as_ref().ok();
             let error = self.evaluation.result.as_ref().err();
@@ -55,10 +69,10 @@ impl Judged {
                 merchant_id: merchant.to_string(),
                 sku: self.product.sku.to_string(),
                 trigger: self.trigger,
-                outcome: self.decided.outcome,
+                outcome,
                 currency: self.currency.clone(),
                 old_price_minor: Some(current),
-                new_price_minor: Some(self.decided.new_price_minor),
+                new_price_minor: Some(new_price_minor),
                 rule_version: Some(version.version),
                 rule_sha256: Some(version.sha256.clone()),
                 inputs: Some(self.ctx.clone()),
@@ -74,16 +88,18 @@ impl Judged {
                 guardrails: Some(self.product.guardrails.as_input().clone()),
                 price_effective_at: Some(self.current.effective_at),
                 created_at,
+                hold: hold.cloned(),
+                resolution: None,
             }
             .to_canonical_json()
         };
         NewDecision {
             sku: &self.product.sku,
             trigger: self.trigger,
-            outcome: self.decided.outcome,
+            outcome,
             currency: &self.currency,
             old_price_minor: Some(current),
-            new_price_minor: Some(self.decided.new_price_minor),
+            new_price_minor: Some(new_price_minor),
             clipped: !self.decided.clips.is_empty(),
             rule_version: Some(version.version),
             rule_sha256: Some(&version.sha256),

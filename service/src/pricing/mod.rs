@@ -2,6 +2,7 @@
 //! record, the catalogue's price events, and a rule's context built from signals already
 //! read. Everything that evaluates or decides (the engine, dry runs, replays) comes here.
 
+pub mod breaker;
 pub mod context;
 pub mod decide;
 pub mod events;
@@ -14,4 +15,4 @@ pub mod record;
 pub use decide::{Decided, decide};
 pub use guardrails::{Clip, Guarded, Situation, apply as apply_guardrails};
 pub use judged::Judged;
-pub use record::DecisionRecord;
+pub use record::{DecisionRecord, Hold, Resolution};

@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::Clip;
+use super::breaker::Trip;
+use crate::domain::safety::HoldReason;
 use crate::domain::{GuardrailsInput, Outcome, Trigger};
 use crate::sandbox::RuleContext;
 
@@ -53,6 +55,37 @@ pub struct DecisionRecord {
     #[serde(default)]
     pub price_effective_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// A held decision's reason and the price it would have set (records of other outcomes,
+    /// and every record written before holds existed, have none: the JSON is unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<Hold>,
+    /// A person's decision on a proposal: which one, and whose key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Resolution>,
+}
+
+/// Why a rule's change was held, and what it was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Hold {
+    pub reason: HoldReason,
+    /// The price the rule's decision would have put in force (after guardrails).
+    pub proposed_price_minor: i64,
+    /// A proposal's expiry (approval holds only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The limit this decision made the breaker cross (the decision that tripped it only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tripped: Option<Trip>,
+}
+
+/// A proposal approved or rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Resolution {
+    /// The held decision's sequence number.
+    pub proposal_seq: i64,
+    /// The id of the key that decided.
+    pub key_id: String,
+    pub proposed_price_minor: i64,
 }
 
 impl DecisionRecord {
@@ -93,6 +126,8 @@ impl DecisionRecord {
             guardrails: None,
             price_effective_at: None,
             created_at,
+            hold: None,
+            resolution: None,
         }
     }
 

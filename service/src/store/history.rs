@@ -10,14 +10,15 @@ use super::{Store, StoreError, StoredDecision};
 use crate::domain::prior::PriceChange;
 use crate::domain::{MerchantId, Outcome, Sku, Trigger};
 
-/// The `outcome` filter: the three outcomes, and `clipped` (a guardrail changed the rule's
-/// price, whatever the outcome).
+/// The `outcome` filter: the outcomes, and `clipped` (a guardrail changed the rule's price,
+/// whatever the outcome).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OutcomeFilter {
     Changed,
     Kept,
     Failed,
+    Held,
     Clipped,
 }
 
@@ -64,6 +65,7 @@ impl Store {
             Some(OutcomeFilter::Changed) => Outcome::Changed.as_str(),
             Some(OutcomeFilter::Kept) => Outcome::Kept.as_str(),
             Some(OutcomeFilter::Failed) => Outcome::Failed.as_str(),
+            Some(OutcomeFilter::Held) => Outcome::Held.as_str(),
             Some(OutcomeFilter::Clipped) | None => "",
         };
         let sql = format!(

@@ -26,6 +26,7 @@ pub mod products;
 pub mod quotas;
 mod rows;
 pub mod rules;
+pub mod safety;
 pub mod signals;
 mod tenants;
 pub mod webhooks;

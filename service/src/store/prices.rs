@@ -270,6 +270,17 @@ pub async fn page_in(
     convert_all(rows)
 }
 
+/// One product's price in force, read in the writer's transaction.
+pub async fn current(tx: &mut Tx, merchant: MerchantId, sku: &Sku) -> Result<Option<CurrentPrice>, StoreError> {
+    let sql = format!("SELECT {PRICE_COLUMNS} FROM current_prices WHERE merchant_id = $1 AND sku = $2");
+    let row = sqlx::query_as::<_, PriceRow>(sqlx::AssertSqlSafe(sql))
+        .bind(merchant.to_string())
+        .bind(sku.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(convert_all(row.into_iter().collect())?.pop())
+}
+
 /// Sets a price's prior price (without a new version: the price itself did not change).
 pub async fn set_prior(tx: &mut Tx, merchant: MerchantId, sku: &Sku, prior: Option<i64>) -> Result<(), StoreError> {
     sqlx::query("UPDATE current_prices SET prior_price_minor = $3 WHERE merchant_id = $1 AND sku = $2")

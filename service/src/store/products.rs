@@ -156,6 +156,14 @@ pub async fn delete(tx: &mut Tx, merchant: MerchantId, sku: &Sku) -> Result<bool
 }
 
 impl Store {
+    /// How many products the merchant has.
+    pub async fn count_products(&self, merchant: MerchantId) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM products WHERE merchant_id = $1")
+            .bind(merchant.to_string())
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     pub async fn product(&self, merchant: MerchantId, sku: &Sku) -> Result<Option<Product>, StoreError> {
         let sql = format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE merchant_id = $1 AND sku = $2");
         sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql))
@@ -208,24 +216,7 @@ impl Store {
             let at = next(Bound::Int(since.timestamp_micros()), &mut binds);
             conditions.push_str(&format!(" AND c.source = 'rule' AND c.effective_at >= {at}"));
         }
-        for (key, value) in &filter.attributes {
-            // The attribute's value as JSON, compared as JSON: a text "42" is not the number 42.
-            let json = serde_json::to_string(value).expect("a JSON value serializes");
-            let condition = match self.backend {
-                Backend::Sqlite => {
-                    let path = next(Bound::Text(format!("$.\"{key}\"")), &mut binds);
-                    format!("p.attributes -> {path} = {}", next(Bound::Text(json), &mut binds))
-                }
-                Backend::Postgres => {
-                    let name = next(Bound::Text(key.clone()), &mut binds);
-                    format!(
-                        "CAST(p.attributes AS jsonb) -> {name} = CAST({} AS jsonb)",
-                        next(Bound::Text(json), &mut binds)
-                    )
-                }
-            };
-            conditions.push_str(&format!(" AND {condition}"));
-        }
+        conditions.push_str(&attribute_conditions(self.backend, &filter.attributes, &mut |b| next(b, &mut binds)));
         let join =
             if prices { " JOIN current_prices c ON c.merchant_id = p.merchant_id AND c.sku = p.sku" } else { "" };
         let sql = format!(
@@ -247,9 +238,35 @@ impl Store {
 }
 
 /// A filter's parameter.
-enum Bound {
+pub(super) enum Bound {
     Int(i64),
     Text(String),
+}
+
+/// ` AND ...` for each attribute that products `p` must have with exactly its value, the
+/// parameters given their numbers by `next`. The value is compared as JSON: a text "42" is not
+/// the number 42.
+pub(super) fn attribute_conditions(
+    backend: Backend,
+    attributes: &[(String, serde_json::Value)],
+    next: &mut dyn FnMut(Bound) -> String,
+) -> String {
+    let mut conditions = String::new();
+    for (key, value) in attributes {
+        let json = serde_json::to_string(value).expect("a JSON value serializes");
+        let condition = match backend {
+            Backend::Sqlite => {
+                let path = next(Bound::Text(format!("$.\"{key}\"")));
+                format!("p.attributes -> {path} = {}", next(Bound::Text(json)))
+            }
+            Backend::Postgres => {
+                let name = next(Bound::Text(key.clone()));
+                format!("CAST(p.attributes AS jsonb) -> {name} = CAST({} AS jsonb)", next(Bound::Text(json)))
+            }
+        };
+        conditions.push_str(&format!(" AND {condition}"));
+    }
+    conditions
 }
 
 /// Which products a list selects (all when empty): the filter language of `GET /v1/products`,

@@ -147,6 +147,18 @@ pub async fn active_state(tx: &mut Tx, merchant: MerchantId) -> Result<Option<(i
     Ok(row.map(|(version, updated)| (version, super::from_micros(updated))))
 }
 
+/// When the active version was last made active (activated or rolled back to), in the
+/// writer's transaction.
+pub async fn activated_at(tx: &mut Tx, merchant: MerchantId) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let at: Option<i64> = sqlx::query_scalar(
+        "SELECT activated_at FROM rule_activations WHERE merchant_id = $1 ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(merchant.to_string())
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(at.map(super::from_micros))
+}
+
 impl Store {
     pub async fn insert_rule_version(
         &self,

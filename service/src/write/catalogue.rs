@@ -10,7 +10,7 @@ use crate::pricing::events;
 use crate::pricing::prior::prior_price;
 use crate::store::chain::ChainHead;
 use crate::store::prices::{self, BasePrice};
-use crate::store::{Backend, CurrentPrice, Store, StoreError, Tx, Upserted, chain, products, quotas, work};
+use crate::store::{Backend, CurrentPrice, Store, StoreError, Tx, Upserted, chain, products, quotas, safety, work};
 
 pub async fn put(
     store: &Store,
@@ -64,6 +64,7 @@ pub async fn delete(store: &Store, merchant: MerchantId, sku: &Sku, gate: &Gate)
     }
     let deleted = products::delete(&mut tx, merchant, sku).await?;
     work::forget(&mut tx, merchant, sku).await?;
+    safety::forget(&mut tx, merchant, sku, head.at()).await?;
     gate.check()?;
     tx.commit().await?;
     Ok(deleted)
@@ -178,6 +179,7 @@ pub async fn delete_batch(
         }
         products::delete(tx, merchant, sku).await?;
         work::forget(tx, merchant, sku).await?;
+        safety::forget(tx, merchant, sku, head.at()).await?;
     }
     let decisions: Vec<_> =
         ended.iter().map(|(sku, event, currency)| event.new_decision(merchant, sku, currency)).collect();

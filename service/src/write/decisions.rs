@@ -13,10 +13,14 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
+use super::safety::Gatekeeper;
+use crate::domain::safety::HoldReason;
 use crate::domain::{MerchantId, Outcome, Sku, Trigger};
-use crate::pricing::Judged;
+use crate::pricing::breaker::Trip;
 use crate::pricing::prior::prior_price;
+use crate::pricing::{Hold, Judged};
 use crate::store::prices::{self, MovedPrice};
+use crate::store::safety::{self, NewProposal};
 use crate::store::{CurrentPrice, Intent, RuleVersion, Store, StoreError, Sweep, Tx, chain, rules, work};
 
 /// The claimed work a batch answers.
@@ -48,6 +52,10 @@ pub struct Applied {
     /// Nothing was written: the rule is no longer active, or the work is no longer this
     /// claim's (taken over, or requested again from the start).
     pub lost: bool,
+    /// Why each held change was held.
+    pub held: Vec<HoldReason>,
+    /// The limit that tripped the breaker in this batch.
+    pub tripped: Option<Trip>,
 }
 
 impl Applied {
@@ -63,6 +71,7 @@ pub(super) async fn apply(
     claimed: &Claimed<'_>,
     judged: &[Judged],
     retry: &Retry<'_>,
+    catalogue: i64,
 ) -> Result<Applied, StoreError> {
     let mut tx = store.begin().await?;
     let mut head = chain::lock_head(&mut tx, merchant).await?;
@@ -97,9 +106,18 @@ pub(super) async fn apply(
             classify(judged, &current, &mut applied.superseded)
         }
     };
-    applied.moved = append(&mut tx, store, &mut head, merchant, version, &fresh).await?;
+    let in_sweep = matches!(claimed, Claimed::Sweep { .. });
+    let mut keeper = Gatekeeper::load(&mut tx, merchant, catalogue, in_sweep, head.at()).await?;
+    let mut holds = Vec::with_capacity(fresh.len());
+    for j in &fresh {
+        holds.push(keeper.judge(&mut tx, merchant, j).await?);
+    }
+    keeper.save(&mut tx, merchant).await?;
+    applied.moved = append(&mut tx, store, &mut head, merchant, version, &fresh, &holds).await?;
     tx.commit().await?;
     applied.recorded = fresh.len();
+    applied.held = holds.iter().flatten().map(|h| h.reason).collect();
+    applied.tripped = keeper.tripped_now;
     Ok(applied)
 }
 
@@ -133,7 +151,10 @@ fn classify<'a>(
     fresh
 }
 
-/// Appends the decisions and moves the prices that changed; returns the moved prices.
+/// Appends the decisions (held ones as `held`, their proposals written, and the pending
+/// proposals they supersede closed) and moves the prices that changed; returns the moved
+/// prices.
+#[allow(clippy::too_many_arguments)]
 async fn append(
     tx: &mut Tx,
     store: &Store,
@@ -141,13 +162,37 @@ async fn append(
     merchant: MerchantId,
     version: &RuleVersion,
     fresh: &[&Judged],
+    holds: &[Option<Hold>],
 ) -> Result<Vec<CurrentPrice>, StoreError> {
-    let decisions: Vec<_> = fresh.iter().map(|j| j.new_decision(merchant, version)).collect();
-    chain::append(tx, store.backend(), head, &decisions).await?;
+    let decisions: Vec<_> =
+        fresh.iter().zip(holds).map(|(j, h)| j.new_decision(merchant, version, h.as_ref())).collect();
+    let stored = chain::append(tx, store.backend(), head, &decisions).await?;
     let at = head.at();
+    let superseding: Vec<(&Sku, i64)> = fresh.iter().zip(&stored).map(|(j, d)| (&j.product.sku, d.seq)).collect();
+    let proposals: Vec<NewProposal<'_>> = fresh
+        .iter()
+        .zip(holds)
+        .zip(&stored)
+        .filter_map(|((j, hold), d)| {
+            let hold = hold.as_ref().filter(|h| h.reason.is_proposal())?;
+            Some(NewProposal {
+                seq: d.seq,
+                sku: &j.product.sku,
+                reason: hold.reason,
+                trigger: j.trigger,
+                currency: j.currency(),
+                price_minor: j.current.price.minor(),
+                proposed_price_minor: hold.proposed_price_minor,
+                rule_version: version.version,
+                expires_at: hold.expires_at.unwrap_or(at),
+            })
+        })
+        .collect();
+    safety::propose(tx, merchant, &superseding, &proposals, at).await?;
     let show_prior = prices::shows_prior_price(tx, merchant).await?;
     let mut moving = Vec::new();
-    for j in fresh.iter().filter(|j| j.outcome() == Outcome::Changed) {
+    let moves = fresh.iter().zip(holds).filter(|(j, hold)| hold.is_none() && j.outcome() == Outcome::Changed);
+    for (j, _) in moves {
         let prior_minor = if show_prior { prior_price(&mut **tx, merchant, &j.product.sku, at).await? } else { None };
         moving.push(MovedPrice { sku: &j.product.sku, price_minor: j.decided.new_price_minor, prior_minor });
     }

@@ -14,8 +14,10 @@ pub mod catalogue;
 mod decisions;
 mod gate;
 mod imports;
+mod proposals;
 mod quotas;
 mod rules;
+pub mod safety;
 mod screen;
 mod settings;
 mod wakeups;
@@ -54,12 +56,15 @@ use crate::pricing::Judged;
 use crate::replication::{Change, Replication};
 use crate::rules::{RuleError, Rules};
 use crate::store::{
-    Activation, CurrentPrice, DemandEvent, Observation, RuleVersion, Store, StoreError, Upserted, now, signals, work,
+    self, Activation, CurrentPrice, DemandEvent, Observation, RuleVersion, Store, StoreError, Upserted, now, signals,
+    work,
 };
 
 pub use decisions::{Applied, Claimed, Retry};
 pub use gate::Gate;
 pub use imports::{ParsedPiece, PieceResult};
+pub use proposals::{Decided, Resolved, Verdict};
+pub use safety::{Policies, SafetyState};
 pub use wakeups::Wakeups;
 
 /// A batch of signals, each kind recorded by its own store function.
@@ -79,6 +84,9 @@ struct Inner {
     wakeups: Wakeups,
     /// Weak: the metrics' readings of the engine hold the engine, which holds this.
     metrics: Weak<Metrics>,
+    /// Products per merchant, for the breaker's share of the catalogue: counted at most once a
+    /// minute (a count of a large catalogue costs a scan, and the share needs no precision).
+    catalogue_sizes: moka::sync::Cache<MerchantId, i64>,
 }
 
 /// The write side; cloning shares it.
@@ -96,7 +104,19 @@ impl Prices {
         metrics: Arc<Metrics>,
     ) -> Self {
         let metrics = Arc::downgrade(&metrics);
-        Self { inner: Arc::new(Inner { store, cache, replication, rules, wakeups: Wakeups::default(), metrics }) }
+        let catalogue_sizes =
+            moka::sync::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(60)).build();
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                cache,
+                replication,
+                rules,
+                wakeups: Wakeups::default(),
+                metrics,
+                catalogue_sizes,
+            }),
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -415,7 +435,21 @@ impl Prices {
     ) -> Result<Applied, StoreError> {
         let open = Gate::open();
         let store = &self.inner.store;
-        let applied = retrying(&open, || decisions::apply(store, merchant, version, claimed, judged, retry)).await?;
+        let catalogue = self.catalogue_size(merchant).await?;
+        let applied =
+            retrying(&open, || decisions::apply(store, merchant, version, claimed, judged, retry, catalogue)).await?;
+        if let Some(metrics) = self.inner.metrics.upgrade() {
+            for reason in &applied.held {
+                metrics.record_held(reason.as_str(), 1);
+            }
+            if let Some(trip) = &applied.tripped {
+                metrics.record_breaker_trip(trip.limit.clone());
+            }
+        }
+        if let Some(trip) = &applied.tripped {
+            tracing::warn!(merchant_id = %merchant, limit = %trip.limit, threshold = trip.threshold,
+                observed = trip.observed, sample = trip.sample, "circuit breaker tripped: automation paused");
+        }
         for price in &applied.moved {
             self.inner.cache.put(merchant, price);
         }
@@ -428,6 +462,84 @@ impl Prices {
             self.inner.replication.publish(Change::Skus(merchant, moved));
         }
         Ok(applied)
+    }
+}
+
+impl Prices {
+    /// The merchant's number of products, as last counted (at most a minute ago).
+    async fn catalogue_size(&self, merchant: MerchantId) -> Result<i64, StoreError> {
+        if let Some(size) = self.inner.catalogue_sizes.get(&merchant) {
+            return Ok(size);
+        }
+        let size = self.inner.store.count_products(merchant).await?;
+        self.inner.catalogue_sizes.insert(merchant, size);
+        Ok(size)
+    }
+
+    /// Replaces the merchant's approval policy and breaker limits (checked by the caller).
+    pub async fn set_policies(&self, merchant: MerchantId, policies: Policies) -> Result<(), StoreError> {
+        let this = self.clone();
+        self.detached(move |gate| async move {
+            retrying(&gate, || safety::set_policies(&this.inner.store, merchant, &policies, &gate)).await
+        })
+        .await
+    }
+
+    /// Freezes the merchant's automated changes (`Some`: who and why), or lifts the freeze, which
+    /// sweeps the catalogue; false when it already was so.
+    pub async fn set_frozen(
+        &self,
+        merchant: MerchantId,
+        frozen: Option<store::safety::Frozen>,
+    ) -> Result<bool, StoreError> {
+        let this = self.clone();
+        let changed = self
+            .detached(move |gate| async move {
+                retrying(&gate, || safety::set_frozen(&this.inner.store, merchant, frozen.as_ref(), &gate)).await
+            })
+            .await?;
+        self.inner.wakeups.wake(merchant);
+        Ok(changed)
+    }
+
+    /// Closes the merchant's tripped breaker and sweeps the catalogue; false when it had not
+    /// tripped.
+    pub async fn resume(&self, merchant: MerchantId) -> Result<bool, StoreError> {
+        let this = self.clone();
+        let resumed = self
+            .detached(move |gate| async move {
+                retrying(&gate, || safety::resume(&this.inner.store, merchant, &gate)).await
+            })
+            .await?;
+        self.inner.wakeups.wake(merchant);
+        Ok(resumed)
+    }
+
+    /// Approves or rejects proposals (those still pending), in one transaction, by `key_id`'s
+    /// holder; then lands the moved prices like any decision's.
+    pub async fn decide_proposals(
+        &self,
+        merchant: MerchantId,
+        proposals: Vec<i64>,
+        verdict: Verdict,
+        key_id: String,
+    ) -> Result<Decided, StoreError> {
+        let this = self.clone();
+        self.detached(move |gate| async move {
+            let inner = &this.inner;
+            let decided =
+                retrying(&gate, || proposals::decide(&inner.store, merchant, &proposals, verdict, &key_id, &gate))
+                    .await?;
+            for price in &decided.moved {
+                inner.cache.put(merchant, price);
+            }
+            if !decided.moved.is_empty() {
+                let moved = decided.moved.iter().map(|p| (p.sku.clone(), p.version)).collect();
+                inner.replication.publish(Change::Skus(merchant, moved));
+            }
+            Ok(decided)
+        })
+        .await
     }
 }
 
