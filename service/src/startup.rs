@@ -97,6 +97,7 @@ impl Application {
         background.push(events::webhooks::start(settings.webhooks.clone(), store.clone(), metrics.clone()));
         let import_owner = format!("imports-{}", uuid::Uuid::new_v4());
         background.extend(catalogue::run_workers(writer.clone(), settings.imports.clone(), import_owner));
+        background.push(settle_overrides_periodically(writer.clone()));
         let parts = Parts { store: store.clone(), rules, prices, writer, signer, metrics };
         let server = serve(listener, parts, &settings).map_err(listen_error)?;
         tracing::info!(port, backend = store.backend().as_str(), "pricing service listening");
@@ -139,6 +140,25 @@ impl Application {
         tracing::info!("pricing service stopped");
         served
     }
+}
+
+/// Applies overrides' starts and ends when they fall due: at start (what fell due while no
+/// replica ran), then every second, so a boundary takes effect within about a second of its
+/// instant.
+fn settle_overrides_periodically(writer: Prices) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_secs(1));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if writer.store().is_closed() {
+                return;
+            }
+            if let Err(e) = writer.settle_overrides().await {
+                tracing::warn!(error = %e, "applying overrides failed; trying again in a second");
+            }
+        }
+    })
 }
 
 /// Compares the price cache with the store every `period` until the cache is dropped.

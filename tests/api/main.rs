@@ -19,6 +19,7 @@ mod legacy;
 mod merchants;
 mod noisy;
 mod outage;
+mod overrides;
 mod pipeline;
 mod policies;
 mod prices;

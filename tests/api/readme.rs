@@ -54,6 +54,12 @@ async fn the_readme_walkthrough_works_when_pasted_into_a_shell() {
     assert!(stdout.contains("seq,created_at,sku,trigger"), "the CSV export's header: {stdout}");
     assert!(stdout.contains(r#""valid":true"#), "the checkpoint checks: {stdout}");
     assert!(stdout.contains(r#""prior_price_minor":1999"#), "the prior price is the base price: {stdout}");
+    assert!(stdout.contains(r#""state":"pending","reason":"large_increase""#), "a proposal is held: {stdout}");
+    assert!(stdout.contains(r#""outcome":"changed","price_minor":1999}"#), "its approval moves the price: {stdout}");
+    assert!(stdout.contains(r#"{"state":"frozen""#), "automation freezes: {stdout}");
+    assert!(stdout.contains(r#""state":"active""#), "the campaign is in force: {stdout}");
+    assert!(stdout.contains(r#""price_minor":1599,"#), "at 20 % off: {stdout}");
+    assert!(stdout.contains(r#""trigger":"override_ended""#), "its end is a decision: {stdout}");
     assert!(stdout.contains("review page: http"), "{stdout}");
     let products = app.store.products(first_merchant(&stdout), None, 10).await.unwrap();
     assert_eq!(products.len(), 1, "exactly the one valid product was stored");

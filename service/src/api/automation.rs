@@ -11,9 +11,10 @@ use utoipa::ToSchema;
 
 use super::ApiError;
 use super::access::{Access, ReadProposals, Write};
-use super::extract::resource;
+use super::extract::{json_body, resource};
 use crate::domain::Invalid;
 use crate::domain::MerchantId;
+use crate::domain::object::Object;
 use crate::domain::safety::{ApprovalPolicy, BreakerLimits};
 use crate::pricing::breaker::Trip;
 use crate::store::safety::Frozen;
@@ -101,6 +102,7 @@ pub async fn get_automation(access: Access<ReadProposals>, store: web::Data<Stor
 pub struct FreezeBody {
     /// Why (up to 500 characters), shown with the state.
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub reason: Option<String>,
 }
 
@@ -114,9 +116,16 @@ pub struct FreezeBody {
 pub async fn freeze(
     access: Access<Write>,
     prices: web::Data<Prices>,
-    body: Option<web::Json<FreezeBody>>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let reason = body.and_then(|b| b.into_inner().reason).unwrap_or_default();
+    // The body is optional (a bare POST freezes without a reason), so it is read by hand: an
+    // `Option<Json<_>>` extractor would take a malformed body for none.
+    let body = match body.is_empty() {
+        true => None,
+        false => json_body::<Option<Object<FreezeBody>>>(&body)?.map(|Object(body)| body),
+    };
+    let body = body.unwrap_or_default();
+    let reason = body.reason.unwrap_or_default();
     if reason.chars().count() > MAX_REASON {
         return Err(ApiError::Validation(Invalid::one("reason", format!("at most {MAX_REASON} characters"))));
     }

@@ -173,7 +173,8 @@ fn format_of(req: &HttpRequest, options: &ImportOptions) -> Result<JobFormat, Ap
               (status = 413, description = "`payload_too_large`: over `imports.max_bytes`, or an atomic import of \
                                             more lines than `imports.atomic_max_lines`"),
               (status = 415, description = "`unsupported_media_type`: neither CSV nor NDJSON"),
-              (status = 422, description = "`validation_failed`: the CSV header (`header.<column>`)")))]
+              (status = 422, description = "`validation_failed`: the CSV header (`header.<column>`), or a file \
+                                            without products (`body`)")))]
 pub async fn import_products(
     access: Access<Write>,
     store: web::Data<Store>,
@@ -206,6 +207,11 @@ pub async fn import_products(
     upload.check_header(header.as_deref()).await?;
     if let Some(cut) = last {
         upload.store(cut).await?;
+    }
+    if upload.lines == 0 {
+        // Nothing to apply, and a replace of nothing would delete the whole catalogue.
+        let empty = crate::domain::Invalid::one("body", "the file holds no products");
+        return Err(upload.fail(ApiError::Validation(empty)).await);
     }
     let job = upload.queue(header).await?;
     Ok(HttpResponse::Accepted()

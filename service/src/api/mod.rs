@@ -14,6 +14,7 @@ mod merchants;
 mod middleware;
 mod ndjson;
 pub mod openapi;
+mod overrides;
 mod price_at;
 mod prices;
 mod products;
@@ -50,6 +51,7 @@ pub fn configure(json_limit: usize) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(products::configure)
             .configure(proposals::configure)
             .configure(automation::configure)
+            .configure(overrides::configure)
             .configure(rules::configure)
             .configure(settings::configure)
             .configure(signals::configure)

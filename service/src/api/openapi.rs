@@ -25,8 +25,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    admin_keys, audit, automation, catalogue, export, health, history, merchants, price_at, prices, products,
-    proposals, rules, settings, signals, webhooks,
+    admin_keys, audit, automation, catalogue, export, health, history, merchants, overrides, price_at, prices,
+    products, proposals, rules, settings, signals, webhooks,
 };
 use crate::domain::{Currency, JobId, KeyId, MerchantId, Sku, WebhookId};
 
@@ -86,6 +86,10 @@ use shared::SharedAnswers;
         proposals::reject,
         proposals::approve_matching,
         proposals::reject_matching,
+        overrides::create_override,
+        overrides::list_overrides,
+        overrides::get_override,
+        overrides::end_override,
         prices::get_price,
         prices::get_price_named_lookup,
         prices::lookup,
@@ -127,6 +131,10 @@ use shared::SharedAnswers;
         // The proposal list's enums, which its hand-read parameters name.
         crate::domain::safety::HoldReason,
         crate::domain::safety::ProposalState,
+        proposals::StateFilter,
+        overrides::StateParam,
+        crate::domain::overrides::Phase,
+        crate::domain::overrides::OverridePrice,
     )),
     modifiers(&BearerAuth, &SharedAnswers, &Links)
 )]

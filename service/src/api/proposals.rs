@@ -13,6 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::ApiError;
 use super::access::{Access, Decide, ReadProposals};
 use super::extract::resource;
+use crate::domain::object::Object;
 use crate::domain::product_file::attribute_value;
 use crate::domain::safety::{HoldReason, ProposalState};
 use crate::domain::{Currency, MerchantId, Outcome, Sku, Trigger};
@@ -95,6 +96,7 @@ pub struct ProposalPage {
 #[allow(dead_code)]
 pub struct ProposalQuery {
     /// `pending` (default), `approved`, `rejected`, `superseded`, `expired`, or `all`.
+    #[param(value_type = Option<StateFilter>)]
     pub state: Option<String>,
     /// One SKU.
     #[param(value_type = Option<Sku>)]
@@ -119,6 +121,19 @@ pub struct ProposalQuery {
     /// value (read as in `GET /v1/products`).
     #[param(ignore)]
     pub attributes: Vec<(String, Value)>,
+}
+
+/// The `state` parameter's values, for the document.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum StateFilter {
+    Pending,
+    Approved,
+    Rejected,
+    Superseded,
+    Expired,
+    All,
 }
 
 fn bad(message: String) -> ApiError {
@@ -183,7 +198,7 @@ impl ProposalQuery {
 }
 
 /// Proposals, newest first: pending ones unless `state` says otherwise.
-#[utoipa::path(get, path = "/v1/proposals", tag = "proposals", params(ProposalQuery), security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/proposals", operation_id = "list_proposals", tag = "proposals", params(ProposalQuery), security(("bearer" = [])),
     responses((status = 200, description = "A page of proposals", body = ProposalPage),
               (status = 400, description = "`invalid_query`")))]
 pub async fn list(
@@ -210,7 +225,7 @@ async fn found(store: &Store, merchant: MerchantId, seq: i64) -> Result<Proposal
 }
 
 /// One proposal.
-#[utoipa::path(get, path = "/v1/proposals/{seq}", tag = "proposals", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/proposals/{seq}", operation_id = "get_proposal", tag = "proposals", security(("bearer" = [])),
     params(("seq" = i64, Path, minimum = 1, description = "The held decision's sequence number")),
     responses((status = 200, description = "The proposal", body = ProposalView),
               (status = 404, description = "`not_found`")))]
@@ -281,7 +296,7 @@ fn not_pending(proposal: &Proposal) -> ApiError {
 
 /// Approve a pending proposal: the product's guardrails as they are now bound its price, which
 /// goes live like any decision's.
-#[utoipa::path(post, path = "/v1/proposals/{seq}/approve", tag = "proposals", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/proposals/{seq}/approve", operation_id = "approve_proposal", tag = "proposals", security(("bearer" = [])),
     params(("seq" = i64, Path, minimum = 1, description = "The held decision's sequence number")),
     responses((status = 200, description = "Approved", body = ResolvedView),
               (status = 404, description = "`not_found`"),
@@ -295,7 +310,7 @@ pub async fn approve(
 }
 
 /// Reject a pending proposal: the price in force stays, and the rejection is recorded.
-#[utoipa::path(post, path = "/v1/proposals/{seq}/reject", tag = "proposals", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/proposals/{seq}/reject", operation_id = "reject_proposal", tag = "proposals", security(("bearer" = [])),
     params(("seq" = i64, Path, minimum = 1, description = "The held decision's sequence number")),
     responses((status = 200, description = "Rejected", body = ResolvedView),
               (status = 404, description = "`not_found`"),
@@ -313,7 +328,7 @@ pub async fn reject(
 #[serde(deny_unknown_fields)]
 pub struct ProposalSelection {
     /// These proposals (sequence numbers), as well as matching the other fields.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::whole::optional_integers")]
     pub seqs: Option<Vec<i64>>,
     #[serde(default)]
     #[schema(value_type = Option<Sku>)]
@@ -322,7 +337,7 @@ pub struct ProposalSelection {
     pub reason: Option<HoldReason>,
     #[serde(default)]
     pub trigger: Option<Trigger>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::whole::optional_integer")]
     #[schema(minimum = 1)]
     pub rule_version: Option<i64>,
     #[serde(default)]
@@ -399,27 +414,27 @@ async fn decide_matching(
 
 /// Approve every pending proposal the selection matches (at most 10,000 a call, oldest
 /// decided last), a few hundred per transaction.
-#[utoipa::path(post, path = "/v1/proposals/approve", tag = "proposals", request_body = ProposalSelection,
+#[utoipa::path(post, path = "/v1/proposals/approve", operation_id = "approve_proposals", tag = "proposals", request_body = ProposalSelection,
     security(("bearer" = [])),
     responses((status = 200, description = "What was approved, and what was skipped", body = Resolution),
               (status = 422, description = "`validation_failed`")))]
 pub async fn approve_matching(
     access: Access<Decide>,
     prices: web::Data<Prices>,
-    body: web::Json<ProposalSelection>,
+    body: web::Json<Object<ProposalSelection>>,
 ) -> Result<HttpResponse, ApiError> {
-    decide_matching(access, &prices, body.into_inner(), Verdict::Approve).await
+    decide_matching(access, &prices, body.into_inner().0, Verdict::Approve).await
 }
 
 /// Reject every pending proposal the selection matches (at most 10,000 a call).
-#[utoipa::path(post, path = "/v1/proposals/reject", tag = "proposals", request_body = ProposalSelection,
+#[utoipa::path(post, path = "/v1/proposals/reject", operation_id = "reject_proposals", tag = "proposals", request_body = ProposalSelection,
     security(("bearer" = [])),
     responses((status = 200, description = "What was rejected, and what was skipped", body = Resolution),
               (status = 422, description = "`validation_failed`")))]
 pub async fn reject_matching(
     access: Access<Decide>,
     prices: web::Data<Prices>,
-    body: web::Json<ProposalSelection>,
+    body: web::Json<Object<ProposalSelection>>,
 ) -> Result<HttpResponse, ApiError> {
-    decide_matching(access, &prices, body.into_inner(), Verdict::Reject).await
+    decide_matching(access, &prices, body.into_inner().0, Verdict::Reject).await
 }

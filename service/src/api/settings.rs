@@ -38,12 +38,12 @@ pub struct MerchantSettings {
     /// Which rule changes wait for a person's approval as proposals (`GET /v1/proposals`).
     /// Left out of a `PUT`, it stays as it is; given, it replaces the policy whole (fields left
     /// out of it take their defaults: off).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::object::optional_object")]
     pub approval: Option<ApprovalPolicy>,
     /// The circuit breaker's limits (see `GET /v1/automation` for its state). Left out of a
     /// `PUT`, they stay as they are; given, they replace the limits whole (fields left out take
     /// their defaults).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::object::optional_object")]
     pub breaker: Option<BreakerLimits>,
 }
 

@@ -40,6 +40,11 @@ pub enum Trigger {
     ProposalRejected,
     /// Automation resumed after a freeze or a tripped breaker: the catalogue is evaluated anew.
     Resumed,
+    /// An override put its price in force (at its start, or when one it beat ended).
+    OverrideStarted,
+    /// The last override of the SKU ended: the price before it is back, and the rule is asked
+    /// to decide again.
+    OverrideEnded,
 }
 
 /// A name that is not part of the vocabulary.
@@ -94,6 +99,8 @@ named!(Trigger {
     ProposalApproved => "proposal_approved",
     ProposalRejected => "proposal_rejected",
     Resumed => "resumed",
+    OverrideStarted => "override_started",
+    OverrideEnded => "override_ended",
 });
 
 impl Trigger {

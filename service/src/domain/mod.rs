@@ -10,6 +10,8 @@ mod guardrails;
 mod ids;
 mod invalid;
 mod money;
+pub mod object;
+pub mod overrides;
 pub mod prior;
 mod product;
 pub mod product_file;

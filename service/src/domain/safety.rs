@@ -30,6 +30,8 @@ pub enum HoldReason {
     Breaker,
     /// The merchant froze automated changes.
     Frozen,
+    /// An override (a price the merchant set by hand) is in force for the SKU.
+    Override,
 }
 
 /// What became of a proposal.
@@ -54,6 +56,7 @@ named!(HoldReason {
     AllChanges => "all_changes",
     Breaker => "breaker",
     Frozen => "frozen",
+    Override => "override",
 });
 named!(ProposalState {
     Pending => "pending",
@@ -66,9 +69,10 @@ named!(ProposalState {
 impl HoldReason {
     /// Whether a change held for this reason waits as a proposal that a person may approve (the
     /// approval policy's reasons). Changes held by the breaker or a freeze are not proposals:
-    /// once automation resumes, the catalogue is evaluated again on what is then true.
+    /// once automation resumes, the catalogue is evaluated again on what is then true; nor are
+    /// those held by an override, whose end has the rule evaluate the SKU again.
     pub fn is_proposal(self) -> bool {
-        !matches!(self, HoldReason::Breaker | HoldReason::Frozen)
+        !matches!(self, HoldReason::Breaker | HoldReason::Frozen | HoldReason::Override)
     }
 }
 
@@ -94,26 +98,31 @@ pub fn margin_bps(price_minor: i64, cost_minor: i64) -> Option<i64> {
 #[serde(deny_unknown_fields)]
 pub struct ApprovalPolicy {
     /// A rise of more than this many basis points of the price in force (1 to 1,000,000).
-    #[serde(default)]
+    #[schema(minimum = 1, maximum = 1000000)]
+    #[serde(default, deserialize_with = "crate::domain::whole::optional_integer")]
     pub max_increase_bps: Option<i64>,
     /// A cut of more than this many basis points of the price in force (1 to 10,000).
-    #[serde(default)]
+    #[schema(minimum = 1, maximum = 10000)]
+    #[serde(default, deserialize_with = "crate::domain::whole::optional_integer")]
     pub max_decrease_bps: Option<i64>,
     /// A new price whose margin over cost (markup, in basis points of the cost, as the margin
     /// floor guardrail counts it) is under this (-10,000 to 1,000,000). A product without a cost
     /// is held too.
-    #[serde(default)]
+    #[schema(minimum = -10000, maximum = 1000000)]
+    #[serde(default, deserialize_with = "crate::domain::whole::optional_integer")]
     pub min_margin_bps: Option<i64>,
     /// Every change by a rule version in its first this many hours after its activation
     /// (1 to 8,760).
-    #[serde(default)]
+    #[schema(minimum = 1, maximum = 8760)]
+    #[serde(default, deserialize_with = "crate::domain::whole::optional_integer")]
     pub new_version_hours: Option<i64>,
     /// Every change.
     #[serde(default)]
     pub all_changes: bool,
     /// A proposal nobody decided on expires after this many seconds (1 to 2,592,000, 30
     /// days; default 86,400, a day). Its price never goes live.
-    #[serde(default = "default_expiry")]
+    #[schema(minimum = 1, maximum = 2592000)]
+    #[serde(default = "default_expiry", deserialize_with = "crate::domain::whole::integer")]
     pub expires_after_secs: i64,
 }
 
@@ -193,9 +202,9 @@ impl ApprovalPolicy {
 }
 
 /// The circuit breaker's limits over a sliding window of a merchant's automated decisions
-/// (those a signal, a product change or the schedule called for: the sweeps a merchant asks for
-/// by activating a rule, changing its parameters or settings, or importing, are deliberate and
-/// not counted). No limit is checked until the window holds `min_sample` such decisions: a few
+/// (those a competitor or demand signal, the schedule or a resume called for: what the rule does
+/// with the merchant's own acts, a product put or imported, an activation, new parameters or
+/// settings, is deliberate and not counted). No limit is checked until the window holds `min_sample` such decisions: a few
 /// say little, and the guardrails are what bound a single price. Defaults are what a careful
 /// merchant would start from: they let ordinary repricing through and stop a feed error that
 /// moves much of the catalogue a long way at once.
@@ -206,24 +215,30 @@ pub struct BreakerLimits {
     #[serde(default = "yes")]
     pub enabled: bool,
     /// The window, in seconds, counted in whole minutes (60 to 86,400; default 3,600).
-    #[serde(default = "default_window")]
+    #[schema(minimum = 60, maximum = 86400)]
+    #[serde(default = "default_window", deserialize_with = "crate::domain::whole::integer")]
     pub window_secs: i64,
     /// Automated decisions the window must hold before any limit is checked (1 to 100,000;
     /// default 20).
-    #[serde(default = "default_sample")]
+    #[schema(minimum = 1, maximum = 100000)]
+    #[serde(default = "default_sample", deserialize_with = "crate::domain::whole::integer")]
     pub min_sample: i64,
     /// The share of the catalogue whose price automation moved in the window, in basis points
     /// (1 to 10,000; default 5,000: half of it).
-    #[serde(default = "default_share")]
+    #[schema(minimum = 1, maximum = 10000)]
+    #[serde(default = "default_share", deserialize_with = "crate::domain::whole::integer")]
     pub max_changed_share_bps: i64,
     /// The median size of the moves in the window (1 to 1,000,000; default 3,000).
-    #[serde(default = "default_median")]
+    #[schema(minimum = 1, maximum = 1000000)]
+    #[serde(default = "default_median", deserialize_with = "crate::domain::whole::integer")]
     pub max_median_move_bps: i64,
     /// The largest move in the window (1 to 1,000,000; default 9,000).
-    #[serde(default = "default_largest")]
+    #[schema(minimum = 1, maximum = 1000000)]
+    #[serde(default = "default_largest", deserialize_with = "crate::domain::whole::integer")]
     pub max_move_bps: i64,
     /// The share of failed evaluations in the window (1 to 10,000; default 5,000).
-    #[serde(default = "default_failed")]
+    #[schema(minimum = 1, maximum = 10000)]
+    #[serde(default = "default_failed", deserialize_with = "crate::domain::whole::integer")]
     pub max_failed_share_bps: i64,
 }
 

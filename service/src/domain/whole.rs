@@ -8,8 +8,8 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::Deserializer;
 use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer};
 
 /// An `i64` (or `u64`) field.
 pub fn integer<'de, D, T>(deserializer: D) -> Result<T, D::Error>
@@ -27,6 +27,25 @@ where
     T: TryFrom<i64> + TryFrom<u64>,
 {
     deserializer.deserialize_option(Optional(PhantomData))
+}
+
+/// An optional list of `i64` (or `u64`): null or absent is `None`.
+pub fn optional_integers<'de, D, T>(deserializer: D) -> Result<Option<Vec<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i64> + TryFrom<u64>,
+{
+    let items: Option<Vec<Item<T>>> = Deserialize::deserialize(deserializer)?;
+    Ok(items.map(|items| items.into_iter().map(|Item(value)| value).collect()))
+}
+
+/// One integer of a list.
+struct Item<T>(T);
+
+impl<'de, T: TryFrom<i64> + TryFrom<u64>> Deserialize<'de> for Item<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        integer(deserializer).map(Item)
+    }
 }
 
 struct Whole<T>(PhantomData<T>);
@@ -107,6 +126,21 @@ mod tests {
 
     fn parse(json: &str) -> Result<Both, String> {
         serde_json::from_str(json).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn lists_of_whole_numbers_parse_item_by_item() {
+        #[derive(Debug, Deserialize)]
+        struct List {
+            #[serde(default, deserialize_with = "super::optional_integers")]
+            seqs: Option<Vec<i64>>,
+        }
+        let parse = |json: &str| serde_json::from_str::<List>(json).map(|l| l.seqs).map_err(|e| e.to_string());
+        assert_eq!(parse(r#"{"seqs":[1, 2.0, -3e0]}"#).unwrap(), Some(vec![1, 2, -3]));
+        assert_eq!(parse(r#"{"seqs":null}"#).unwrap(), None);
+        assert_eq!(parse("{}").unwrap(), None);
+        assert!(parse(r#"{"seqs":[1.5]}"#).is_err());
+        assert!(parse(r#"{"seqs":3}"#).is_err());
     }
 
     #[test]

@@ -103,6 +103,18 @@ pub fn apply(guardrails: &Guardrails, proposed_minor: i64, situation: Situation)
     Guarded { price_minor: price, clips }
 }
 
+/// A price the merchant set by hand (an override) within the product's bounds alone: the floor,
+/// MAP, margin floor and ceiling hold, while the step limit, minimum interval and rounding,
+/// which tame automated moves, do not apply.
+pub fn within_bounds(guardrails: &Guardrails, price_minor: i64, cost_minor: i64) -> Guarded {
+    let (floor, low, high) = bounds(guardrails, cost_minor);
+    match price_minor {
+        p if p < low => Guarded { price_minor: low, clips: vec![floor.map_or(Clip::Floor, |(_, clip)| clip)] },
+        p if p > high => Guarded { price_minor: high, clips: vec![Clip::Ceiling] },
+        p => Guarded { price_minor: p, clips: Vec::new() },
+    }
+}
+
 /// The binding floor (value and which guardrail), and the bounds `[low, high]` every price
 /// must lie in: within the money range, the ceiling winning over a floor above it.
 fn bounds(guardrails: &Guardrails, cost_minor: i64) -> (Option<(i64, Clip)>, i64, i64) {
@@ -141,6 +153,16 @@ mod tests {
 
     fn guardrails(json: serde_json::Value) -> Guardrails {
         Guardrails::parse(serde_json::from_value::<GuardrailsInput>(json).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn hand_set_prices_keep_to_the_bounds_alone() {
+        let g = guardrails(serde_json::json!({"floor_minor": 1300, "ceiling_minor": 2999, "max_step_bps": 100,
+            "min_margin_bps": 2000, "rounding": {"mode": "ending", "ending_minor": 99}}));
+        assert_eq!(within_bounds(&g, 1500, 1000), Guarded { price_minor: 1500, clips: vec![] }, "no step, no rounding");
+        assert_eq!(within_bounds(&g, 1000, 1000).clips, vec![Clip::Floor]);
+        assert_eq!(within_bounds(&g, 1000, 1200), Guarded { price_minor: 1440, clips: vec![Clip::MarginFloor] });
+        assert_eq!(within_bounds(&g, 5000, 1000), Guarded { price_minor: 2999, clips: vec![Clip::Ceiling] });
     }
 
     fn situation(current: i64, cost: i64) -> Situation {

@@ -90,6 +90,7 @@ impl Judged {
                 created_at,
                 hold: hold.cloned(),
                 resolution: None,
+                override_note: None,
             }
             .to_canonical_json()
         };

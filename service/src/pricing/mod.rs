@@ -15,4 +15,4 @@ pub mod record;
 pub use decide::{Decided, decide};
 pub use guardrails::{Clip, Guarded, Situation, apply as apply_guardrails};
 pub use judged::Judged;
-pub use record::{DecisionRecord, Hold, Resolution};
+pub use record::{DecisionRecord, Hold, OverrideNote, Resolution};

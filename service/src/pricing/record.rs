@@ -62,6 +62,21 @@ pub struct DecisionRecord {
     /// A person's decision on a proposal: which one, and whose key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution: Option<Resolution>,
+    /// The override whose start or end this decision is.
+    #[serde(rename = "override", default, skip_serializing_if = "Option::is_none")]
+    pub override_note: Option<OverrideNote>,
+}
+
+/// An override, as its decisions record it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OverrideNote {
+    pub id: i64,
+    pub reason: String,
+    pub price: crate::domain::overrides::OverridePrice,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: Option<DateTime<Utc>>,
+    /// The product's bounds were not applied.
+    pub force: bool,
 }
 
 /// Why a rule's change was held, and what it was.
@@ -128,6 +143,7 @@ impl DecisionRecord {
             created_at,
             hold: None,
             resolution: None,
+            override_note: None,
         }
     }
 

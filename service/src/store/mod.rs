@@ -21,6 +21,7 @@ mod checkpoints;
 pub mod history;
 pub mod jobs;
 pub mod outbox;
+pub mod overrides;
 pub mod prices;
 pub mod products;
 pub mod quotas;

@@ -73,7 +73,8 @@ pub async fn put_base(tx: &mut Tx, merchant: MerchantId, base: &BasePrice<'_>) -
              price_minor = excluded.price_minor,
              version = current_prices.version + 1,
              effective_at = excluded.effective_at,
-             prior_price_minor = excluded.prior_price_minor
+             prior_price_minor = excluded.prior_price_minor,
+             source = excluded.source
          RETURNING {PRICE_COLUMNS}",
         PriceSource::Base.as_str()
     );
@@ -110,6 +111,33 @@ pub async fn in_force_many(
         let query = sqlx::query_as::<_, (String, i64, String)>(sqlx::AssertSqlSafe(sql)).bind(merchant.to_string());
         for (sku, price, source) in chunk.bind(query).fetch_all(&mut **tx).await? {
             found.insert(sku, (price, if source == "base" { PriceSource::Base } else { PriceSource::Rule }));
+        }
+    }
+    Ok(found)
+}
+
+/// The prices in force of `skus` and who set them, read in the writer's transaction (SKUs
+/// without one are absent).
+pub async fn current_many(
+    tx: &mut Tx,
+    merchant: MerchantId,
+    skus: &[&Sku],
+) -> Result<HashMap<String, (CurrentPrice, PriceSource)>, StoreError> {
+    let sources = in_force_many(tx, merchant, skus).await?;
+    let mut list = Rows::new(&[("sku", Kind::Text)]);
+    for sku in skus {
+        list.push([Cell::Text(sku.as_str())]);
+    }
+    let mut found = HashMap::with_capacity(skus.len());
+    for chunk in list.chunks(tx.backend()) {
+        let sql = format!(
+            "SELECT {PRICE_COLUMNS} FROM current_prices WHERE merchant_id = $1 AND sku IN (SELECT u.sku FROM {})",
+            chunk.source(2)
+        );
+        let query = sqlx::query_as::<_, PriceRow>(sqlx::AssertSqlSafe(sql)).bind(merchant.to_string());
+        for price in convert_all::<_, CurrentPrice>(chunk.bind(query).fetch_all(&mut **tx).await?)? {
+            let source = sources.get(price.sku.as_str()).map_or(PriceSource::Rule, |(_, source)| *source);
+            found.insert(price.sku.to_string(), (price, source));
         }
     }
     Ok(found)
@@ -229,6 +257,17 @@ pub async fn move_prices(
         moved.extend(convert_all::<_, CurrentPrice>(update.fetch_all(&mut **tx).await?)?);
     }
     Ok(moved)
+}
+
+/// Marks a price as set by hand or by a rule (not the base price), without a new version: an
+/// override put in force at the price already in force.
+pub async fn mark_set(tx: &mut Tx, merchant: MerchantId, sku: &Sku) -> Result<(), StoreError> {
+    sqlx::query("UPDATE current_prices SET source = 'rule' WHERE merchant_id = $1 AND sku = $2")
+        .bind(merchant.to_string())
+        .bind(sku.as_str())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Whether the merchant's lookups carry the prior price, read in the writer's transaction.

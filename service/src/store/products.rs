@@ -193,48 +193,73 @@ impl Store {
         after: Option<&Sku>,
         limit: u32,
     ) -> Result<Vec<Product>, StoreError> {
-        let columns: Vec<String> = PRODUCT_COLUMNS.split(", ").map(|c| format!("p.{c}")).collect();
-        // `$1` merchant, `$2` cursor (every SKU sorts after the empty string), `$3` limit.
-        let mut conditions = String::new();
-        let mut binds: Vec<Bound> = Vec::new();
-        let next = |value: Bound, binds: &mut Vec<Bound>| {
-            binds.push(value);
-            format!("${}", 3 + binds.len())
-        };
-        let prices = filter.needs_prices();
-        for (bound, sql) in [
-            (filter.price_min, "c.price_minor >= "),
-            (filter.price_max, "c.price_minor <= "),
-            (filter.cost_min, "p.cost_minor >= "),
-            (filter.cost_max, "p.cost_minor <= "),
-        ] {
-            if let Some(bound) = bound {
-                conditions.push_str(&format!(" AND {sql}{}", next(Bound::Int(bound), &mut binds)));
-            }
-        }
-        if let Some(since) = filter.moved_since {
-            let at = next(Bound::Int(since.timestamp_micros()), &mut binds);
-            conditions.push_str(&format!(" AND c.source = 'rule' AND c.effective_at >= {at}"));
-        }
-        conditions.push_str(&attribute_conditions(self.backend, &filter.attributes, &mut |b| next(b, &mut binds)));
-        let join =
-            if prices { " JOIN current_prices c ON c.merchant_id = p.merchant_id AND c.sku = p.sku" } else { "" };
-        let sql = format!(
-            "SELECT {} FROM products p{join} WHERE p.merchant_id = $1 AND p.sku > $2{conditions} ORDER BY p.sku LIMIT $3",
-            columns.join(", ")
-        );
-        let mut query = sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql))
-            .bind(merchant.to_string())
-            .bind(after.map_or("", Sku::as_str).to_owned())
-            .bind(i64::from(limit));
-        for bound in binds {
-            query = match bound {
-                Bound::Int(n) => query.bind(n),
-                Bound::Text(text) => query.bind(text),
-            };
-        }
+        let (sql, binds) = matching_sql(self.backend, filter);
+        let query = bind_matching(&sql, binds, merchant, after.map_or("", Sku::as_str), limit);
         convert_all(query.fetch_all(&self.pool).await?)
     }
+}
+
+/// [`Store::products_matching`] in the writer's transaction (`after` a SKU, or "" for the first).
+pub async fn matching_in(
+    tx: &mut Tx,
+    merchant: MerchantId,
+    filter: &ProductFilter,
+    after: &str,
+    limit: u32,
+) -> Result<Vec<Product>, StoreError> {
+    let (sql, binds) = matching_sql(tx.backend(), filter);
+    let query = bind_matching(&sql, binds, merchant, after, limit);
+    convert_all(query.fetch_all(&mut **tx).await?)
+}
+
+type ProductQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Any, ProductRow, sqlx::any::AnyArguments>;
+
+fn bind_matching(sql: &str, binds: Vec<Bound>, merchant: MerchantId, after: &str, limit: u32) -> ProductQuery<'static> {
+    let mut query = sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql.to_owned()))
+        .bind(merchant.to_string())
+        .bind(after.to_owned())
+        .bind(i64::from(limit));
+    for bound in binds {
+        query = match bound {
+            Bound::Int(n) => query.bind(n),
+            Bound::Text(text) => query.bind(text),
+        };
+    }
+    query
+}
+
+/// The query of products matching `filter`: `$1` merchant, `$2` cursor (every SKU sorts after
+/// the empty string), `$3` limit, then the filter's parameters.
+fn matching_sql(backend: Backend, filter: &ProductFilter) -> (String, Vec<Bound>) {
+    let columns: Vec<String> = PRODUCT_COLUMNS.split(", ").map(|c| format!("p.{c}")).collect();
+    let mut conditions = String::new();
+    let mut binds: Vec<Bound> = Vec::new();
+    let next = |value: Bound, binds: &mut Vec<Bound>| {
+        binds.push(value);
+        format!("${}", 3 + binds.len())
+    };
+    let prices = filter.needs_prices();
+    for (bound, sql) in [
+        (filter.price_min, "c.price_minor >= "),
+        (filter.price_max, "c.price_minor <= "),
+        (filter.cost_min, "p.cost_minor >= "),
+        (filter.cost_max, "p.cost_minor <= "),
+    ] {
+        if let Some(bound) = bound {
+            conditions.push_str(&format!(" AND {sql}{}", next(Bound::Int(bound), &mut binds)));
+        }
+    }
+    if let Some(since) = filter.moved_since {
+        let at = next(Bound::Int(since.timestamp_micros()), &mut binds);
+        conditions.push_str(&format!(" AND c.source = 'rule' AND c.effective_at >= {at}"));
+    }
+    conditions.push_str(&attribute_conditions(backend, &filter.attributes, &mut |b| next(b, &mut binds)));
+    let join = if prices { " JOIN current_prices c ON c.merchant_id = p.merchant_id AND c.sku = p.sku" } else { "" };
+    let sql = format!(
+        "SELECT {} FROM products p{join} WHERE p.merchant_id = $1 AND p.sku > $2{conditions} ORDER BY p.sku LIMIT $3",
+        columns.join(", ")
+    );
+    (sql, binds)
 }
 
 /// A filter's parameter.

@@ -10,7 +10,9 @@ use crate::pricing::events;
 use crate::pricing::prior::prior_price;
 use crate::store::chain::ChainHead;
 use crate::store::prices::{self, BasePrice};
-use crate::store::{Backend, CurrentPrice, Store, StoreError, Tx, Upserted, chain, products, quotas, safety, work};
+use crate::store::{
+    Backend, CurrentPrice, Store, StoreError, Tx, Upserted, chain, overrides, products, quotas, safety, work,
+};
 
 pub async fn put(
     store: &Store,
@@ -42,6 +44,10 @@ pub async fn put(
             let base = BasePrice { sku: &product.sku, price: product.base_price, effective_at, prior_minor };
             moved = Some(prices::put_base(&mut tx, merchant, &base).await?);
         }
+        // A live override may cover the product now (or no longer).
+        if let Some(price) = super::overrides::cover(&mut tx, store.backend(), &mut head, merchant, &product).await? {
+            moved = Some(price);
+        }
         // Cost, guardrails or attributes changed: the active rule decides again.
         work::request(&mut tx, merchant, std::slice::from_ref(&product.sku), Trigger::ProductChanged, head.at())
             .await?;
@@ -65,6 +71,7 @@ pub async fn delete(store: &Store, merchant: MerchantId, sku: &Sku, gate: &Gate)
     let deleted = products::delete(&mut tx, merchant, sku).await?;
     work::forget(&mut tx, merchant, sku).await?;
     safety::forget(&mut tx, merchant, sku, head.at()).await?;
+    overrides::forget(&mut tx, merchant, sku).await?;
     gate.check()?;
     tx.commit().await?;
     Ok(deleted)
@@ -180,6 +187,7 @@ pub async fn delete_batch(
         products::delete(tx, merchant, sku).await?;
         work::forget(tx, merchant, sku).await?;
         safety::forget(tx, merchant, sku, head.at()).await?;
+        overrides::forget(tx, merchant, sku).await?;
     }
     let decisions: Vec<_> =
         ended.iter().map(|(sku, event, currency)| event.new_decision(merchant, sku, currency)).collect();

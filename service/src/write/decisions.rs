@@ -106,8 +106,8 @@ pub(super) async fn apply(
             classify(judged, &current, &mut applied.superseded)
         }
     };
-    let in_sweep = matches!(claimed, Claimed::Sweep { .. });
-    let mut keeper = Gatekeeper::load(&mut tx, merchant, catalogue, in_sweep, head.at()).await?;
+    let span = (fresh.iter().map(|j| j.product.sku.as_str()).min(), fresh.iter().map(|j| j.product.sku.as_str()).max());
+    let mut keeper = Gatekeeper::load(&mut tx, merchant, catalogue, span, head.at()).await?;
     let mut holds = Vec::with_capacity(fresh.len());
     for j in &fresh {
         holds.push(keeper.judge(&mut tx, merchant, j).await?);

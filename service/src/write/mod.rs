@@ -14,6 +14,7 @@ pub mod catalogue;
 mod decisions;
 mod gate;
 mod imports;
+mod overrides;
 mod proposals;
 mod quotas;
 mod rules;
@@ -50,14 +51,16 @@ pub struct Recorded {
 }
 
 use crate::cache::PriceCache;
+use crate::domain::overrides::OverrideDraft;
 use crate::domain::{Attributes, MerchantId, Product, ProductDraft, Sku, Trigger};
 use crate::metrics::Metrics;
 use crate::pricing::Judged;
 use crate::replication::{Change, Replication};
 use crate::rules::{RuleError, Rules};
+use crate::store::overrides::StoredOverride;
 use crate::store::{
-    self, Activation, CurrentPrice, DemandEvent, Observation, RuleVersion, Store, StoreError, Upserted, now, signals,
-    work,
+    self, Activation, CurrentPrice, DemandEvent, Observation, RuleVersion, Store, StoreError, Upserted, chain, now,
+    signals, work,
 };
 
 pub use decisions::{Applied, Claimed, Retry};
@@ -540,6 +543,79 @@ impl Prices {
             Ok(decided)
         })
         .await
+    }
+}
+
+impl Prices {
+    /// Stores a new override made by `key_id`'s holder, and brings the catalogue to it at
+    /// once when it starts now.
+    pub async fn create_override(
+        &self,
+        merchant: MerchantId,
+        draft: OverrideDraft,
+        key_id: String,
+    ) -> Result<StoredOverride, StoreError> {
+        let this = self.clone();
+        self.detached(move |gate| async move {
+            let store = &this.inner.store;
+            let made = retrying(&gate, || async {
+                let mut tx = store.begin().await?;
+                let head = chain::lock_head(&mut tx, merchant).await?;
+                let made = store::overrides::insert(&mut tx, merchant, &draft, &key_id, head.at()).await?;
+                gate.check()?;
+                tx.commit().await?;
+                Ok(made)
+            })
+            .await?;
+            this.land_overrides(merchant).await?;
+            Ok(made)
+        })
+        .await
+    }
+
+    /// Ends an override now (false when it had already ended) and brings the catalogue to it.
+    pub async fn cancel_override(&self, merchant: MerchantId, id: i64) -> Result<bool, StoreError> {
+        let this = self.clone();
+        self.detached(move |gate| async move {
+            let store = &this.inner.store;
+            let cancelled = retrying(&gate, || async {
+                let mut tx = store.begin().await?;
+                let head = chain::lock_head(&mut tx, merchant).await?;
+                let cancelled = store::overrides::cancel(&mut tx, merchant, id, head.at()).await?;
+                gate.check()?;
+                tx.commit().await?;
+                Ok(cancelled)
+            })
+            .await?;
+            this.land_overrides(merchant).await?;
+            Ok(cancelled)
+        })
+        .await
+    }
+
+    /// Brings the catalogue of every merchant with an override due to the clock (the
+    /// overrides' ticker; every replica runs one, and the chain head lock keeps them apart).
+    pub async fn settle_overrides(&self) -> Result<(), StoreError> {
+        for merchant in self.inner.store.merchants_with_unsettled_overrides(now()).await? {
+            self.land_overrides(merchant).await?;
+        }
+        Ok(())
+    }
+
+    /// Brings one merchant's catalogue to its overrides, then lands the moved prices.
+    async fn land_overrides(&self, merchant: MerchantId) -> Result<(), StoreError> {
+        let open = Gate::open();
+        let moved = retrying(&open, || overrides::settle(&self.inner.store, merchant, &open)).await?;
+        for price in &moved {
+            self.inner.cache.put(merchant, price);
+        }
+        if !moved.is_empty() {
+            let moved = moved.iter().map(|p| (p.sku.clone(), p.version)).collect();
+            self.inner.replication.publish(Change::Skus(merchant, moved));
+        }
+        // Ended overrides ask the rule to decide again.
+        self.inner.wakeups.wake(merchant);
+        Ok(())
     }
 }
 

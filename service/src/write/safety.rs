@@ -1,6 +1,7 @@
 //! The safety net on the write path. A batch of a rule's decisions is applied under the
 //! merchant's chain head lock (see [`super::decisions`]); before any price moves, each change
 //! that would move one is looked at in order:
+//! 0. an override in force for the SKU holds it (`override`; see [`super::overrides`]);
 //! 1. a freeze holds it (`frozen`);
 //! 2. a tripped breaker holds it (`breaker`);
 //! 3. the approval policy holds it as a proposal (`large_increase`, `large_decrease`,
@@ -15,6 +16,8 @@
 //! a freeze or resuming the breaker sweeps the catalogue (trigger `resumed`), so prices follow
 //! what is true by then; that sweep is watched by the breaker like any automated work.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Duration, Utc};
 
 use super::Gate;
@@ -23,7 +26,7 @@ use crate::domain::{MerchantId, Outcome, Trigger};
 use crate::pricing::breaker::{Counted, Counts, Trip, Window};
 use crate::pricing::{Hold, Judged};
 use crate::store::safety::{self, Frozen, SafetyRow};
-use crate::store::{Store, StoreError, Tx, chain, rules, work};
+use crate::store::{Store, StoreError, Tx, chain, overrides, rules, work};
 
 /// A merchant's policies as set (or the defaults).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -71,15 +74,13 @@ pub async fn state(store: &Store, merchant: MerchantId) -> Result<SafetyState, S
     SafetyState::from_row(store.safety(merchant).await?)
 }
 
-/// Whether the breaker watches a decision: automated work (a signal, a product change, the
-/// schedule, a resume), not the sweeps a merchant asks for (an activation, new parameters or
-/// settings, an import, whose sweep carries `product_changed`).
-fn watched(trigger: Trigger, in_sweep: bool) -> bool {
-    match trigger {
-        Trigger::RuleActivated | Trigger::ParamsChanged | Trigger::SettingsChanged => false,
-        Trigger::Schedule | Trigger::Resumed => true,
-        _ => !in_sweep,
-    }
+/// Whether the breaker watches a decision: the rule answering the outside world (a competitor
+/// feed, demand, the schedule, the sweep after a resume), which is where a feed error or a
+/// holiday comes from. The merchant's own acts (a product put or imported, an activation, new
+/// parameters or settings) are not watched: what the rule does with them is the merchant's
+/// instruction, and the approval policy is the brake for those.
+fn watched(trigger: Trigger) -> bool {
+    matches!(trigger, Trigger::CompetitorPrices | Trigger::Demand | Trigger::Schedule | Trigger::Resumed)
 }
 
 /// The minute of an instant, counted from the Unix epoch.
@@ -97,22 +98,29 @@ pub(super) struct Gatekeeper {
     window: Option<Window>,
     catalogue: i64,
     version_age_secs: i64,
-    in_sweep: bool,
     now: DateTime<Utc>,
+    /// The batch's SKUs under an override (see [`super::overrides`]).
+    overridden: HashSet<String>,
     /// The limit crossed in this batch.
     pub tripped_now: Option<Trip>,
 }
 
 impl Gatekeeper {
     /// Reads the merchant's policies and state. `catalogue` is the number of products (for the
-    /// breaker's share of the catalogue); `in_sweep` whether the batch is a sweep's page.
+    /// breaker's share of the catalogue); `span` the batch's first and last SKU.
     pub(super) async fn load(
         tx: &mut Tx,
         merchant: MerchantId,
         catalogue: i64,
-        in_sweep: bool,
+        span: (Option<&str>, Option<&str>),
         now: DateTime<Utc>,
     ) -> Result<Self, StoreError> {
+        let overridden = match span {
+            (Some(first), Some(last)) => {
+                overrides::overridden_between(tx, merchant, first, last).await?.into_keys().collect()
+            }
+            _ => HashSet::new(),
+        };
         let state = SafetyState::from_row(safety::row(tx, merchant).await?)?;
         let version_age_secs = match state.policies.approval.new_version_hours {
             Some(_) => rules::activated_at(tx, merchant).await?.map_or(i64::MAX, |at| (now - at).num_seconds()),
@@ -126,8 +134,8 @@ impl Gatekeeper {
             window: None,
             catalogue,
             version_age_secs,
-            in_sweep,
             now,
+            overridden,
             tripped_now: None,
         })
     }
@@ -159,10 +167,14 @@ impl Gatekeeper {
         merchant: MerchantId,
         j: &Judged,
     ) -> Result<Option<Hold>, StoreError> {
-        let watch = self.limits.enabled && !self.tripped && watched(j.trigger, self.in_sweep);
+        let watch = self.limits.enabled && !self.tripped && watched(j.trigger);
         let (old, new) = (j.current.price.minor(), j.decided.new_price_minor);
         let held = |reason: HoldReason| Hold { reason, proposed_price_minor: new, expires_at: None, tripped: None };
         let counted = match j.outcome() {
+            // A price set by hand: the merchant's, not the rule's (nor the breaker's business).
+            Outcome::Changed if self.overridden.contains(j.product.sku.as_str()) => {
+                return Ok(Some(held(HoldReason::Override)));
+            }
             Outcome::Changed if self.frozen => return Ok(Some(held(HoldReason::Frozen))),
             Outcome::Changed if self.tripped => return Ok(Some(held(HoldReason::Breaker))),
             Outcome::Changed => {
@@ -282,12 +294,13 @@ mod tests {
 
     #[test]
     fn the_breaker_watches_automation_not_the_merchants_own_sweeps() {
-        assert!(watched(Trigger::CompetitorPrices, false));
-        assert!(watched(Trigger::ProductChanged, false));
-        assert!(!watched(Trigger::ProductChanged, true), "an import's sweep");
-        assert!(watched(Trigger::Schedule, true));
-        assert!(watched(Trigger::Resumed, true));
-        assert!(!watched(Trigger::RuleActivated, true));
-        assert!(!watched(Trigger::ParamsChanged, false), "a retry of a parameters sweep");
+        for trigger in [Trigger::CompetitorPrices, Trigger::Demand, Trigger::Schedule, Trigger::Resumed] {
+            assert!(watched(trigger), "{trigger:?}");
+        }
+        for trigger in
+            [Trigger::ProductChanged, Trigger::RuleActivated, Trigger::ParamsChanged, Trigger::SettingsChanged]
+        {
+            assert!(!watched(trigger), "{trigger:?}");
+        }
     }
 }

@@ -56,6 +56,12 @@ const LINKS: &[(&str, &[&str], &str, &[(&str, &str)])] = &[
     ("feed", &["200"], "decision", &[("seq", "$response.body#/items/0/seq")]),
     ("feed", &["200"], "replay_decision", &[("seq", "$response.body#/items/0/seq")]),
     ("history", &["200"], "decision", &[("seq", "$response.body#/items/0/seq")]),
+    ("create_override", &["201"], "get_override", &[("id", "$response.body#/id")]),
+    ("create_override", &["201"], "end_override", &[("id", "$response.body#/id")]),
+    ("list_overrides", &["200"], "get_override", &[("id", "$response.body#/items/0/id")]),
+    ("list_proposals", &["200"], "get_proposal", &[("seq", "$response.body#/items/0/seq")]),
+    ("list_proposals", &["200"], "approve_proposal", &[("seq", "$response.body#/items/0/seq")]),
+    ("list_proposals", &["200"], "reject_proposal", &[("seq", "$response.body#/items/0/seq")]),
 ];
 
 /// Adds [`LINKS`] to the document.
