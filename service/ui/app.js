@@ -1,7 +1,9 @@
 // The review page: takes an API key and a SKU (from the form, or from the URL fragment
-// `#key=...&sku=...`), reads the SKU's product, its whole decision history and the chain check
-// from the JSON API with that key, and draws the price chart (inline SVG) and the decisions
-// table. Plain JavaScript with no dependencies and no build step: the service embeds this file.
+// `#key=...&sku=...`), reads the SKU's product, its whole decision history, the chain check,
+// the merchant's automation state (running, frozen, tripped), the SKU's pending proposals and
+// the overrides that cover it from the JSON API with that key, and draws the price chart
+// (inline SVG, overrides as bands over their spans) and the decisions table. Pending proposals
+// can be approved or rejected from the page with a key that may decide (approver or merchant). Plain JavaScript with no dependencies and no build step: the service embeds this file.
 //
 // Every piece of data reaches the page through textContent or setAttribute, never innerHTML:
 // explanations, logs and tags are written by merchants' rules.
@@ -17,7 +19,7 @@
   // service/src/api/ui.rs checks these two lists against the service's own table.
   const ZERO_DECIMALS = 'BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF';
   const THREE_DECIMALS = 'BHD IQD JOD KWD LYD OMR TND';
-  const OUTCOMES = new Set(['changed', 'kept', 'failed']);
+  const OUTCOMES = new Set(['changed', 'kept', 'failed', 'held']);
 
   const zeroDecimals = new Set(ZERO_DECIMALS.split(' '));
   const threeDecimals = new Set(THREE_DECIMALS.split(' '));
@@ -90,16 +92,17 @@
   // ---- the API ----
 
   class ApiFailure extends Error {
-    constructor(path, status, code, message) {
+    constructor(path, status, code, message, method = 'GET') {
       super(message);
-      Object.assign(this, { path, status, code });
+      Object.assign(this, { path, status, code, method });
     }
   }
 
-  async function api(path, key) {
+  async function api(path, key, method = 'GET') {
     let response;
     try {
       response = await fetch(path, {
+        method,
         headers: { Authorization: `Bearer ${key}`, Accept: 'application/json' },
         cache: 'no-store',
         credentials: 'omit',
@@ -119,7 +122,7 @@
       const error = body && typeof body === 'object' ? body.error : null;
       const code = (error && error.code) || `http_${response.status}`;
       const message = (error && error.message) || text.slice(0, 200) || response.statusText;
-      throw new ApiFailure(path, response.status, code, message);
+      throw new ApiFailure(path, response.status, code, message, method);
     }
     if (body === null) throw new ApiFailure(path, response.status, 'bad_response', 'the answer is not JSON');
     return body;
@@ -148,7 +151,7 @@
     const box = $('errors');
     box.replaceChildren();
     for (const f of failures) {
-      const where = f.path ? `GET ${f.path.split('?')[0]}` : 'the page';
+      const where = f.path ? `${f.method || 'GET'} ${f.path.split('?')[0]}` : 'the page';
       const status = f.status ? ` ${f.status}` : '';
       box.append(el('p', { class: 'error', 'data-code': f.code || 'error' },
         `${where}:${status} `, el('code', {}, f.code || 'error'), ` ${f.message}`));
@@ -159,30 +162,40 @@
   function reset(status) {
     $('status').textContent = status;
     showErrors([]);
-    for (const id of ['product', 'chart-section', 'decisions-section']) $(id).hidden = true;
+    for (const id of ['product', 'chart-section', 'decisions-section', 'proposals-section']) $(id).hidden = true;
+    $('proposals').tBodies[0].replaceChildren();
     $('chart').replaceChildren();
     $('legend').replaceChildren();
     $('decisions').tBodies[0].replaceChildren();
     setChain('unknown', 'chain not checked');
+    setAutomation('unknown', 'automation not checked');
   }
 
   async function load(key, sku) {
     const mine = ++generation;
     document.body.dataset.state = 'loading';
     reset(`Loading ${sku} …`);
-    const [product, history, verification] = await Promise.allSettled([
+    const answers = await Promise.allSettled([
       api(`/v1/products/${encodeURIComponent(sku)}`, key),
       loadHistory(sku, key),
       api('/v1/audit/verify', key),
+      api('/v1/automation', key),
+      api(`/v1/proposals?${new URLSearchParams({ sku, limit: '1000' })}`, key),
+      api('/v1/overrides?state=all&limit=1000', key),
     ]);
     if (mine !== generation) return;
-    const failures = [product, history, verification].filter((r) => r.status === 'rejected').map((r) => r.reason);
+    const [product, history, verification, automation, proposals, overrides] = answers;
+    const failures = answers.filter((r) => r.status === 'rejected').map((r) => r.reason);
     try {
       renderChain(verification);
-      if (product.status === 'fulfilled') renderProduct(product.value);
+      renderAutomation(automation);
+      const known = product.status === 'fulfilled' ? product.value : null;
+      if (known) renderProduct(known);
+      const currency = known ? known.currency : history.value?.items[0]?.currency;
+      if (proposals.status === 'fulfilled') renderProposals(proposals.value.items, currency, key, sku);
+      const covering = overrides.status === 'fulfilled' && known ? overrides.value.items.filter((o) => covers(o, known)) : [];
       if (history.status === 'fulfilled') {
-        const currency = product.status === 'fulfilled' ? product.value.currency : history.value.items[0]?.currency;
-        renderHistory(sku, history.value, product.status === 'fulfilled' ? product.value : null, currency);
+        renderHistory(sku, history.value, known, currency, covering);
       } else {
         $('status').textContent = `The history of ${sku} could not be read.`;
       }
@@ -216,6 +229,82 @@
       setChain('broken', `chain broken at #${broken.seq}: ${broken.reason}`,
         { 'data-records': v.records, 'data-seq': broken.seq });
     }
+  }
+
+  // ---- automation badge ----
+
+  function setAutomation(state, text) {
+    const badge = $('automation');
+    setAttrs(badge, { 'data-automation': state });
+    badge.className = `badge automation-${state}`;
+    badge.textContent = text;
+  }
+
+  function renderAutomation(result) {
+    if (result.status === 'rejected') {
+      setAutomation('error', `automation not checked: ${result.reason.code}`);
+      return;
+    }
+    const a = result.value;
+    if (a.state === 'frozen') {
+      const why = a.frozen && a.frozen.reason ? `: ${a.frozen.reason}` : '';
+      setAutomation('frozen', `automation frozen since ${utc(a.frozen.at)}${why}`);
+    } else if (a.state === 'tripped') {
+      const trip = a.breaker.trip || {};
+      setAutomation('tripped', `breaker tripped at ${utc(a.breaker.tripped_at)} (${trip.limit}: ${trip.observed} over ${trip.threshold})`);
+    } else {
+      setAutomation('running', 'automation running');
+    }
+  }
+
+  // ---- proposals: held changes waiting for a person ----
+
+  function renderProposals(items, currency, key, sku) {
+    const rows = items.map((p) => {
+      const c = p.currency || currency;
+      const decide = (verdict) => el('button', { type: 'button', class: `decide decide-${verdict}`, 'data-seq': p.seq,
+        'data-verdict': verdict }, verdict);
+      return el('tr', { class: 'proposal', 'data-seq': p.seq },
+        el('td', { class: 'num' }, `#${p.seq}`),
+        el('td', { class: 'time', title: p.created_at }, utc(p.created_at)),
+        el('td', {}, p.reason),
+        el('td', { class: 'money' }, `${money(p.price_minor, c)} → ${money(p.proposed_price_minor, c)}`),
+        el('td', { class: 'time', title: p.expires_at }, utc(p.expires_at)),
+        el('td', {}, decide('approve'), ' ', decide('reject')));
+    });
+    $('proposals').tBodies[0].replaceChildren(...rows);
+    $('proposal-count').textContent = `(${items.length})`;
+    $('proposals-section').hidden = items.length === 0;
+    for (const button of $('proposals').querySelectorAll('button.decide')) {
+      button.addEventListener('click', () => decideProposal(key, sku, button.dataset.seq, button.dataset.verdict));
+    }
+  }
+
+  async function decideProposal(key, sku, seq, verdict) {
+    for (const button of $('proposals').querySelectorAll('button.decide')) button.disabled = true;
+    try {
+      await api(`/v1/proposals/${encodeURIComponent(seq)}/${verdict}`, key, 'POST');
+    } catch (failure) {
+      showErrors([failure]);
+      for (const button of $('proposals').querySelectorAll('button.decide')) button.disabled = false;
+      return;
+    }
+    load(key, sku);
+  }
+
+  // ---- overrides ----
+
+  // Whether an override covers the product (its SKU, or every attribute value it names).
+  function covers(o, product) {
+    if (o.sku) return o.sku === product.sku;
+    const have = product.attributes || {};
+    return Object.entries(o.attributes || {}).every(([k, v]) => JSON.stringify(have[k]) === JSON.stringify(v));
+  }
+
+  function overridePrice(o, currency) {
+    if (o.price && o.price.fixed) return money(o.price.fixed.price_minor, o.price.fixed.currency || currency);
+    if (o.price && o.price.percent_off) return `${percent(o.price.percent_off.off_bps)} off`;
+    return '?';
   }
 
   // ---- product summary ----
@@ -252,7 +341,7 @@
 
   // ---- history: chart and table ----
 
-  function renderHistory(sku, history, product, currency) {
+  function renderHistory(sku, history, product, currency, overrides) {
     const items = history.items;
     const more = history.truncated ? ` (the first ${items.length} only)` : '';
     $('status').textContent = items.length
@@ -263,7 +352,7 @@
     $('decisions-section').hidden = false;
     // The chart runs left to right, oldest first.
     const oldestFirst = items.slice().sort((a, b) => a.seq - b.seq);
-    drawChart(oldestFirst, product, currency);
+    drawChart(oldestFirst, product, currency, overrides || []);
     $('chart-section').hidden = false;
   }
 
@@ -310,7 +399,7 @@
     return Math.max(1, Math.round(step));
   }
 
-  function drawChart(decisions, product, currency) {
+  function drawChart(decisions, product, currency, overrides) {
     const box = $('chart');
     if (!decisions.length) {
       box.replaceChildren(svg('svg', { id: 'price-chart', viewBox: `0 0 ${W} 120`, 'data-points': 0, 'data-decisions': 0 },
@@ -432,6 +521,20 @@
       root.append(svg('text', { class: `bound-label bound-${kind}`, x: right + 6, y }, `${label} ${amount(v, currency)}`));
     }
 
+    // Overrides over their spans (clipped to the chart; an open end runs to its right edge).
+    const bands = svg('g', { class: 'overrides' });
+    for (const o of overrides) {
+      const start = Math.max(Date.parse(o.starts_at), x0);
+      const stops = [o.ends_at, o.cancelled_at].filter(Boolean).map(Date.parse);
+      const stop = Math.min(stops.length ? Math.min(...stops) : x1, x1);
+      if (!(stop > start)) continue;
+      const span = `${utc(o.starts_at)} to ${o.ends_at || o.cancelled_at ? utc(o.cancelled_at || o.ends_at) : 'open'}`;
+      bands.append(svg('rect', { class: `override-band override-${o.state}`, 'data-override': o.id, x: px(start),
+        width: px(stop) - px(start), y: M.top, height: H - M.top - M.bottom },
+      svg('title', {}, `override ${o.id} (${overridePrice(o, currency)}${o.force ? ', forced' : ''}): ${o.reason}, ${span}`)));
+    }
+    root.append(bands);
+
     // A step line through (time, value) points, held to the chart's right edge.
     const stepPath = (points, until) => {
       let d = `M${px(points[0].t).toFixed(1)},${py(points[0].price).toFixed(1)}`;
@@ -476,16 +579,19 @@
     }
     root.append(points);
     box.replaceChildren(root);
-    drawLegend(new Set(decisions.map((d) => d.outcome)), names, costs.length > 0, margins.length > 0, bounds, foreign);
+    drawLegend(new Set(decisions.map((d) => d.outcome)), names, costs.length > 0, margins.length > 0, bounds, foreign,
+      bands.childElementCount > 0);
   }
 
-  function drawLegend(outcomes, names, cost, margin, bounds, foreign) {
+  function drawLegend(outcomes, names, cost, margin, bounds, foreign, overridden) {
     const swatch = (...shapes) => svg('svg', { viewBox: '0 0 26 10', 'aria-hidden': 'true' }, ...shapes);
     const line = (cls) => swatch(svg('path', { class: cls, d: 'M1,5H25' }));
     const items = [
       ['price in force', swatch(svg('path', { class: 'price-line', d: 'M1,5H25' }), svg('circle', { class: 'legend-point outcome-changed', cx: 13, cy: 5, r: 3.5 }))],
       outcomes.has('kept') ? ['kept', swatch(svg('circle', { class: 'legend-point outcome-kept', cx: 13, cy: 5, r: 3.5 }))] : null,
       outcomes.has('failed') ? ['failed', swatch(svg('circle', { class: 'legend-point outcome-failed', cx: 13, cy: 5, r: 3.5 }))] : null,
+      outcomes.has('held') ? ['held', swatch(svg('circle', { class: 'legend-point outcome-held', cx: 13, cy: 5, r: 3.5 }))] : null,
+      overridden ? ['override', swatch(svg('rect', { class: 'override-band', x: 1, y: 0, width: 24, height: 10 }))] : null,
       ...names.map((name, i) => [`competitor ${name}`, line(`competitor-line series-${i % 6}`)]),
       cost ? ['cost', line('cost-line')] : null,
       margin ? ['margin floor', line('margin-line')] : null,

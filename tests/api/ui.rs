@@ -246,7 +246,7 @@ async fn the_review_page_shows_the_apis_errors() {
     assert_eq!(attribute(start_tags(&dom, "<body")[0], "data-state"), Some("error"), "{dom}");
     let codes: Vec<&str> =
         start_tags(&dom, "<p class=\"error\"").iter().filter_map(|p| attribute(p, "data-code")).collect();
-    assert_eq!(codes, ["unauthorized"; 3], "{dom}");
+    assert_eq!(codes, ["unauthorized"; 6], "{dom}");
     assert_eq!(attribute(start_tags(&dom, "<span id=\"chain\"")[0], "data-chain"), Some("error"));
     assert!(start_tags(&dom, "<svg id=\"price-chart\"").is_empty());
 
@@ -306,4 +306,67 @@ async fn the_page_is_served_with_a_strict_content_security_policy_and_wrong_meth
     }
     expect_error(app.call(Method::GET, "/ui/nothing.js", None, None).await, StatusCode::NOT_FOUND, "route_not_found")
         .await;
+}
+
+#[tokio::test]
+async fn the_review_page_shows_proposals_the_automation_state_and_overrides() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (_, key) = app.merchant_with_key(&["merchant", "feed"]).await;
+    let product = json!({"currency": "EUR", "cost_minor": 1000, "base_price_minor": 1999});
+    expect_status(app.put_product(&key, SKU, product.clone()).await, StatusCode::CREATED).await;
+    let version = app.rule_version(&key, built_rule("cost-plus")).await;
+    let path = format!("/v1/rules/{version}/params");
+    expect_status(app.call(Method::PUT, &path, Some(&key), Some(json!({"margin_bps": 2500}))).await, StatusCode::OK)
+        .await;
+    let path = format!("/v1/rules/{version}/activate");
+    expect_status(app.call(Method::POST, &path, Some(&key), None).await, StatusCode::OK).await;
+    app.engine.settled().await;
+
+    // A campaign that has run: 9.99 for a second and a half.
+    let ends = (Utc::now() + Duration::milliseconds(1500)).to_rfc3339();
+    let body = json!({"sku": SKU, "price_minor": 999, "currency": "EUR", "ends_at": ends, "reason": "flash sale"});
+    let made =
+        expect_status(app.call(Method::POST, "/v1/overrides", Some(&key), Some(body)).await, StatusCode::CREATED).await;
+    let path = format!("/v1/overrides/{}", made["id"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let o = expect_status(app.call(Method::GET, &path, Some(&key), None).await, StatusCode::OK).await;
+        if o["state"] == "ended" && o["applied"] == true {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the override did not end: {o}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    app.engine.settled().await;
+    // Every change waits for a person: a cost rise becomes a proposal; then automation is frozen.
+    let settings = json!({"show_prior_price": false, "approval": {"all_changes": true}});
+    expect_status(app.call(Method::PUT, "/v1/settings", Some(&key), Some(settings)).await, StatusCode::OK).await;
+    let mut rise = product;
+    rise["cost_minor"] = json!(1200);
+    expect_status(app.put_product(&key, SKU, rise).await, StatusCode::OK).await;
+    app.engine.settled().await;
+    let pending = expect_status(app.call(Method::GET, "/v1/proposals", Some(&key), None).await, StatusCode::OK).await;
+    let seq = pending["items"][0]["seq"].to_string();
+    let freeze = json!({"reason": "checking a feed"});
+    let path = "/v1/automation/freeze";
+    expect_status(app.call(Method::POST, path, Some(&key), Some(freeze)).await, StatusCode::OK).await;
+
+    let dom = page_dom(&app, "safety", &key, SKU).await;
+    assert_eq!(attribute(start_tags(&dom, "<body")[0], "data-state"), Some("ready"), "no errors:\n{dom}");
+    assert_eq!(attribute(start_tags(&dom, "<span id=\"automation\"")[0], "data-automation"), Some("frozen"));
+    assert!(text_of(&dom, "automation").ends_with(": checking a feed"), "{}", text_of(&dom, "automation"));
+    let proposals: Vec<&str> =
+        start_tags(&dom, "<tr class=\"proposal\"").iter().filter_map(|r| attribute(r, "data-seq")).collect();
+    assert_eq!(proposals, [seq.as_str()], "{dom}");
+    let buttons: Vec<(&str, &str)> = start_tags(&dom, "<button type=\"button\" class=\"decide")
+        .iter()
+        .map(|b| (attribute(b, "data-seq").unwrap(), attribute(b, "data-verdict").unwrap()))
+        .collect();
+    assert_eq!(buttons, [(seq.as_str(), "approve"), (seq.as_str(), "reject")]);
+    assert!(dom.contains("12.50 EUR → 15.00 EUR"), "the proposed change:\n{dom}");
+    let bands = start_tags(&dom, "<rect class=\"override-band override-ended\"");
+    assert_eq!(bands.len(), 1, "the campaign's span on the chart:\n{dom}");
+    assert_eq!(attribute(bands[0], "data-override"), Some(made["id"].to_string().as_str()));
+    assert!(dom.contains("override_started") && dom.contains("override_ended"), "its decisions in the table");
+    assert_eq!(start_tags(&dom, "<circle class=\"price-point outcome-held\"").len(), 1, "the held change");
 }

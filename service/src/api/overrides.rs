@@ -143,6 +143,9 @@ pub async fn list_overrides(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::InvalidQuery("`limit` is 1 to 1000".into()));
     }
+    if query.cursor.is_some_and(|cursor| cursor < 1) {
+        return Err(ApiError::InvalidQuery("`cursor` is an override's id (1 or more)".into()));
+    }
     let state = match query.state.unwrap_or(StateParam::All) {
         StateParam::Scheduled => OverrideState::Phase(Phase::Scheduled),
         StateParam::Active => OverrideState::Phase(Phase::Active),
