@@ -293,6 +293,15 @@ async fn a_one_cent_feed_trips_the_breaker_and_resume_restarts_automation(backen
     assert!(automation["breaker"]["trip"]["limit"].is_string());
     let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("pricing_breaker_trips"), "the trip is a metric");
+    // ...and an event in the outbox that feeds JetStream and webhooks, after the moves.
+    let merchant = pricing::domain::MerchantId::parse(&shop.merchant).unwrap();
+    let (outbox, _) = app.store.price_changes(merchant, 0, i64::MAX, 100_000).await.unwrap();
+    let trips: Vec<_> = outbox.iter().filter(|c| c.breaker_trip.is_some()).collect();
+    assert_eq!(trips.len(), 1, "one trip, one event");
+    let event = pricing::events::PriceEvent::from(trips[0]);
+    let event = serde_json::to_value(&event).unwrap();
+    assert_eq!((&event["kind"], &event["breaker"]), (&json!("breaker_tripped"), &automation["breaker"]["trip"]));
+    assert_eq!(event["old_price_minor"], event["new_price_minor"], "a trip moves no price");
 
     // Nothing moves while it is open, whatever arrives.
     feed(&app, key, N, 2, "two-cents").await;

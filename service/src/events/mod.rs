@@ -1,4 +1,5 @@
-//! Price events out: every change of a price in force, published after commit, in order per
+//! Price events out: every change of a price in force (and a trip of the merchant's circuit
+//! breaker, `kind` `breaker_tripped`), published after commit, in order per
 //! merchant, to JetStream ([`jetstream`]) and to merchants' webhooks ([`webhooks`]). Both read
 //! the same outbox, the decision chain (see [`crate::store::outbox`]), through a [`Channel`]
 //! each: a publisher leases a merchant's cursor, reads the changes past it a page at a time,
@@ -16,12 +17,25 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::domain::MerchantId;
+use crate::pricing::breaker::Trip;
 use crate::store::outbox::{Behind, PriceChange};
 use crate::store::{Store, StoreError, now};
+
+/// What an event tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A price in force changed.
+    PriceChanged,
+    /// The merchant's circuit breaker tripped: automated changes are held until
+    /// `POST /v1/automation/resume` (the price did not change; `breaker` says which limit).
+    BreakerTripped,
+}
 
 /// The JSON of one price event, on every channel.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PriceEvent {
+    pub kind: EventKind,
     pub merchant_id: String,
     pub sku: String,
     /// What moved it: a rule's trigger, or `product_created`, `base_price_changed`,
@@ -38,11 +52,17 @@ pub struct PriceEvent {
     /// same on a redelivery.
     pub decision_seq: i64,
     pub at: DateTime<Utc>,
+    /// The limit crossed (`breaker_tripped` only): `limit`, `threshold`, `observed`, `sample`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<Trip>,
 }
 
 impl From<&PriceChange> for PriceEvent {
     fn from(change: &PriceChange) -> Self {
+        let breaker = change.breaker_trip.clone().and_then(|trip| serde_json::from_value::<Trip>(trip).ok());
         Self {
+            kind: if change.breaker_trip.is_some() { EventKind::BreakerTripped } else { EventKind::PriceChanged },
+            breaker,
             merchant_id: change.merchant.to_string(),
             sku: change.sku.to_string(),
             trigger: change.trigger.as_str().to_owned(),

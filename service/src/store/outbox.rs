@@ -3,6 +3,9 @@
 //! `changed`, appended in the transaction that made the change; a channel's cursor per merchant
 //! says how far it has published. So a crash after a commit loses no event (the decision is
 //! there, past the cursor), and a restart cannot reorder them (they are read in `seq` order).
+//! The held decision that trips a merchant's circuit breaker is published too, as the event that
+//! tells the merchant automation paused (its record's `hold.tripped`, matched in the record's
+//! text only among held decisions, which are few).
 //! A publisher leases a (merchant, channel) cursor before it publishes, so one replica publishes
 //! a merchant's events at a time; an event published again after a crash carries the same
 //! decision `seq`, which consumers use to drop it.
@@ -28,6 +31,9 @@ pub struct PriceChange {
     pub new_price_minor: Option<i64>,
     pub rule_version: Option<i64>,
     pub at: DateTime<Utc>,
+    /// For the held decision that tripped the merchant's circuit breaker (published so the
+    /// merchant hears of it at once): the JSON of the limit it crossed. `None` for a change.
+    pub breaker_trip: Option<serde_json::Value>,
 }
 
 /// A merchant whose chain has records past a channel's cursor.
@@ -203,9 +209,11 @@ impl Store {
         limit: usize,
     ) -> Result<(Vec<PriceChange>, i64), StoreError> {
         let rows = sqlx::query(
-            "SELECT seq, sku, trigger_kind, currency, old_price_minor, new_price_minor, rule_version, created_at
+            "SELECT seq, sku, trigger_kind, currency, old_price_minor, new_price_minor, rule_version, created_at,
+                    CASE WHEN outcome = 'held' THEN record END AS held_record
              FROM decisions
-             WHERE merchant_id = $1 AND seq > $2 AND seq <= $3 AND outcome = 'changed'
+             WHERE merchant_id = $1 AND seq > $2 AND seq <= $3
+               AND (outcome = 'changed' OR (outcome = 'held' AND record LIKE '%\"tripped\":{%'))
              ORDER BY seq LIMIT $4",
         )
         .bind(merchant.to_string())
@@ -219,6 +227,15 @@ impl Store {
             .map(|row| {
                 let sku: String = row.try_get("sku")?;
                 let trigger: String = row.try_get("trigger_kind")?;
+                let held: Option<String> = row.try_get("held_record")?;
+                let breaker_trip = match held {
+                    Some(record) => {
+                        let record: serde_json::Value =
+                            serde_json::from_str(&record).map_err(|e| corrupt("decision record", e))?;
+                        Some(record["hold"]["tripped"].clone()).filter(|trip| trip.is_object())
+                    }
+                    None => None,
+                };
                 Ok(PriceChange {
                     merchant,
                     seq: row.try_get("seq")?,
@@ -229,6 +246,7 @@ impl Store {
                     new_price_minor: row.try_get("new_price_minor")?,
                     rule_version: row.try_get("rule_version")?,
                     at: from_micros(row.try_get("created_at")?),
+                    breaker_trip,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
