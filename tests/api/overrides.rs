@@ -332,6 +332,31 @@ async fn the_prior_price_counts_campaign_prices_like_any_other(backend: Backend)
     assert_eq!(verification(&app, &key).await["intact"], true);
 }
 
+/// Imports NDJSON lines and waits (at most a minute) for the job to complete.
+async fn import(app: &TestApp, key: &str, lines: String) {
+    let response = app
+        .client
+        .post(app.url("/v1/products/import"))
+        .bearer_auth(key)
+        .header("Content-Type", "application/x-ndjson")
+        .body(lines)
+        .send()
+        .await
+        .unwrap();
+    let job = expect_status(response, StatusCode::ACCEPTED).await;
+    let path = format!("/v1/jobs/{}", job["id"].as_str().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = get(app, key, &path).await;
+        if job["state"] == "completed" {
+            assert_eq!(job["rejected"], 0, "{job}");
+            return;
+        }
+        assert!(Instant::now() < deadline && job["state"] != "failed", "the import did not complete: {job}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The prices of `p-0000`… in force, in SKU order.
 async fn lookup_all(app: &TestApp, key: &str, n: usize) -> Vec<i64> {
     let skus: Vec<String> = (0..n).map(|i| format!("p-{i:04}")).collect();
@@ -352,30 +377,28 @@ async fn an_override_of_many_products_is_applied_page_by_page(backend: Backend) 
             "{{\"sku\":\"p-{i:04}\",\"currency\":\"EUR\",\"cost_minor\":100,\"base_price_minor\":1000,\"attributes\":{{\"brand\":\"{brand}\"}}}}\n"
         ));
     }
-    let response = app
-        .client
-        .post(app.url("/v1/products/import"))
-        .bearer_auth(&key)
-        .header("Content-Type", "application/x-ndjson")
-        .body(lines)
-        .send()
-        .await
-        .unwrap();
-    let job = expect_status(response, StatusCode::ACCEPTED).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while get(&app, &key, &format!("/v1/jobs/{}", job["id"].as_str().unwrap())).await["state"] != "completed" {
-        assert!(Instant::now() < deadline, "the import did not complete");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    import(&app, &key, lines).await;
     let sale =
         create(&app, &key, json!({"attributes": {"brand": "acme"}, "percent_off_bps": 1000, "reason": "sale"})).await;
     let during = lookup_all(&app, &key, n + 20).await;
     assert!(during[..n].iter().all(|p| *p == 900) && during[n..].iter().all(|p| *p == 1000), "{during:?}");
+    // An import while it runs: new acme products come under it, and a product moved to acme.
+    let line = |i: usize| {
+        format!(
+            "{{\"sku\":\"p-{i:04}\",\"currency\":\"EUR\",\"cost_minor\":100,\"base_price_minor\":1000,\"attributes\":{{\"brand\":\"acme\"}}}}\n"
+        )
+    };
+    let more: String = (n + 20..n + 30).chain([n]).map(line).collect();
+    import(&app, &key, more).await;
+    let during = lookup_all(&app, &key, n + 30).await;
+    assert!(during[..=n].iter().all(|p| *p == 900) && during[n + 20..].iter().all(|p| *p == 900), "{during:?}");
+    assert!(during[n + 1..n + 20].iter().all(|p| *p == 1000), "{during:?}");
     end(&app, &key, &sale["id"]).await;
-    assert!(lookup_all(&app, &key, n + 20).await.iter().all(|p| *p == 1000));
+    assert!(lookup_all(&app, &key, n + 30).await.iter().all(|p| *p == 1000));
     let started = get(&app, &key, "/v1/decisions?trigger=override_started&limit=1000").await;
     let ended = get(&app, &key, "/v1/decisions?trigger=override_ended&limit=1000").await;
-    assert_eq!((started["items"].as_array().unwrap().len(), ended["items"].as_array().unwrap().len()), (n, n));
+    let (started, ended) = (started["items"].as_array().unwrap().len(), ended["items"].as_array().unwrap().len());
+    assert_eq!((started, ended), (n + 11, n + 11));
     assert_eq!(verification(&app, &key).await["intact"], true);
 }
 

@@ -156,7 +156,14 @@ pub async fn put_batch(
             if shows_prior { prior_price(&mut **tx, merchant, &product.sku, effective_at).await? } else { None };
         bases.push(BasePrice { sku: &product.sku, price: product.base_price, effective_at, prior_minor });
     }
-    let moved = prices::put_base_many(tx, merchant, &bases).await?;
+    let mut moved = prices::put_base_many(tx, merchant, &bases).await?;
+    // A live override covers what the batch wrote as it would each product put alone.
+    let covered = super::overrides::cover_many(tx, backend, head, merchant, &written_skus).await?;
+    if !covered.is_empty() {
+        let mut by_sku: HashMap<Sku, CurrentPrice> = moved.into_iter().map(|p| (p.sku.clone(), p)).collect();
+        by_sku.extend(covered.into_iter().map(|p| (p.sku.clone(), p)));
+        moved = by_sku.into_values().collect();
+    }
     let versions: HashMap<&Sku, i64> = moved.iter().map(|p| (&p.sku, p.version)).collect();
     let changed = written.iter().map(|(d, _)| (d.sku.clone(), versions.get(&d.sku).copied().unwrap_or(0))).collect();
     Ok(BatchWritten { outcomes, prices: moved, changed })

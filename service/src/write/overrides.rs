@@ -19,7 +19,7 @@
 //! ended and moved no price. While a SKU is under an override, the rule's changes to it are held
 //! (reason `override`; see [`super::safety`]); a proposal pending at its start is superseded. A
 //! product put while overrides are live is brought under the one that covers it in its own
-//! transaction; products an import writes are brought under at the override's next boundary.
+//! transaction, and so are the products an import writes, piece by piece.
 //! Overrides are the merchant's own act: a freeze or a tripped breaker does not stop them.
 
 use chrono::{DateTime, Utc};
@@ -143,6 +143,30 @@ pub(super) async fn cover(
     Ok(bring(tx, backend, head, merchant, std::slice::from_ref(product), &live).await?.pop())
 }
 
+/// [`cover`] for the products a batch wrote (an import's piece): one read of the live
+/// overrides, and when there are any, the products read again and brought under them.
+pub(super) async fn cover_many(
+    tx: &mut Tx,
+    backend: Backend,
+    head: &mut ChainHead,
+    merchant: MerchantId,
+    skus: &[&Sku],
+) -> Result<Vec<CurrentPrice>, StoreError> {
+    if skus.is_empty() {
+        return Ok(Vec::new());
+    }
+    let live = overrides::live(tx, merchant, head.at()).await?;
+    if live.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut page = Vec::with_capacity(skus.len());
+    for sku in skus {
+        page.extend(products::get(tx, merchant, sku).await?);
+    }
+    page.sort_by(|a, b| a.sku.as_str().cmp(b.sku.as_str()));
+    bring(tx, backend, head, merchant, &page, &live).await
+}
+
 /// What one SKU's override decision is.
 struct Step<'a> {
     product: &'a Product,
@@ -173,7 +197,8 @@ fn note(o: &Override) -> OverrideNote {
     }
 }
 
-/// Gives each product (in SKU order) what the live overrides say now: decisions, prices, marks.
+/// Gives each product (in SKU order, each once) what the live overrides say now: decisions,
+/// prices, marks.
 async fn bring(
     tx: &mut Tx,
     backend: Backend,
