@@ -1,7 +1,10 @@
 //! The review page at `/ui`: served from the binary with a strict Content-Security-Policy, and
 //! driven in headless Chromium (Debian's `chromium`, which `scripts/test` installs) against a
 //! known history: the chart has one point per decision, the chain badge and the table agree
-//! with the API, API errors are shown, and a screenshot is kept in `target/test-artefacts/`.
+//! with the API, API errors are shown, and a screenshot is kept in `target/test-artefacts/`; the
+//! safety net's parts (automation state, pending proposals, held decisions, overrides on the
+//! chart) are drawn, and a proposal is approved by clicking its button (Chromium driven over
+//! the DevTools protocol).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -55,6 +58,82 @@ async fn chromium(app: &TestApp, profile: &str, url: String, args: &[&str]) -> O
         String::from_utf8_lossy(&output.stderr)
     );
     output
+}
+
+/// Chromium, killed when dropped.
+struct Browser(std::process::Child);
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Opens `url` in headless Chromium driven over the DevTools protocol, waits for the page to
+/// load, and returns the value of `expression` (a promise) evaluated in it: how a test clicks.
+async fn evaluate_in_page(app: &TestApp, profile: &str, url: String, expression: &str) -> Value {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    assert!(Path::new(CHROMIUM).exists(), "{CHROMIUM} is missing (scripts/test installs it)");
+    let profile = app.db.dir.join(format!("chromium-{profile}"));
+    let child = Command::new("timeout")
+        .arg("90")
+        .arg(CHROMIUM)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"])
+        .args(["--no-default-browser-check", "--disable-extensions", "--disable-background-networking"])
+        .args(["--disable-component-update", "--disable-sync", "--remote-debugging-port=0"])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("about:blank")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("chromium starts");
+    let _browser = Browser(child);
+    // Chromium writes the port it listens on into the profile.
+    let active = profile.join("DevToolsActivePort");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let port = loop {
+        if let Some(port) = std::fs::read_to_string(&active).ok().and_then(|s| s.lines().next().map(str::to_owned))
+            && !port.is_empty()
+        {
+            break port;
+        }
+        assert!(std::time::Instant::now() < deadline, "chromium did not open its DevTools port");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let targets: Value =
+        app.client.get(format!("http://127.0.0.1:{port}/json/list")).send().await.unwrap().json().await.unwrap();
+    let page = targets.as_array().unwrap().iter().find(|t| t["type"] == "page").expect("a page target");
+    let (mut ws, _) = tokio_tungstenite::connect_async(page["webSocketDebuggerUrl"].as_str().unwrap()).await.unwrap();
+    let mut next_id = 0;
+    let mut call =
+        async |ws: &mut tokio_tungstenite::WebSocketStream<_>, method: &str, params: Value, event: Option<&str>| {
+            next_id += 1;
+            let id = next_id;
+            let message = json!({"id": id, "method": method, "params": params}).to_string();
+            ws.send(Message::text(message)).await.unwrap();
+            let (mut answer, mut seen) = (None, event.is_none());
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while answer.is_none() || !seen {
+                assert!(std::time::Instant::now() < deadline, "no answer to {method}");
+                let Some(Ok(Message::Text(text))) = ws.next().await else { continue };
+                let message: Value = serde_json::from_str(&text).unwrap();
+                if message["id"] == id {
+                    answer = Some(message);
+                } else if event.is_some_and(|e| message["method"] == e) {
+                    seen = true;
+                }
+            }
+            answer.unwrap()
+        };
+    call(&mut ws, "Page.enable", json!({}), None).await;
+    call(&mut ws, "Page.navigate", json!({"url": url}), Some("Page.loadEventFired")).await;
+    let params = json!({"expression": expression, "awaitPromise": true, "returnByValue": true});
+    let answer = call(&mut ws, "Runtime.evaluate", params, None).await;
+    assert!(answer["result"]["exceptionDetails"].is_null(), "the page's script failed: {answer}");
+    answer["result"]["result"]["value"].clone()
 }
 
 /// The page's DOM after its scripts ran, as Chromium serialises it.
@@ -369,4 +448,33 @@ async fn the_review_page_shows_proposals_the_automation_state_and_overrides() {
     assert_eq!(attribute(bands[0], "data-override"), Some(made["id"].to_string().as_str()));
     assert!(dom.contains("override_started") && dom.contains("override_ended"), "its decisions in the table");
     assert_eq!(start_tags(&dom, "<circle class=\"price-point outcome-held\"").len(), 1, "the held change");
+
+    // A person approves it on the page: the price moves, the chain names the key.
+    let clicked =
+        evaluate_in_page(&app, "approve", app.url(&format!("/ui#key={key}&sku={SKU}")), APPROVE_ON_THE_PAGE).await;
+    assert_eq!(clicked, json!({"proposals": 0, "state": "ready", "errors": ""}), "the page after the click");
+    let product = expect_status(app.get_product(&key, SKU).await, StatusCode::OK).await;
+    assert_eq!(product["price"]["price_minor"], 1500, "approved: 12.50 to 15.00");
+    let path = format!("/v1/proposals/{seq}");
+    let proposal = expect_status(app.call(Method::GET, &path, Some(&key), None).await, StatusCode::OK).await;
+    assert_eq!(proposal["state"], "approved");
+    let (key_id, _) = crate::helpers::split_token(&key);
+    let resolved_by = proposal["resolved_by"].as_str().unwrap().replace('-', "");
+    assert_eq!(Some(resolved_by.as_str()), key_id.strip_prefix("pk_"), "the deciding key: {proposal}");
 }
+
+/// Waits for the page to be drawn, clicks the first proposal's approve button, waits for the
+/// page to be drawn again without it, and says what it then shows.
+const APPROVE_ON_THE_PAGE: &str = r#"(async () => {
+  const until = async (ready) => {
+    for (let i = 0; i < 400 && !ready(); i += 1) await new Promise((r) => setTimeout(r, 50));
+  };
+  await until(() => document.body.dataset.state === 'ready' && document.querySelector('button.decide-approve'));
+  document.querySelector('button.decide-approve').click();
+  await until(() => document.body.dataset.state === 'ready' && !document.querySelector('tr.proposal'));
+  return {
+    proposals: document.querySelectorAll('tr.proposal').length,
+    state: document.body.dataset.state,
+    errors: document.getElementById('errors').textContent,
+  };
+})()"#;
