@@ -13,9 +13,8 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::common::Backend;
-use crate::common::rules::built_rule;
 use crate::helpers::{TestApp, expect_error, expect_status, spawn_app, spawn_app_with, test_settings};
-use crate::pipeline::{price, verification};
+use crate::pipeline::{activate, price, put, verification};
 
 async fn get(app: &TestApp, key: &str, path: &str) -> Value {
     expect_status(app.call(Method::GET, path, Some(key), None).await, StatusCode::OK).await
@@ -57,20 +56,6 @@ fn instant(value: &Value) -> DateTime<Utc> {
 
 fn later(millis: i64) -> String {
     (Utc::now() + chrono::Duration::milliseconds(millis)).to_rfc3339()
-}
-
-async fn put(app: &TestApp, key: &str, sku: &str, body: Value) {
-    let response = app.put_product(key, sku, body).await;
-    assert!(response.status().is_success(), "put {sku}: {}", response.text().await.unwrap());
-}
-
-async fn activate(app: &TestApp, key: &str, rule: &str, params: Value) {
-    let version = app.rule_version(key, built_rule(rule)).await;
-    let path = format!("/v1/rules/{version}/params");
-    expect_status(app.call(Method::PUT, &path, Some(key), Some(params)).await, StatusCode::OK).await;
-    let path = format!("/v1/rules/{version}/activate");
-    expect_status(app.call(Method::POST, &path, Some(key), None).await, StatusCode::OK).await;
-    app.engine.settled().await;
 }
 
 async fn a_campaign_starts_and_ends_at_its_instants_and_holds_the_rule_back(backend: Backend) {

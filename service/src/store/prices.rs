@@ -90,6 +90,15 @@ pub async fn put_base(tx: &mut Tx, merchant: MerchantId, base: &BasePrice<'_>) -
     CurrentPrice::try_from(row)
 }
 
+/// `skus` as a list of rows to select by.
+fn sku_list<'a>(skus: &[&'a Sku]) -> Rows<'a> {
+    let mut list = Rows::new(&[("sku", Kind::Text)]);
+    for sku in skus {
+        list.push([Cell::Text(sku.as_str())]);
+    }
+    list
+}
+
 /// The prices in force of `skus` and who set them, read in the writer's transaction (SKUs
 /// without one are absent).
 pub async fn in_force_many(
@@ -97,10 +106,7 @@ pub async fn in_force_many(
     merchant: MerchantId,
     skus: &[&Sku],
 ) -> Result<HashMap<String, (i64, PriceSource)>, StoreError> {
-    let mut list = Rows::new(&[("sku", Kind::Text)]);
-    for sku in skus {
-        list.push([Cell::Text(sku.as_str())]);
-    }
+    let list = sku_list(skus);
     let mut found = HashMap::with_capacity(skus.len());
     for chunk in list.chunks(tx.backend()) {
         let sql = format!(
@@ -124,10 +130,7 @@ pub async fn current_many(
     skus: &[&Sku],
 ) -> Result<HashMap<String, (CurrentPrice, PriceSource)>, StoreError> {
     let sources = in_force_many(tx, merchant, skus).await?;
-    let mut list = Rows::new(&[("sku", Kind::Text)]);
-    for sku in skus {
-        list.push([Cell::Text(sku.as_str())]);
-    }
+    let list = sku_list(skus);
     let mut found = HashMap::with_capacity(skus.len());
     for chunk in list.chunks(tx.backend()) {
         let sql = format!(
