@@ -325,7 +325,8 @@ async fn a_one_cent_feed_trips_the_breaker_and_resume_restarts_automation(backen
 }
 
 async fn a_freeze_stops_a_running_reprice_at_once(backend: Backend) {
-    const N: usize = 1_500;
+    // Large enough that the sweep is still running when the freeze arrives on a busy machine.
+    const N: usize = 6_000;
     let app = spawn_app(backend).await;
     let (_, key) = app.merchant_with_key(&["merchant", "checkout", "auditor"]).await;
     let products: Vec<Value> = (0..N)
@@ -374,13 +375,15 @@ async fn a_freeze_stops_a_running_reprice_at_once(backend: Backend) {
     let rule_moved = at_freeze - N as i64; // the import's creations are changes too
     assert!(held > 0, "the sweep went on, holding its changes");
     assert_eq!(rule_moved + held, N as i64, "every product was evaluated once: moved before, held after");
-    assert_eq!(price(&app, &key, "p-1499").await.0, 1999, "lookups answer the price in force");
+    let held_one = get(&app, &key, "/v1/decisions?outcome=held&limit=1").await["items"][0]["sku"].clone();
+    let held_one = held_one.as_str().unwrap().to_owned();
+    assert_eq!(price(&app, &key, &held_one).await.0, 1999, "lookups answer the price in force");
 
     let lifted =
         expect_status(app.call(Method::POST, "/v1/automation/unfreeze", Some(&key), None).await, StatusCode::OK).await;
     assert_eq!(lifted["state"], "running");
     app.engine.settled().await;
-    assert_eq!(price(&app, &key, "p-1499").await.0, 1300, "after the freeze, the catalogue is evaluated anew");
+    assert_eq!(price(&app, &key, &held_one).await.0, 1300, "after the freeze, the catalogue is evaluated anew");
     assert_eq!(verification(&app, &key).await["intact"], true);
 }
 
