@@ -44,6 +44,7 @@ pub struct Metrics {
     outbox_depth: Arc<Mutex<BTreeMap<&'static str, i64>>>,
     held: Counter<u64>,
     breaker_trips: Counter<u64>,
+    rule_failures: Counter<u64>,
 }
 
 impl Metrics {
@@ -118,11 +119,16 @@ impl Metrics {
             .u64_counter("pricing.breaker.trips")
             .with_description("Circuit breaker trips (a merchant's automation paused), by the limit crossed")
             .build();
+        let rule_failures = meter
+            .u64_counter("pricing.rule.failures")
+            .with_description("Recorded rule evaluations that failed, by the failure's kind")
+            .build();
         Self {
             registry,
             provider,
             held,
             breaker_trips,
+            rule_failures,
             http_requests,
             http_duration,
             signal_rows,
@@ -144,6 +150,11 @@ impl Metrics {
     /// Counts held changes by reason (a fixed vocabulary).
     pub fn record_held(&self, reason: &'static str, held: u64) {
         self.held.add(held, &[KeyValue::new("reason", reason)]);
+    }
+
+    /// Counts recorded failed evaluations by kind (the sandbox's fixed vocabulary).
+    pub fn record_rule_failures(&self, kind: &'static str, failed: u64) {
+        self.rule_failures.add(failed, &[KeyValue::new("kind", kind)]);
     }
 
     /// Counts a breaker trip by the limit crossed (one of the breaker's field names).

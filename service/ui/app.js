@@ -373,6 +373,9 @@
       const tags = Array.isArray(r.tags) && r.tags.length ? el('span', { class: 'tags' }, r.tags.join(', ')) : null;
       const clips = Array.isArray(r.clips) ? r.clips.map((clip) => el('span', { class: 'clip' }, String(clip))) : [];
       const error = r.error ? `${r.error}${r.error_message ? `: ${r.error_message}` : ''}` : '';
+      // The rule's own log (a panic's message and line land there), folded away.
+      const log = typeof r.log === 'string' && r.log
+        ? el('details', { class: 'log' }, el('summary', {}, 'log'), el('pre', {}, r.log)) : null;
       return el('tr', { class: `decision outcome-${outcome}`, 'data-seq': d.seq },
         el('td', { class: 'num' }, `#${d.seq}`),
         el('td', { class: 'time', title: d.created_at }, utc(d.created_at)),
@@ -382,7 +385,7 @@
         el('td', {}, rule),
         el('td', {}, r.explanation || '', tags),
         el('td', {}, clips.length ? clips : '—'),
-        el('td', { class: 'error' }, error));
+        el('td', { class: 'error' }, error, log));
     });
     $('decisions').tBodies[0].replaceChildren(...rows);
   }

@@ -478,3 +478,34 @@ const APPROVE_ON_THE_PAGE: &str = r#"(async () => {
     errors: document.getElementById('errors').textContent,
   };
 })()"#;
+
+#[tokio::test]
+async fn a_failing_rule_is_a_metric_and_its_log_is_on_the_page() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (_, key) = app.merchant_with_key(&["merchant"]).await;
+    let product = json!({"currency": "EUR", "cost_minor": 1000, "base_price_minor": 1999});
+    expect_status(app.put_product(&key, SKU, product).await, StatusCode::CREATED).await;
+    let version = app.rule_version(&key, built_rule("hostile")).await;
+    let path = format!("/v1/rules/{version}/params");
+    expect_status(app.call(Method::PUT, &path, Some(&key), Some(json!({"attack": "panic"}))).await, StatusCode::OK)
+        .await;
+    let path = format!("/v1/rules/{version}/activate");
+    expect_status(app.call(Method::POST, &path, Some(&key), None).await, StatusCode::OK).await;
+    app.engine.settled().await;
+
+    let failed = app.call(Method::GET, "/v1/decisions?outcome=failed&limit=1000", Some(&key), None).await;
+    let failed = expect_status(failed, StatusCode::OK).await["items"].as_array().unwrap().len();
+    assert!(failed >= 1);
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let counted = metrics
+        .lines()
+        .find(|l| l.starts_with("pricing_rule_failures_total{") && l.contains("kind=\"guest_panic\""))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<usize>().ok());
+    assert_eq!(counted, Some(failed), "each recorded failure counted by kind:\n{metrics}");
+
+    let dom = page_dom(&app, "failure", &key, SKU).await;
+    assert_eq!(attribute(start_tags(&dom, "<body")[0], "data-state"), Some("ready"), "{dom}");
+    assert!(dom.contains("<details class=\"log\">"), "the log is on the page:\n{dom}");
+    assert!(dom.contains("the hostile rule panicked on purpose"), "with the panic's message:\n{dom}");
+}

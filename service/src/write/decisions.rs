@@ -56,6 +56,8 @@ pub struct Applied {
     pub held: Vec<HoldReason>,
     /// The limit that tripped the breaker in this batch.
     pub tripped: Option<Trip>,
+    /// The recorded evaluations that failed: each failure's kind, SKU and message.
+    pub failed: Vec<(&'static str, Sku, String)>,
 }
 
 impl Applied {
@@ -117,6 +119,10 @@ pub(super) async fn apply(
     tx.commit().await?;
     applied.recorded = fresh.len();
     applied.held = holds.iter().flatten().map(|h| h.reason).collect();
+    applied.failed = fresh
+        .iter()
+        .filter_map(|j| j.evaluation.result.as_ref().err().map(|e| (e.kind(), j.product.sku.clone(), e.to_string())))
+        .collect();
     applied.tripped = keeper.tripped_now;
     Ok(applied)
 }

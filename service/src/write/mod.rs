@@ -448,6 +448,19 @@ impl Prices {
             if let Some(trip) = &applied.tripped {
                 metrics.record_breaker_trip(trip.limit.clone());
             }
+            let mut kinds: std::collections::BTreeMap<&'static str, u64> = std::collections::BTreeMap::new();
+            for (kind, _, _) in &applied.failed {
+                *kinds.entry(kind).or_default() += 1;
+            }
+            for (kind, failed) in kinds {
+                metrics.record_rule_failures(kind, failed);
+            }
+        }
+        // One line a batch, not one a SKU: a failing rule over a large catalogue would flood the log.
+        if let Some((kind, sku, message)) = applied.failed.first() {
+            tracing::warn!(merchant_id = %merchant, rule_version = version.version, failed = applied.failed.len(),
+                recorded = applied.recorded, first_sku = %sku, first_kind = kind, first_error = %message,
+                "rule evaluations failed; the prices in force stay");
         }
         if let Some(trip) = &applied.tripped {
             tracing::warn!(merchant_id = %merchant, limit = %trip.limit, threshold = trip.threshold,
