@@ -85,7 +85,7 @@ fn main() {
                 currency: None,
                 in_stock,
                 age_seconds: age,
-                stale: false,
+                stale: Some(false),
             })
             .collect(),
         demand: Default::default(),

@@ -120,7 +120,8 @@ pub async fn run(command: Command, settings: Settings) -> Result<Outcome, Box<dy
             println!("checkpoints are now signed with key {id} (after a restart); older keys still verify");
         }
         Command::Rule(RuleCommand::Run { wasm, input, params }) => {
-            let report = runner::run(&settings.sandbox, &wasm, &input, params.as_deref()).await?;
+            let window = settings.pricing.stale_after_secs;
+            let report = runner::run(&settings.sandbox, &wasm, &input, params.as_deref(), window).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             if report.error.is_some() {
                 return Ok(Outcome::Failed);

@@ -49,15 +49,18 @@ fn parse_json<T: serde::de::DeserializeOwned>(path: &Path, what: &'static str) -
     })
 }
 
-/// Runs the rule once. `Ok` holds the report whether the rule decided or failed.
+/// Runs the rule once, offers without `stale` judged against `stale_after_secs` (the service's
+/// `pricing.stale_after_secs`). `Ok` holds the report whether the rule decided or failed.
 pub async fn run(
     settings: &SandboxSettings,
     wasm: &Path,
     input: &Path,
     params: Option<&Path>,
+    stale_after_secs: u64,
 ) -> Result<RunReport, RunError> {
     let module = read(wasm)?;
-    let context: RuleContext = parse_json(input, "rule context")?;
+    let mut context: RuleContext = parse_json(input, "rule context")?;
+    context.judge_staleness(stale_after_secs);
     let params: Map<String, Value> = match params {
         Some(path) => parse_json(path, "parameter object")?,
         None => Map::new(),

@@ -322,3 +322,33 @@ async fn a_dry_run_on_a_product_shows_the_price_its_guardrails_would_allow() {
     assert_eq!(result["guarded"]["clips"], json!(["ceiling"]));
     assert_eq!(result["guarded"]["outcome"], "changed");
 }
+
+#[tokio::test]
+async fn a_dry_run_context_without_stale_is_judged_by_its_age() {
+    let db = crate::common::fresh_database(Backend::Sqlite).await;
+    let mut settings = crate::helpers::test_settings(&db);
+    settings.pricing.stale_after_secs = 86_400;
+    let app = crate::helpers::spawn_app_with(settings, db).await;
+    let (_, key) = app.merchant_with_key(&["merchant"]).await;
+    let v = app.rule_version(&key, crate::common::rules::built_rule("competitor-match")).await;
+    // The rule's own age limit is far away: only staleness can set an offer aside.
+    let params = json!({"max_age_hours": 1000, "undercut_minor": 1, "min_margin_bps": 0});
+    expect_status(
+        app.call(Method::PUT, &format!("/v1/rules/{v}/params"), Some(&key), Some(params)).await,
+        StatusCode::OK,
+    )
+    .await;
+    let context = |offer: serde_json::Value| {
+        json!({"sku": "x", "currency": "EUR", "cost_minor": 100, "current_price_minor": 2000,
+               "base_price_minor": 2000, "now": "2026-11-25T12:00:00Z", "competitors": [offer]})
+    };
+    let old = json!({"competitor": "a", "price_minor": 1500, "in_stock": true, "age_seconds": 200_000});
+    let fresh = json!({"competitor": "a", "price_minor": 1500, "in_stock": true, "age_seconds": 600});
+    let mut said_fresh = old.clone();
+    said_fresh["stale"] = json!(false);
+    let body = json!({"contexts": [context(old), context(fresh), context(said_fresh)]});
+    let ran = expect_status(app.dry_run(&key, v, body).await, StatusCode::OK).await;
+    let prices: Vec<Option<i64>> =
+        ran["results"].as_array().unwrap().iter().map(|r| r["decision"]["price_minor"].as_i64()).collect();
+    assert_eq!(prices, [None, Some(1499), Some(1499)], "200,000 s is past a day's window; a given flag stands: {ran}");
+}

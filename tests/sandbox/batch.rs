@@ -35,7 +35,7 @@ fn market(n: i64) -> Vec<GuestContext> {
                     currency: None,
                     in_stock: (i + k) % 3 != 0,
                     age_seconds: 60 * (k + 1),
-                    stale: false,
+                    stale: Some(false),
                 });
             }
             ctx.to_guest(&Map::new()).unwrap()
@@ -225,7 +225,7 @@ fn a_batch_without_attribution_gets_the_fuel_time_and_log_of_that_many_evaluatio
         currency: None,
         in_stock: true,
         age_seconds: 60,
-        stale: false,
+        stale: Some(false),
     });
     // Each evaluation logs a line: a batch of 500 writes far more than one evaluation may.
     let batch = vec![ctx.to_guest(&Map::new()).unwrap(); 500];

@@ -273,7 +273,10 @@ pub async fn dry_run(
 ) -> Result<HttpResponse, ApiError> {
     let merchant = access.merchant();
     let version = version_from_path(&path)?;
-    let DryRunRequest { skus, contexts } = body.into_inner();
+    let DryRunRequest { skus, mut contexts } = body.into_inner();
+    for ctx in &mut contexts {
+        ctx.judge_staleness(rules.stale_after_secs());
+    }
     let total = skus.len() + contexts.len();
     if total == 0 || total > MAX_DRY_RUN {
         return Err(Invalid::one("skus", format!("give 1 to {MAX_DRY_RUN} SKUs or contexts")).into());

@@ -49,7 +49,7 @@ pub fn context(
                     currency: Some(o.price.currency().to_string()),
                     in_stock: o.in_stock,
                     age_seconds,
-                    stale: u64::try_from(age_seconds).unwrap_or(0) > stale_after_secs,
+                    stale: Some(u64::try_from(age_seconds).unwrap_or(0) > stale_after_secs),
                 }
             })
             .collect(),

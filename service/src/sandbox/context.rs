@@ -48,8 +48,29 @@ pub struct CompetitorOffer {
     pub in_stock: bool,
     #[serde(deserialize_with = "crate::domain::whole::integer")]
     pub age_seconds: i64,
-    #[serde(default)]
-    pub stale: bool,
+    /// Older than the merchant's staleness window. The service always sets it; a context given
+    /// by hand (a dry run's, the local runner's) may leave it out, and it is then judged from
+    /// `age_seconds` against the configured window (see [`RuleContext::judge_staleness`]).
+    /// Written as a plain boolean, so recorded contexts read the same as before.
+    #[serde(default, serialize_with = "stale_as_bool")]
+    #[schema(value_type = Option<bool>)]
+    pub stale: Option<bool>,
+}
+
+fn stale_as_bool<S: serde::Serializer>(stale: &Option<bool>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_bool(stale.unwrap_or(false))
+}
+
+impl RuleContext {
+    /// Judges the offers whose staleness was left out: stale when older than `window_secs`,
+    /// as the service judges the offers it reads.
+    pub fn judge_staleness(&mut self, window_secs: u64) {
+        for offer in &mut self.competitors {
+            if offer.stale.is_none() {
+                offer.stale = Some(u64::try_from(offer.age_seconds).unwrap_or(0) > window_secs);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -158,7 +179,7 @@ impl RuleContext {
                     },
                     in_stock: o.in_stock,
                     age_seconds: o.age_seconds,
-                    stale: o.stale,
+                    stale: o.stale.unwrap_or(false),
                 })
                 .collect(),
             demand: bindings::Demand {
