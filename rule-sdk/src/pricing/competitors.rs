@@ -20,6 +20,16 @@ pub fn cheapest_competitor(ctx: &Context, max_age_seconds: Option<i64>) -> Optio
     eligible_offers(ctx, max_age_seconds).min_by_key(|offer| offer.price.minor)
 }
 
+/// The `n`th cheapest eligible offer, counting from 1 (1 is [`cheapest_competitor`]); offers at
+/// the same price keep their order in the context. `None` when fewer than `n` are eligible (or
+/// `n` is 0). For a rule that wants to be, say, the third cheapest in stock.
+pub fn nth_cheapest_competitor(ctx: &Context, n: usize, max_age_seconds: Option<i64>) -> Option<&CompetitorOffer> {
+    let mut offers: Vec<&CompetitorOffer> = eligible_offers(ctx, max_age_seconds).collect();
+    // A stable sort: ties stay in the context's order.
+    offers.sort_by_key(|offer| offer.price.minor);
+    offers.get(n.checked_sub(1)?).copied()
+}
+
 /// The median eligible price; with an even count, the mean of the two middle prices rounded
 /// half away from zero.
 pub fn median_competitor_price(ctx: &Context, max_age_seconds: Option<i64>) -> Option<i64> {
@@ -50,6 +60,15 @@ mod tests {
             .competitor("f", 0, true, 60) // no real price
             .competitor("g", 1949, true, 3_600)
             .build()
+    }
+
+    #[test]
+    fn the_nth_cheapest_counts_eligible_offers_only() {
+        let ctx = market();
+        let nth = |n| nth_cheapest_competitor(&ctx, n, None).map(|o| o.competitor.as_str());
+        // Eligible without an age limit: a 1899, c 1849, g 1949.
+        assert_eq!([nth(0), nth(1), nth(2), nth(3), nth(4)], [None, Some("c"), Some("a"), Some("g"), None]);
+        assert_eq!(nth_cheapest_competitor(&ctx, 1, Some(86_400)).unwrap().competitor, "a");
     }
 
     #[test]
