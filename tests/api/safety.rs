@@ -394,4 +394,33 @@ both_backends! {
     approval_rechecks_guardrails => approval_applies_the_guardrails_as_they_are_then;
     breaker => a_one_cent_feed_trips_the_breaker_and_resume_restarts_automation;
     freeze => a_freeze_stops_a_running_reprice_at_once;
+    dry_runs => a_dry_run_says_what_the_safety_net_would_do;
+}
+
+async fn a_dry_run_says_what_the_safety_net_would_do(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let shop = shop(&app, 2, "cost-plus", json!({"margin_bps": 2500})).await;
+    let key = &shop.key;
+    let version = get(&app, key, "/v1/rules").await["active_version"].as_i64().unwrap();
+    let dry = |sku: &'static str| {
+        let (app, key) = (&app, key);
+        async move {
+            let ran = expect_status(app.dry_run(key, version, json!({"skus": [sku]})).await, StatusCode::OK).await;
+            ran["results"][0]["guarded"].clone()
+        }
+    };
+    settings(&app, key, json!({"approval": {"max_increase_bps": 1000}})).await;
+    set_cost(&app, key, "p-000", 1200).await; // 1250 → 1500: held live
+    app.engine.settled().await;
+    assert_eq!(last_decision(&app, key, "p-000").await["record"]["hold"]["reason"], "large_increase");
+    let guarded = dry("p-000").await;
+    assert_eq!((&guarded["new_price_minor"], &guarded["held"]), (&json!(1500), &json!("large_increase")), "as live");
+    assert!(dry("p-001").await.get("held").is_none(), "a kept price is not held: {}", dry("p-001").await);
+
+    let path = "/v1/automation/freeze";
+    expect_status(app.call(Method::POST, path, Some(key), Some(json!({"reason": "x"}))).await, StatusCode::OK).await;
+    assert_eq!(dry("p-000").await["held"], "frozen");
+    let body = json!({"sku": "p-000", "price_minor": 999, "currency": "EUR", "reason": "sale"});
+    expect_status(app.call(Method::POST, "/v1/overrides", Some(key), Some(body)).await, StatusCode::CREATED).await;
+    assert_eq!(dry("p-000").await["held"], "override", "an override comes first");
 }

@@ -290,6 +290,19 @@ pub enum OverrideState {
 }
 
 impl Store {
+    /// The SKUs from `first` to `last` under an override now (for dry runs).
+    pub async fn overridden_skus(
+        &self,
+        merchant: MerchantId,
+        first: &str,
+        last: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.begin().await?;
+        let found = overridden_between(&mut tx, merchant, first, last).await?;
+        tx.commit().await?;
+        Ok(found.into_keys().collect())
+    }
+
     /// The merchants with an override whose phase by the clock is ahead of the catalogue's.
     pub async fn merchants_with_unsettled_overrides(&self, now: DateTime<Utc>) -> Result<Vec<MerchantId>, StoreError> {
         let sql = format!("SELECT DISTINCT merchant_id FROM price_overrides WHERE {}", UNSETTLED.replace("$2", "$1"));
