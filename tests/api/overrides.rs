@@ -318,7 +318,7 @@ async fn the_prior_price_counts_campaign_prices_like_any_other(backend: Backend)
 }
 
 /// Imports NDJSON lines and waits (at most a minute) for the job to complete.
-async fn import(app: &TestApp, key: &str, lines: String) {
+pub(crate) async fn import(app: &TestApp, key: &str, lines: String) {
     let response = app
         .client
         .post(app.url("/v1/products/import"))

@@ -333,23 +333,7 @@ async fn a_freeze_stops_a_running_reprice_at_once(backend: Backend) {
         .map(|i| json!({"sku": format!("p-{i:04}"), "currency": "EUR", "cost_minor": 1000, "base_price_minor": 1999}))
         .collect();
     let body: String = products.iter().map(|p| format!("{p}\n")).collect();
-    let response = app
-        .client
-        .post(app.url("/v1/products/import"))
-        .bearer_auth(&key)
-        .header("content-type", "application/x-ndjson")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let job = expect_status(response, StatusCode::ACCEPTED).await;
-    let job_path = format!("/v1/jobs/{}", job["id"].as_str().unwrap());
-    for _ in 0..600 {
-        if get(&app, &key, &job_path).await["state"] == "completed" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::overrides::import(&app, &key, body).await;
     let version = app.rule_version(&key, built_rule("cost-plus")).await;
     let path = format!("/v1/rules/{version}/activate");
     expect_status(app.call(Method::POST, &path, Some(&key), None).await, StatusCode::OK).await;
