@@ -22,6 +22,8 @@
 //! transaction, and so are the products an import writes, piece by piece.
 //! Overrides are the merchant's own act: a freeze or a tripped breaker does not stop them.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 
 use super::Gate;
@@ -214,6 +216,7 @@ async fn bring(
     let mut current = prices::current_many(tx, merchant, &skus).await?;
     let mut steps = Vec::new();
     let mut ended = Vec::new();
+    let mut notes: HashMap<i64, OverrideNote> = HashMap::new();
     for product in page {
         let Some((price, source)) = current.remove(product.sku.as_str()) else { continue };
         let cost = product.cost.minor();
@@ -246,7 +249,15 @@ async fn bring(
                 });
             }
             (None, Some(mark)) => {
-                let ending = overrides::find(tx, merchant, mark.override_id).await?;
+                // A page of an end's pass is mostly one override's SKUs: read each override once.
+                let ending = match notes.get(&mark.override_id) {
+                    Some(note) => note.clone(),
+                    None => {
+                        let ending = note(&overrides::find(tx, merchant, mark.override_id).await?);
+                        notes.insert(mark.override_id, ending.clone());
+                        ending
+                    }
+                };
                 let back = if mark.restore_base { product.base_price.minor() } else { mark.restore_minor };
                 let guarded = within_bounds(&product.guardrails, back, cost);
                 overrides::forget(tx, merchant, &product.sku).await?;
@@ -256,7 +267,7 @@ async fn bring(
                     currency: price.price.currency().code().to_owned(),
                     current: price,
                     trigger: Trigger::OverrideEnded,
-                    note: note(&ending),
+                    note: ending,
                     new_price_minor: guarded.price_minor,
                     clips: guarded.clips,
                     to_base: mark.restore_base,
