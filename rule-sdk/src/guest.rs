@@ -1,9 +1,9 @@
-//! The WebAssembly side of the SDK: bindings generated from `wit/policy.wit`, and the
-//! conversions between them and the SDK's own types. Policies never see this module; the
-//! [`crate::export_rule!`] macro does.
+//! The WebAssembly side of the SDK: bindings generated from `wit/policy.wit` (the
+//! `typed-policy` world of `pricing:policy@1.1.0`), and the conversions between them and the
+//! SDK's own types. Policies never see this module; the [`crate::export_rule!`] macro does.
 
 wit_bindgen::generate!({
-    world: "policy",
+    world: "typed-policy",
     path: "wit",
     pub_export_macro: true,
     default_bindings_module: "pricing_rule_sdk::guest",
@@ -12,24 +12,74 @@ wit_bindgen::generate!({
 
 pub use wit_bindgen;
 
+use self::pricing::policy::params as wit_params;
 use self::pricing::policy::types as wit;
 
 pub type GuestContext = wit::Context;
 pub type GuestDecision = wit::Decision;
+pub type GuestParamSpec = wit_params::ParamSpec;
 
 /// The `evaluate` export: one context, through the same loop as a batch (see `crate::batch`).
-pub fn evaluate(ctx: GuestContext, policy: crate::Policy) -> GuestDecision {
+pub fn evaluate(ctx: GuestContext, policy: impl Fn(&crate::Context) -> crate::Decision) -> GuestDecision {
     let mut decisions = evaluate_batch(vec![ctx], policy);
     decisions.pop().expect("one decision per context")
 }
 
 /// The `evaluate-batch` export: each context marked with `begin-context` for the host.
-pub fn evaluate_batch(ctxs: Vec<GuestContext>, policy: crate::Policy) -> Vec<GuestDecision> {
+pub fn evaluate_batch(
+    ctxs: Vec<GuestContext>,
+    policy: impl Fn(&crate::Context) -> crate::Decision,
+) -> Vec<GuestDecision> {
     install_panic_hook();
-    crate::batch::each_context(ctxs, begin_context, |ctx| evaluate_one(ctx, policy))
+    crate::batch::each_context(ctxs, begin_context, |ctx| evaluate_one(ctx, &policy))
 }
 
-fn evaluate_one(ctx: GuestContext, policy: crate::Policy) -> GuestDecision {
+/// A typed policy as an untyped one: its parameters read from each context. The service
+/// hands only values that passed the declaration, so a failure here is a hand-made context's;
+/// it panics with the reason, which the decision's log shows.
+pub fn with_params<P: crate::Params>(
+    policy: fn(&crate::Context, &P) -> crate::Decision,
+) -> impl Fn(&crate::Context) -> crate::Decision {
+    move |ctx| match P::from_context(ctx) {
+        Ok(params) => policy(ctx, &params),
+        Err(why) => panic!("{why}"),
+    }
+}
+
+/// The `params-schema` export of a rule with declared parameters.
+pub fn schema<P: crate::Params>() -> Option<Vec<GuestParamSpec>> {
+    Some(P::schema().into_iter().map(spec_to_guest).collect())
+}
+
+fn spec_to_guest(spec: crate::params::ParamSpec) -> GuestParamSpec {
+    use crate::params::ParamKind as K;
+    let bounds = |b: crate::params::Bounds| wit_params::Bounds { min: b.min, max: b.max };
+    let kind = match spec.kind {
+        K::Integer(b) => wit_params::ParamKind::Integer(bounds(b)),
+        K::Money(b) => wit_params::ParamKind::Money(bounds(b)),
+        K::Bps(b) => wit_params::ParamKind::Bps(bounds(b)),
+        K::Boolean => wit_params::ParamKind::Boolean,
+        K::Text(max_bytes) => wit_params::ParamKind::Text(max_bytes),
+        K::OneOf(values) => wit_params::ParamKind::OneOf(values),
+    };
+    GuestParamSpec {
+        name: spec.name,
+        kind,
+        default: spec.default.map(value_to_guest),
+        optional: spec.optional,
+        description: spec.description,
+    }
+}
+
+fn value_to_guest(value: crate::Value) -> wit::Value {
+    match value {
+        crate::Value::Text(s) => wit::Value::Text(s),
+        crate::Value::Number(n) => wit::Value::Number(n),
+        crate::Value::Boolean(b) => wit::Value::Boolean(b),
+    }
+}
+
+fn evaluate_one(ctx: GuestContext, policy: &impl Fn(&crate::Context) -> crate::Decision) -> GuestDecision {
     let currency = ctx.currency.clone();
     let decision = policy(&from_guest(ctx));
     to_guest(decision, currency)

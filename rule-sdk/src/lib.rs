@@ -18,7 +18,7 @@
 //! ```
 //!
 //! Built for `wasm32-unknown-unknown`, the crate becomes a module that implements the
-//! `pricing:policy@1.0.0` interface (`wit/policy.wit`); built natively, the same code runs in
+//! `pricing:policy@1.1.0` interface (`wit/policy.wit`; its `typed-policy` world); built natively, the same code runs in
 //! plain `cargo test` with the builders of [`testing`]. The interface's generated types never
 //! appear in a policy: the SDK converts them.
 //!
@@ -62,21 +62,36 @@ mod decision;
 #[doc(hidden)]
 pub mod guest;
 mod log;
+pub mod params;
 pub mod pricing;
 pub mod testing;
 
 pub use context::{CompetitorOffer, Context, Demand, Money, Value};
 pub use decision::{Action, Decision};
 pub use log::log;
+pub use params::{Bps, Minor, Params};
+/// Derives [`Params`] for a struct of parameters (see [`params`]).
+pub use pricing_rule_sdk_macros::Params;
 
 /// What [`export_rule!`] exports: a pricing policy.
 pub type Policy = fn(&Context) -> Decision;
 
-/// Exports a policy, a function `fn(&Context) -> Decision` (or a closure that captures
-/// nothing), as the rule's two entry points: `evaluate`, and `evaluate-batch`, which maps the
-/// policy over the contexts in order. Both tell the host, through the interface's
+/// A policy with declared parameters, `P` (see [`params`]).
+pub type TypedPolicy<P> = fn(&Context, &P) -> Decision;
+
+/// Exports a policy as the rule's entry points: `evaluate`, and `evaluate-batch`, which maps
+/// the policy over the contexts in order. Both tell the host, through the interface's
 /// `begin-context`, which context they are on, so each context in a batch gets its own fuel,
 /// deadline and log (natively, [`testing::run_batch`] shows the same split).
+///
+/// Two forms:
+/// - `export_rule!(policy)` with `policy: fn(&Context) -> Decision`: an untyped rule, which
+///   reads its parameters by name (`ctx.param_i64("margin_bps")`) from whatever flat object
+///   the merchant sets;
+/// - `export_rule!(policy, P)` with `policy: fn(&Context, &P) -> Decision` and
+///   `#[derive(Params)] struct P`: a rule that declares its parameters (`pricing:policy@1.1.0`),
+///   so the service checks every value against the declaration and the policy reads
+///   `params.margin_bps` (see [`params`]).
 ///
 /// On `wasm32` it implements the bindings' `Guest` trait and exports it with wit-bindgen's
 /// export macro. On other targets it only checks the policy's type, so the crate's unit tests
@@ -99,13 +114,11 @@ pub type Policy = fn(&Context) -> Decision;
 #[rustfmt::skip]
 #[macro_export]
 macro_rules! export_rule {
-    // `expr`, not `path`: rustc then points a type error at the caller's tokens rather than at
-    // the whole macro call.
-    ($policy:expr $(,)?) => {
+    (@export $kind:ty, $policy:expr, $untyped:expr, $schema:expr) => {
         const _: () = {
             // A policy of the wrong type fails here, on every target.
             #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-            const POLICY: $crate::Policy = $policy;
+            const POLICY: $kind = $policy;
 
             #[cfg(target_arch = "wasm32")]
             const _: () = {
@@ -113,13 +126,17 @@ macro_rules! export_rule {
 
                 impl $crate::guest::Guest for ExportedRule {
                     fn evaluate(ctx: $crate::guest::GuestContext) -> $crate::guest::GuestDecision {
-                        $crate::guest::evaluate(ctx, POLICY)
+                        $crate::guest::evaluate(ctx, ($untyped)(POLICY))
                     }
 
                     fn evaluate_batch(
                         ctxs: ::std::vec::Vec<$crate::guest::GuestContext>,
                     ) -> ::std::vec::Vec<$crate::guest::GuestDecision> {
-                        $crate::guest::evaluate_batch(ctxs, POLICY)
+                        $crate::guest::evaluate_batch(ctxs, ($untyped)(POLICY))
+                    }
+
+                    fn params_schema() -> ::core::option::Option<::std::vec::Vec<$crate::guest::GuestParamSpec>> {
+                        $schema
                     }
                 }
 
@@ -128,5 +145,18 @@ macro_rules! export_rule {
                 $crate::guest::export!(ExportedRule with_types_in $crate::guest);
             };
         };
+    };
+    // `expr`, not `path`: rustc then points a type error at the caller's tokens rather than at
+    // the whole macro call.
+    ($policy:expr $(,)?) => {
+        $crate::export_rule!(@export $crate::Policy, $policy, |policy| policy, ::core::option::Option::None);
+    };
+    ($policy:expr, $params:ty $(,)?) => {
+        $crate::export_rule!(
+            @export $crate::TypedPolicy<$params>,
+            $policy,
+            |policy| $crate::guest::with_params::<$params>(policy),
+            $crate::guest::schema::<$params>()
+        );
     };
 }

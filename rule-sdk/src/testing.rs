@@ -141,6 +141,17 @@ pub fn run(policy: crate::Policy, ctx: &Context) -> (crate::Decision, Vec<String
     (decision, take_log())
 }
 
+/// Runs a policy with declared parameters on one context: its parameters read from the
+/// context as the rule does in the service (the declared defaults for those left out), then
+/// the policy. A value of the wrong kind panics with the reason, as it would in the guest
+/// (the service itself never hands one; bounds are the service's to check).
+pub fn decide<P: crate::Params>(policy: crate::TypedPolicy<P>, ctx: &Context) -> crate::Decision {
+    match P::from_context(ctx) {
+        Ok(params) => policy(ctx, &params),
+        Err(why) => panic!("{why}"),
+    }
+}
+
 /// Runs a policy on many contexts as the batch entry point does, and returns each context's
 /// decision with the lines it logged: the same split the host makes of a batch's log.
 #[cfg(not(target_arch = "wasm32"))]

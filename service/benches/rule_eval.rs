@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use chrono::TimeZone;
 use pricing::config::Settings;
 use pricing::sandbox::{CompetitorOffer, RuleContext, Sandbox};
-use pricing_rule_sdk::testing::{ContextBuilder, take_log};
+use pricing_rule_sdk::testing::{ContextBuilder, decide, take_log};
 use serde_json::{Map, Value, json};
 
 const BATCH: usize = 1000;
@@ -97,13 +97,14 @@ fn main() {
 
     let sandbox = Sandbox::new(&Settings::defaults().sandbox).unwrap();
     let rule = sandbox.compile(&wasm).unwrap().rule;
-    // Same decision everywhere, or the comparison means nothing.
-    let expected = rule_competitor_match::competitor_match(&native).price_minor();
+    // Same decision everywhere, or the comparison means nothing. The native side reads its
+    // declared parameters from the context on every call, as the guest does.
+    let expected = decide(rule_competitor_match::competitor_match, &native).price_minor();
     assert_eq!(sandbox.evaluate(&rule, &guest).result.unwrap().price_minor, expected);
 
     let mut n = 0u32;
     let native_rate = rate(1, || {
-        black_box(rule_competitor_match::competitor_match(black_box(&native)));
+        black_box(decide(rule_competitor_match::competitor_match, black_box(&native)));
         n += 1;
         if n.is_multiple_of(1024) {
             take_log(); // the native log buffer would otherwise grow without end

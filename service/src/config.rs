@@ -55,6 +55,18 @@ pub struct Settings {
     pub nats: NatsSettings,
     pub webhooks: WebhookSettings,
     pub imports: ImportSettings,
+    pub trials: TrialSettings,
+}
+
+/// Shadows and backtests (see `trials`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TrialSettings {
+    /// The most of one core's time shadows and backtests together may take (1 to 100): after
+    /// each batch they rest for what the batch took × (100 / share − 1).
+    pub share_percent: u32,
+    /// Batches of live decisions waiting for the shadow; beyond them a batch is skipped (and
+    /// counted) rather than waited for.
+    pub queue_batches: usize,
 }
 
 /// Catalogue import jobs (see `catalogue`).
@@ -348,6 +360,10 @@ atomic_max_lines = 100000
 lease_secs = 10
 poll_ms = 200
 workers = 1
+
+[trials]
+share_percent = 25
+queue_batches = 64
 
 [nats]
 signal_stream = "PRICING_SIGNALS"

@@ -10,6 +10,7 @@
 //! - `catalogue`: catalogue import jobs (pieces of a stored body, workers that apply them);
 //! - `audit`: the read side of the history (verify, checkpoints, replay);
 //! - `engine`: repricing off the request path (queued work, batches, catalogue sweeps);
+//! - `trials`: shadows and backtests of a version beside the live one, and their reports;
 //! - `write`: the one owner of "commit, cache, publish, reprice" ([`write::Prices`]);
 //! - `rules`: rule versions, the compiled-rule cache, evaluation, dry runs;
 //! - `pricing`: pure pricing (guardrails, deciding, records, price events, contexts);
@@ -39,4 +40,5 @@ pub mod sandbox;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod trials;
 pub mod write;

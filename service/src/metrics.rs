@@ -45,6 +45,8 @@ pub struct Metrics {
     held: Counter<u64>,
     breaker_trips: Counter<u64>,
     rule_failures: Counter<u64>,
+    trial_evaluations: Counter<u64>,
+    trial_busy: Counter<f64>,
 }
 
 impl Metrics {
@@ -123,10 +125,23 @@ impl Metrics {
             .u64_counter("pricing.rule.failures")
             .with_description("Recorded rule evaluations that failed, by the failure's kind")
             .build();
+        let trial_evaluations = meter
+            .u64_counter("pricing.trial.evaluations")
+            .with_description(
+                "Evaluations of shadowed and backtested versions, by trial kind and result (compared, skipped)",
+            )
+            .build();
+        let trial_busy = meter
+            .f64_counter("pricing.trial.busy")
+            .with_unit("s")
+            .with_description("Wall time spent evaluating shadowed and backtested versions, by trial kind")
+            .build();
         Self {
             registry,
             provider,
             held,
+            trial_evaluations,
+            trial_busy,
             breaker_trips,
             rule_failures,
             http_requests,
@@ -150,6 +165,16 @@ impl Metrics {
     /// Counts held changes by reason (a fixed vocabulary).
     pub fn record_held(&self, reason: &'static str, held: u64) {
         self.held.add(held, &[KeyValue::new("reason", reason)]);
+    }
+
+    /// Counts a trial's evaluations (`result`: `compared` or `skipped`) and the time they took,
+    /// kept apart from live repricing's metrics.
+    pub fn record_trial(&self, kind: &'static str, result: &'static str, count: u64, busy: std::time::Duration) {
+        let labels = [KeyValue::new("kind", kind), KeyValue::new("result", result)];
+        self.trial_evaluations.add(count, &labels);
+        if !busy.is_zero() {
+            self.trial_busy.add(busy.as_secs_f64(), &[KeyValue::new("kind", kind)]);
+        }
     }
 
     /// Counts recorded failed evaluations by kind (the sandbox's fixed vocabulary).

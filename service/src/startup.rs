@@ -24,6 +24,7 @@ use crate::replication;
 use crate::rules::{RequestLimits, Rules};
 use crate::sandbox::Sandbox;
 use crate::store::{Store, StoreError};
+use crate::trials::Trials;
 use crate::write::Prices;
 
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +81,8 @@ impl Application {
         let signer = Arc::new(CheckpointSigner::new(keys));
         let metrics = Arc::new(Metrics::new());
         let writer = Prices::new(store.clone(), prices.clone(), replication, rules.clone(), metrics.clone());
-        let engine = Engine::start(writer.clone(), EngineSettings::from(&settings.pricing)).await?;
+        let trials = Trials::start(store.clone(), rules.clone(), metrics.clone(), settings.trials.clone()).await?;
+        let engine = Engine::start(writer.clone(), EngineSettings::from(&settings.pricing), trials.clone()).await?;
         if settings.pricing.schedule_secs > 0 {
             engine.start_schedule(Duration::from_secs(settings.pricing.schedule_secs));
         }
@@ -98,7 +100,7 @@ impl Application {
         let import_owner = format!("imports-{}", uuid::Uuid::new_v4());
         background.extend(catalogue::run_workers(writer.clone(), settings.imports.clone(), import_owner));
         background.push(settle_overrides_periodically(writer.clone()));
-        let parts = Parts { store: store.clone(), rules, prices, writer, signer, metrics };
+        let parts = Parts { store: store.clone(), rules, prices, writer, signer, metrics, trials };
         let server = serve(listener, parts, &settings).map_err(listen_error)?;
         tracing::info!(port, backend = store.backend().as_str(), "pricing service listening");
         Ok(Self { server, port, store, engine, background, generated_admin_key })
@@ -216,10 +218,11 @@ struct Parts {
     writer: Prices,
     signer: Arc<CheckpointSigner>,
     metrics: Arc<Metrics>,
+    trials: Trials,
 }
 
 fn serve(listener: TcpListener, parts: Parts, settings: &Settings) -> std::io::Result<Server> {
-    let Parts { store, rules, prices, writer, signer, metrics } = parts;
+    let Parts { store, rules, prices, writer, signer, metrics, trials } = parts;
     let authenticator = web::Data::new(Authenticator::new(
         store.clone(),
         settings.admin_key.as_ref().map(|k| k.expose()),
@@ -236,6 +239,7 @@ fn serve(listener: TcpListener, parts: Parts, settings: &Settings) -> std::io::R
     let http = web::Data::new(settings.http.clone());
     let webhooks = web::Data::new(settings.webhooks.clone());
     let imports = web::Data::new(settings.imports.clone());
+    let trials = web::Data::new(trials);
     let json_limit = settings.http.json_limit_bytes;
     let mut server = HttpServer::new(move || {
         App::new()
@@ -251,6 +255,7 @@ fn serve(listener: TcpListener, parts: Parts, settings: &Settings) -> std::io::R
             .app_data(http.clone())
             .app_data(webhooks.clone())
             .app_data(imports.clone())
+            .app_data(trials.clone())
             .configure(api::configure(json_limit))
     })
     .listen(listener)?

@@ -32,4 +32,6 @@ mod restart;
 mod rules;
 mod safety;
 mod signals;
+mod trials;
+mod typed_rules;
 mod ui;

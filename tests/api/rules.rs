@@ -78,16 +78,19 @@ async fn refused_uploads_say_why_and_store_nothing() {
     let details =
         expect_error(app.upload_rule(&key, oversize).await, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
     assert_eq!(details["limit_bytes"], 1024 * 1024);
-    let as_json = app
+    let as_text = app
         .client
         .post(app.url("/v1/rules"))
         .bearer_auth(&key)
-        .header("content-type", "application/json")
+        .header("content-type", "text/plain")
         .body("{}")
         .send()
         .await
         .unwrap();
-    expect_error(as_json, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
+    expect_error(as_text, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
+    // JSON names a stock policy, and nothing else.
+    let response = app.call(Method::POST, "/v1/rules", Some(&key), Some(json!({}))).await;
+    expect_error(response, StatusCode::BAD_REQUEST, "invalid_json").await;
     let listed = expect_status(app.call(Method::GET, "/v1/rules", Some(&key), None).await, StatusCode::OK).await;
     assert_eq!(listed, json!({"active_version": null, "versions": []}));
 }

@@ -268,7 +268,15 @@ async fn concurrent_writers_to_one_product_lose_no_update(backend: Backend) {
 }
 
 fn code<'a>(sha: &'a str, wasm: &'a [u8]) -> NewRuleVersion<'a> {
-    NewRuleVersion { sha256: sha, wasm, component: b"component", artifact: b"artifact", compile_ms: 12 }
+    NewRuleVersion {
+        sha256: sha,
+        wasm,
+        component: b"component",
+        artifact: b"artifact",
+        compile_ms: 12,
+        params_schema: None,
+        stock: None,
+    }
 }
 
 async fn rule_versions_number_from_one_and_the_same_bytes_are_one_version(backend: Backend) {

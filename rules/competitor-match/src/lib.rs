@@ -2,17 +2,30 @@
 //! `max_age_hours` by `undercut_minor`, but never go under `min_margin_bps` over cost. With no
 //! such competitor, keep the price.
 //!
-//! Parameters: `max_age_hours` (default 24), `undercut_minor` (default 1),
+//! Parameters (declared): `max_age_hours` (default 24), `undercut_minor` (default 1),
 //! `min_margin_bps` (default 1000, i.e. at least 10 % over cost).
 
-use pricing_rule_sdk::{Context, Decision, export_rule, log, pricing};
+use pricing_rule_sdk::{Bps, Context, Decision, Minor, Params, export_rule, log, pricing};
 
 const TAG: &str = "competitor-match";
 
-pub fn competitor_match(ctx: &Context) -> Decision {
-    let max_age_seconds = ctx.param_i64("max_age_hours").unwrap_or(24).saturating_mul(3600);
-    let undercut = ctx.param_i64("undercut_minor").unwrap_or(1);
-    let min_margin = ctx.param_i64("min_margin_bps").unwrap_or(1000);
+#[derive(Params, Debug)]
+pub struct CompetitorMatch {
+    /// Offers older than this many hours are ignored.
+    #[param(default = 24, min = 1, max = 8760)]
+    pub max_age_hours: i64,
+    /// How far under the cheapest offer to go, in minor units (0 to match it).
+    #[param(default = 1, min = 0, max = 1_000_000_000)]
+    pub undercut_minor: Minor,
+    /// The price never goes under this margin over cost, in basis points.
+    #[param(default = 1000, min = -9_999, max = 1_000_000)]
+    pub min_margin_bps: Bps,
+}
+
+pub fn competitor_match(ctx: &Context, params: &CompetitorMatch) -> Decision {
+    let max_age_seconds = params.max_age_hours.saturating_mul(3600);
+    let undercut = params.undercut_minor.0;
+    let min_margin = params.min_margin_bps.0;
 
     let Some(cheapest) = pricing::cheapest_competitor(ctx, Some(max_age_seconds)) else {
         return Decision::keep("no in-stock competitor seen recently").with_tag(TAG);
@@ -33,12 +46,16 @@ pub fn competitor_match(ctx: &Context) -> Decision {
     }
 }
 
-export_rule!(competitor_match);
+export_rule!(competitor_match, CompetitorMatch);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pricing_rule_sdk::testing::{ContextBuilder, run};
+    use pricing_rule_sdk::testing::{ContextBuilder, decide, run};
+
+    fn competitor_match(ctx: &Context) -> Decision {
+        decide(super::competitor_match, ctx)
+    }
 
     fn shelf() -> ContextBuilder {
         ContextBuilder::new("tee", "EUR").cost(1200).current_price(1999)

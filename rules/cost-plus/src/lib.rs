@@ -1,24 +1,32 @@
 //! Cost-plus: price = cost × (1 + target margin), optionally rounded to the nearest price
 //! ending.
 //!
-//! Parameters: `margin_bps` (default 3000, i.e. 30 % over cost), `ending` (e.g. 99 for x.99 or
-//! 980 for ¥x980; absent for no rounding).
+//! Parameters (declared, so the service checks them): `margin_bps` (default 3000, i.e. 30 %
+//! over cost), `ending` (e.g. 99 for x.99 or 980 for ¥x980; absent for no rounding).
 
-use pricing_rule_sdk::{Context, Decision, export_rule, pricing};
+use pricing_rule_sdk::{Bps, Context, Decision, Minor, Params, export_rule, pricing};
 
-const DEFAULT_MARGIN_BPS: i64 = 3000;
+#[derive(Params, Debug)]
+pub struct CostPlus {
+    /// Target margin over cost, in basis points (3000 = 30 %).
+    #[param(default = 3000, min = -9_999, max = 1_000_000)]
+    pub margin_bps: Bps,
+    /// Price ending to round to, in minor units (99 for x.99, 980 for ¥x980); unset, no rounding.
+    #[param(min = 1)]
+    pub ending: Option<Minor>,
+}
 
-pub fn cost_plus(ctx: &Context) -> Decision {
-    let margin = ctx.param_i64("margin_bps").unwrap_or(DEFAULT_MARGIN_BPS);
+pub fn cost_plus(ctx: &Context, params: &CostPlus) -> Decision {
+    let margin = params.margin_bps.0;
     if ctx.cost.minor <= 0 {
         return Decision::keep("no cost on record, so no cost-plus price").with_tag("cost-plus");
     }
     let Some(price) = pricing::price_for_margin(ctx.cost.minor, margin) else {
         return Decision::keep("the target margin gives a price out of range").with_tag("cost-plus");
     };
-    let price = match ctx.param_i64("ending") {
+    let price = match params.ending {
         None => price,
-        Some(ending) => match pricing::round_to_ending(price, ending) {
+        Some(Minor(ending)) => match pricing::round_to_ending(price, ending) {
             Some(rounded) => rounded,
             None => return Decision::keep(format!("{ending} is not a price ending")).with_tag("cost-plus"),
         },
@@ -29,12 +37,12 @@ pub fn cost_plus(ctx: &Context) -> Decision {
     Decision::set(price, format!("cost {} plus {margin} bp", ctx.cost.minor)).with_tag("cost-plus")
 }
 
-export_rule!(cost_plus);
+export_rule!(cost_plus, CostPlus);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pricing_rule_sdk::testing::ContextBuilder;
+    use pricing_rule_sdk::testing::{ContextBuilder, decide};
 
     fn tee() -> ContextBuilder {
         ContextBuilder::new("tee", "EUR").cost(1200)
@@ -42,7 +50,7 @@ mod tests {
 
     #[test]
     fn adds_the_target_margin_to_the_cost() {
-        let decision = cost_plus(&tee().param("margin_bps", 2500).build());
+        let decision = decide(cost_plus, &tee().param("margin_bps", 2500).build());
         assert_eq!(decision.price_minor(), Some(1500)); // 1200 × 1.25
         assert_eq!(decision.explanation, "cost 1200 plus 2500 bp");
         assert!(decision.has_tag("cost-plus"));
@@ -50,7 +58,7 @@ mod tests {
 
     #[test]
     fn defaults_to_thirty_percent_and_rounds_to_the_nearest_ending() {
-        let decision = cost_plus(&tee().param("ending", 99).build());
+        let decision = decide(cost_plus, &tee().param("ending", 99).build());
         assert_eq!(decision.price_minor(), Some(1599)); // 1200 × 1.30 = 1560 → 15.99 (39 up, 61 down)
     }
 
@@ -58,17 +66,17 @@ mod tests {
     fn works_in_zero_decimal_currencies() {
         let ctx =
             ContextBuilder::new("wagashi", "JPY").cost(1500).param("margin_bps", 3333).param("ending", 980).build();
-        assert_eq!(cost_plus(&ctx).price_minor(), Some(1980)); // 1999.95 → ¥2000 → ¥1980 (20 down)
+        assert_eq!(decide(cost_plus, &ctx).price_minor(), Some(1980)); // 1999.95 → ¥2000 → ¥1980 (20 down)
     }
 
     #[test]
     fn keeps_the_price_without_a_cost() {
-        assert_eq!(cost_plus(&ContextBuilder::new("tee", "EUR").build()).price_minor(), None);
+        assert_eq!(decide(cost_plus, &ContextBuilder::new("tee", "EUR").build()).price_minor(), None);
     }
 
     #[test]
     fn keeps_the_price_when_the_parameters_make_no_sense() {
-        assert_eq!(cost_plus(&tee().param("ending", -5).build()).price_minor(), None);
-        assert_eq!(cost_plus(&tee().param("margin_bps", -10_000).build()).price_minor(), None); // price 0
+        assert_eq!(decide(cost_plus, &tee().param("ending", -5).build()).price_minor(), None);
+        assert_eq!(decide(cost_plus, &tee().param("margin_bps", -10_000).build()).price_minor(), None); // price 0
     }
 }

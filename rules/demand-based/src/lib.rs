@@ -7,17 +7,39 @@
 //! the stock is fast), `low_cover_days` (7), `slow_units_30d` (3: fewer sales than this in 30
 //! days is slow, when cover is also above `high_cover_days`, 60, or nothing sold this week).
 
-use pricing_rule_sdk::{Context, Decision, export_rule, pricing};
+use pricing_rule_sdk::{Bps, Context, Decision, Params, export_rule, pricing};
 
 const TAG: &str = "demand";
 
-pub fn demand_based(ctx: &Context) -> Decision {
-    let step_up = ctx.param_i64("step_up_bps").unwrap_or(500);
-    let step_down = ctx.param_i64("step_down_bps").unwrap_or(500);
-    let sell_through_bps = ctx.param_i64("sell_through_bps").unwrap_or(5000);
-    let low_cover = ctx.param_i64("low_cover_days").unwrap_or(7);
-    let high_cover = ctx.param_i64("high_cover_days").unwrap_or(60);
-    let slow_units = ctx.param_i64("slow_units_30d").unwrap_or(3);
+#[derive(Params, Debug)]
+pub struct DemandBased {
+    /// How much to raise the price when stock sells fast or cover runs low.
+    #[param(default = 500, min = 0, max = 10_000)]
+    pub step_up_bps: Bps,
+    /// How much to lower the price of a slow mover.
+    #[param(default = 500, min = 0, max = 9_999)]
+    pub step_down_bps: Bps,
+    /// A week's sales of at least this share of the stock is fast.
+    #[param(default = 5000, min = 1, max = 1_000_000)]
+    pub sell_through_bps: Bps,
+    /// Fewer days of stock than this at this week's pace is low cover.
+    #[param(default = 7, min = 0, max = 3650)]
+    pub low_cover_days: i64,
+    /// A slow mover also has more days of cover than this (or sold nothing this week).
+    #[param(default = 60, min = 0, max = 3650)]
+    pub high_cover_days: i64,
+    /// Fewer sales than this in 30 days is slow.
+    #[param(default = 3, min = 0, max = 1_000_000_000)]
+    pub slow_units_30d: i64,
+}
+
+pub fn demand_based(ctx: &Context, params: &DemandBased) -> Decision {
+    let step_up = params.step_up_bps.0;
+    let step_down = params.step_down_bps.0;
+    let sell_through_bps = params.sell_through_bps.0;
+    let low_cover = params.low_cover_days;
+    let high_cover = params.high_cover_days;
+    let slow_units = params.slow_units_30d;
 
     let inventory = match ctx.demand.inventory {
         None => return Decision::keep("no inventory reported").with_tag(TAG),
@@ -45,12 +67,16 @@ pub fn demand_based(ctx: &Context) -> Decision {
     Decision::keep("demand is in the normal range").with_tag(TAG)
 }
 
-export_rule!(demand_based);
+export_rule!(demand_based, DemandBased);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pricing_rule_sdk::testing::ContextBuilder;
+    use pricing_rule_sdk::testing::{ContextBuilder, decide};
+
+    fn demand_based(ctx: &Context) -> Decision {
+        decide(super::demand_based, ctx)
+    }
 
     fn stock(inventory: i64, sold_7d: u64, sold_30d: u64) -> ContextBuilder {
         ContextBuilder::new("tee", "EUR").current_price(2000).inventory(inventory).demand(|d| {

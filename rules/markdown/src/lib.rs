@@ -2,23 +2,42 @@
 //! takes another `step_bps` off the base price, up to `max_bps` in all; before the start, the
 //! base price holds.
 //!
-//! Parameters: `start_ms` (Unix milliseconds, required), `step_days` (7), `step_bps` (1000),
-//! `max_bps` (5000), `ending` (optional price ending such as 99; the price rounds down to it,
-//! so rounding never takes back part of a markdown).
+//! Parameters (declared): `start_ms` (Unix milliseconds; unset, the price is kept), `step_days`
+//! (7), `step_bps` (1000), `max_bps` (5000), `ending` (optional price ending such as 99; the
+//! price rounds down to it, so rounding never takes back part of a markdown).
 
-use pricing_rule_sdk::{Context, Decision, export_rule, pricing};
+use pricing_rule_sdk::{Bps, Context, Decision, Minor, Params, export_rule, pricing};
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 const TAG: &str = "markdown";
 
-pub fn markdown(ctx: &Context) -> Decision {
-    let Some(start) = ctx.param_i64("start_ms") else {
+#[derive(Params, Debug)]
+pub struct Markdown {
+    /// When the markdown starts, in Unix milliseconds; unset, the price is kept.
+    #[param(min = 0)]
+    pub start_ms: Option<i64>,
+    /// Days between two steps.
+    #[param(default = 7, min = 1, max = 3650)]
+    pub step_days: i64,
+    /// What each step takes off the base price.
+    #[param(default = 1000, min = 0, max = 9_999)]
+    pub step_bps: Bps,
+    /// The most taken off in all (under 100 %, which would leave no price).
+    #[param(default = 5000, min = 0, max = 9_999)]
+    pub max_bps: Bps,
+    /// Price ending to round down to, in minor units (99 for x.99).
+    #[param(min = 1)]
+    pub ending: Option<Minor>,
+}
+
+pub fn markdown(ctx: &Context, params: &Markdown) -> Decision {
+    let Some(start) = params.start_ms else {
         return Decision::keep("no markdown start date set").with_tag(TAG);
     };
-    let step_days = ctx.param_i64("step_days").unwrap_or(7).max(1);
-    let step_bps = ctx.param_i64("step_bps").unwrap_or(1000).max(0);
+    let step_days = params.step_days.max(1);
+    let step_bps = params.step_bps.0.max(0);
     // A markdown of 100 % or more would leave no price to sell at.
-    let max_bps = ctx.param_i64("max_bps").unwrap_or(5000).clamp(0, 9_999);
+    let max_bps = params.max_bps.0.clamp(0, 9_999);
     if ctx.now_ms < start {
         return Decision::set(ctx.base_price.minor, "markdown not started").with_tag(TAG);
     }
@@ -28,9 +47,9 @@ pub fn markdown(ctx: &Context) -> Decision {
     let Some(price) = pricing::move_bps(ctx.base_price.minor, -off) else {
         return Decision::keep("the markdown is out of range").with_tag(TAG);
     };
-    let price = match ctx.param_i64("ending") {
+    let price = match params.ending {
         None => Some(price),
-        Some(ending) => pricing::round_down_to_ending(price, ending),
+        Some(Minor(ending)) => pricing::round_down_to_ending(price, ending),
     };
     match price {
         Some(price) if price > 0 => {
@@ -40,12 +59,16 @@ pub fn markdown(ctx: &Context) -> Decision {
     }
 }
 
-export_rule!(markdown);
+export_rule!(markdown, Markdown);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pricing_rule_sdk::testing::{ContextBuilder, DEFAULT_NOW_MS};
+    use pricing_rule_sdk::testing::{ContextBuilder, DEFAULT_NOW_MS, decide};
+
+    fn markdown(ctx: &Context) -> Decision {
+        decide(super::markdown, ctx)
+    }
 
     /// A coat at 100.00 whose markdown started at DEFAULT_NOW_MS, seen `day` days (and an
     /// hour) later.

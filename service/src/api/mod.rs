@@ -22,6 +22,7 @@ mod proposals;
 mod rules;
 mod settings;
 pub(crate) mod signals;
+mod trials;
 mod ui;
 mod webhooks;
 
@@ -55,6 +56,7 @@ pub fn configure(json_limit: usize) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(rules::configure)
             .configure(settings::configure)
             .configure(signals::configure)
+            .configure(trials::configure)
             .configure(ui::configure)
             .configure(webhooks::configure)
             .default_service(web::to(extract::route_not_found));

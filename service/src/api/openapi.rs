@@ -26,7 +26,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::{
     admin_keys, audit, automation, catalogue, export, health, history, merchants, overrides, price_at, prices,
-    products, proposals, rules, settings, signals, webhooks,
+    products, proposals, rules, settings, signals, trials, webhooks,
 };
 use crate::domain::{Currency, JobId, KeyId, MerchantId, Sku, WebhookId};
 
@@ -94,12 +94,22 @@ use shared::SharedAnswers;
         prices::get_price_named_lookup,
         prices::lookup,
         rules::upload_rule,
+        rules::list_stock_policies,
         rules::list_rules,
         rules::get_rule,
         rules::set_params,
         rules::activate,
         rules::roll_back,
         rules::dry_run,
+        trials::start_shadow,
+        trials::start_backtest,
+        trials::list_shadows,
+        trials::get_shadow,
+        trials::stop_shadow,
+        trials::activate_shadow,
+        trials::list_backtests,
+        trials::get_backtest,
+        trials::cancel_backtest,
         signals::competitor_prices,
         signals::demand,
         signals::confirm_competitor_prices,

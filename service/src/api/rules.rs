@@ -13,6 +13,8 @@ use utoipa::ToSchema;
 use super::ApiError;
 use super::access::{Access, Read, Write};
 use super::extract::resource;
+use crate::domain::object::Object;
+use crate::domain::params::ParamsSchema;
 use crate::domain::{Invalid, Sku};
 use crate::rules::{DryRunResult, Rules};
 use crate::sandbox::RuleContext;
@@ -24,6 +26,7 @@ pub const MAX_DRY_RUN: usize = 1_000;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/v1/rules").post(upload_rule).get(list_rules))
+        .service(resource("/v1/stock-policies").get(list_stock_policies))
         // Registered before `/v1/rules/{version}`, which would otherwise match it.
         .service(resource("/v1/rules/rollback").post(roll_back))
         .service(resource("/v1/rules/{version}").get(get_rule))
@@ -44,12 +47,30 @@ pub struct RuleVersionView {
     pub created_at: DateTime<Utc>,
     pub params_updated_at: DateTime<Utc>,
     pub active: bool,
+    /// The parameters the rule declares (`pricing:policy@1.1.0`): each one's name, type,
+    /// bounds, default and description. Absent for a rule that takes an untyped object.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub params_schema: Option<ParamsSchema>,
+    /// Declared parameters that must be set before the version can be activated.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_params: Vec<String>,
+    /// The stock policy the version was made from (`POST /v1/rules {"stock": ...}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stock: Option<String>,
 }
 
 impl RuleVersionView {
     fn new(version: RuleVersion, active: Option<i64>) -> Self {
+        let missing_params = version
+            .params_schema
+            .as_ref()
+            .map(|schema| schema.missing(&version.params).into_iter().map(str::to_owned).collect())
+            .unwrap_or_default();
         Self {
             active: active == Some(version.version),
+            missing_params,
+            params_schema: version.params_schema,
+            stock: version.stock,
             version: version.version,
             sha256: version.sha256,
             size_bytes: version.size_bytes,
@@ -149,10 +170,52 @@ async fn active_version(store: &Store, merchant: crate::domain::MerchantId) -> R
     Ok(store.active_rule(merchant).await?.map(|a| a.version))
 }
 
-/// Upload a rule: a WebAssembly component, or a core module built with wit-bindgen.
+/// A stock policy to use instead of uploading a module.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StockChoice {
+    /// The stock policy's name (`GET /v1/stock-policies`).
+    pub stock: String,
+}
+
+/// A stock policy the service ships.
+#[derive(Serialize, ToSchema)]
+pub struct StockPolicyView {
+    pub name: String,
+    pub summary: String,
+    /// Hex SHA-256 of the build: the `sha256` of the version it becomes.
+    pub sha256: String,
+    pub size_bytes: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StockPolicyList {
+    pub policies: Vec<StockPolicyView>,
+}
+
+/// The stock policies any merchant can use by name, with no code of their own.
+#[utoipa::path(get, path = "/v1/stock-policies", tag = "rules", security(("bearer" = [])),
+    responses((status = 200, description = "The stock policies", body = StockPolicyList)))]
+pub async fn list_stock_policies(_access: Access<Read>) -> HttpResponse {
+    let policies = crate::rules::stock::POLICIES
+        .iter()
+        .map(|p| StockPolicyView {
+            name: p.name.to_owned(),
+            summary: p.summary.to_owned(),
+            sha256: crate::domain::sha256_hex(p.wasm),
+            size_bytes: p.wasm.len(),
+        })
+        .collect();
+    HttpResponse::Ok().json(StockPolicyList { policies })
+}
+
+/// Upload a rule: a WebAssembly component, or a core module built with wit-bindgen; or, as a
+/// JSON body `{"stock": "competitor-match"}`, use one of the service's stock policies.
 #[utoipa::path(post, path = "/v1/rules", tag = "rules", security(("bearer" = [])),
-    request_body(description = "The module's bytes (at most the sandbox's `max_module_bytes`, 1 MiB by default)",
-                 content((WasmModule = "application/wasm"), (WasmModule = "application/octet-stream"))),
+    request_body(description = "The module's bytes (at most the sandbox's `max_module_bytes`, 1 MiB by default), \
+                                or a stock policy's name",
+                 content((WasmModule = "application/wasm"), (WasmModule = "application/octet-stream"),
+                         (StockChoice = "application/json"))),
     responses((status = 201, description = "A new version", body = RuleVersionView),
               (status = 200, description = "The same bytes were uploaded before: that version", body = RuleVersionView),
               (status = 422, description = "`rule_refused` (`details.reason`) or `over_quota`"),
@@ -166,9 +229,13 @@ pub async fn upload_rule(
 ) -> Result<HttpResponse, ApiError> {
     let merchant = access.merchant();
     let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !matches!(content_type, "application/wasm" | "application/octet-stream") {
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    let json = media.eq_ignore_ascii_case("application/json");
+    if !(json || matches!(media, "application/wasm" | "application/octet-stream")) {
         return Err(ApiError::UnsupportedMediaType(
-            "upload the module as the body, with `Content-Type: application/wasm`".into(),
+            "upload the module as the body, with `Content-Type: application/wasm`, or name a stock policy \
+             as JSON (`{\"stock\": \"competitor-match\"}`)"
+                .into(),
         ));
     }
     let limit = rules.sandbox().settings().max_module_bytes;
@@ -180,8 +247,14 @@ pub async fn upload_rule(
         }
         body.extend_from_slice(&chunk);
     }
-    let (version, created) = rules.upload(merchant, body).await?;
-    tracing::info!(merchant_id = %merchant, version = version.version, created, "rule uploaded");
+    let (version, created) = if json {
+        let choice: Object<StockChoice> = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::InvalidJson(format!("a stock policy is chosen as {{\"stock\": NAME}}: {e}")))?;
+        rules.use_stock(merchant, &choice.0.stock).await?
+    } else {
+        rules.upload(merchant, body).await?
+    };
+    tracing::info!(merchant_id = %merchant, version = version.version, created, stock = ?version.stock, "rule uploaded");
     let view = RuleVersionView::new(version, active_version(&store, merchant).await?);
     Ok(if created { HttpResponse::Created().json(view) } else { HttpResponse::Ok().json(view) })
 }

@@ -12,6 +12,7 @@ mod invalid;
 mod money;
 pub mod object;
 pub mod overrides;
+pub mod params;
 pub mod prior;
 mod product;
 pub mod product_file;

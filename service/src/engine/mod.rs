@@ -56,6 +56,7 @@ use crate::domain::{MerchantId, Sku, Trigger};
 use crate::metrics::RepricingReadings;
 use crate::rules::Rules;
 use crate::store::{Backend, Backlog, Store, StoreError};
+use crate::trials::Trials;
 use crate::write::Prices;
 
 use self::lanes::Lanes;
@@ -84,6 +85,8 @@ impl From<&PricingSettings> for EngineSettings {
 pub(crate) struct Inner {
     prices: Prices,
     rules: Arc<Rules>,
+    /// Shadows ride on the decisions the engine records.
+    trials: Trials,
     settings: EngineSettings,
     pool: Pool,
     lanes: Lanes,
@@ -117,13 +120,14 @@ pub struct Engine {
 
 impl Engine {
     /// Starts the engine on the current tokio runtime: it picks up whatever work is stored.
-    pub async fn start(prices: Prices, settings: EngineSettings) -> Result<Self, StoreError> {
+    pub async fn start(prices: Prices, settings: EngineSettings, trials: Trials) -> Result<Self, StoreError> {
         if prices.store().backend() == Backend::Sqlite {
             prices.store().release_all_claims().await?;
         }
         let wakeups = prices.wakeups().take_receiver();
         let inner = Arc::new(Inner {
             rules: prices.rules().clone(),
+            trials,
             prices,
             pool: Pool::new(settings.workers),
             settings,

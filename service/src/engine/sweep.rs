@@ -61,6 +61,7 @@ async fn pages(inner: &Arc<Inner>, active: &Arc<Active>, token: &str, mut sweep:
         let claimed = Claimed::Sweep { token, sweep: &sweep, to, until: Utc::now() + inner.settings.lease };
         let retry = Retry { skus: &outcome.retry, trigger: sweep.trigger, at: retry_at(0) };
         let applied = inner.prices.apply(active.merchant, &active.version, &claimed, &outcome.record, &retry).await?;
+        inner.trials.offer(active.merchant, &outcome.record, &applied.decided);
         if applied.lost || to.is_none() {
             return Ok(()); // requested again (the lane claims it anew), taken over, or done
         }

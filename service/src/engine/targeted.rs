@@ -59,6 +59,7 @@ async fn decide(inner: &Arc<Inner>, active: &Active, token: &str, intents: &[Int
     let retry = Retry { skus: &outcome.retry, trigger, at: retry_at(attempts) };
     let claimed = Claimed::Intents { token, intents };
     let applied = inner.prices.apply(merchant, &active.version, &claimed, &outcome.record, &retry).await?;
+    inner.trials.offer(merchant, &outcome.record, &applied.decided);
     if applied.lost {
         // The active rule changed meanwhile: evaluate again with the new one, now.
         store.release_intents(merchant, token, None, false).await?;

@@ -6,6 +6,7 @@
 mod dry_run;
 mod evaluate;
 mod limits;
+pub mod stock;
 
 pub use dry_run::DryRunResult;
 pub use evaluate::{Mode, evaluate};
@@ -14,7 +15,7 @@ pub use limits::{Admitted, RequestLimits};
 use std::sync::Arc;
 
 use crate::domain::{Invalid, MerchantId};
-use crate::sandbox::{PreparedRule, Sandbox, UploadError};
+use crate::sandbox::{CompiledRule, PreparedRule, Sandbox, UploadError};
 use crate::store::{NewRuleVersion, RuleVersion, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -53,12 +54,15 @@ pub struct Rules {
     stale_after_secs: u64,
     limits: RequestLimits,
     compiled: moka::sync::Cache<(MerchantId, i64), PreparedRule>,
+    /// Stock policies compiled once per process: the same build for every merchant.
+    stock: moka::sync::Cache<&'static str, Arc<CompiledRule>>,
 }
 
 impl Rules {
     pub fn new(store: Store, sandbox: Arc<Sandbox>, stale_after_secs: u64, limits: RequestLimits) -> Self {
         let compiled = moka::sync::Cache::builder().max_capacity(1_000).build();
-        Self { store, sandbox, stale_after_secs, limits, compiled }
+        let stock = moka::sync::Cache::builder().max_capacity(stock::POLICIES.len() as u64).build();
+        Self { store, sandbox, stale_after_secs, limits, compiled, stock }
     }
 
     /// A place for request-path rule work of the merchant (see [`limits`]), held while it runs.
@@ -84,29 +88,80 @@ impl Rules {
         if let Some(existing) = self.store.rule_version_by_sha(merchant, &sha256).await? {
             return Ok((existing, false));
         }
+        self.check_quota(merchant, bytes.len()).await?;
+        let compiled = self.compile(bytes.clone()).await?;
+        self.keep_version(merchant, &bytes, &sha256, &compiled, None).await
+    }
+
+    /// Uploads, for `merchant`, the stock policy of that name (see [`stock`]): an ordinary
+    /// version whose sha256 names the build that ships with this service. Each stock policy is
+    /// compiled once per process, whichever merchant uses it first.
+    pub async fn use_stock(&self, merchant: MerchantId, name: &str) -> Result<(RuleVersion, bool), RuleError> {
+        let policy = stock::find(name).ok_or_else(|| {
+            let names: Vec<&str> = stock::POLICIES.iter().map(|p| p.name).collect();
+            let message = format!("no stock policy `{name}` (there are: {})", names.join(", "));
+            RuleError::Invalid(Invalid::one("stock", message))
+        })?;
+        let _admitted = self.admit(merchant)?;
+        let sha256 = crate::domain::sha256_hex(policy.wasm);
+        if let Some(existing) = self.store.rule_version_by_sha(merchant, &sha256).await? {
+            return Ok((existing, false));
+        }
+        self.check_quota(merchant, policy.wasm.len()).await?;
+        let compiled = match self.stock.get(policy.name) {
+            Some(compiled) => compiled,
+            None => {
+                let compiled = Arc::new(self.compile(policy.wasm.to_vec()).await?);
+                self.stock.insert(policy.name, compiled.clone());
+                compiled
+            }
+        };
+        self.keep_version(merchant, policy.wasm, &sha256, &compiled, Some(policy.name)).await
+    }
+
+    /// Refuses a new version of `size` bytes over the merchant's quota of versions or bytes.
+    async fn check_quota(&self, merchant: MerchantId, size: usize) -> Result<(), RuleError> {
         let quota = self.sandbox.settings();
         let (versions, stored) = self.store.rule_storage(merchant).await?;
         if versions >= quota.max_rule_versions as i64 {
             return Err(RuleError::OverQuota { what: "versions", limit: quota.max_rule_versions });
         }
         // A version stores about four times its upload (component and compiled code beside it).
-        if stored + 4 * bytes.len() as i64 > quota.max_rule_bytes as i64 {
+        if stored + 4 * size as i64 > quota.max_rule_bytes as i64 {
             return Err(RuleError::OverQuota { what: "bytes", limit: quota.max_rule_bytes });
         }
+        Ok(())
+    }
+
+    /// Compiles `bytes` in the sandbox, off the async threads.
+    async fn compile(&self, bytes: Vec<u8>) -> Result<CompiledRule, RuleError> {
         let sandbox = self.sandbox.clone();
-        let (compiled, bytes) = tokio::task::spawn_blocking(move || (sandbox.compile(&bytes), bytes))
+        let compiled = tokio::task::spawn_blocking(move || sandbox.compile(&bytes))
             .await
-            .expect("rule compilation does not panic");
-        let compiled = compiled?;
+            .expect("rule compilation does not panic")?;
+        Ok(compiled)
+    }
+
+    /// Stores a compiled version and keeps it loaded.
+    async fn keep_version(
+        &self,
+        merchant: MerchantId,
+        bytes: &[u8],
+        sha256: &str,
+        compiled: &CompiledRule,
+        stock: Option<&str>,
+    ) -> Result<(RuleVersion, bool), RuleError> {
         let new = NewRuleVersion {
-            sha256: &sha256,
-            wasm: &bytes,
+            sha256,
+            wasm: bytes,
             component: &compiled.component,
             artifact: &compiled.artifact,
             compile_ms: compiled.compile_time.as_millis() as i64,
+            params_schema: compiled.schema.as_ref(),
+            stock,
         };
         let (version, created) = self.store.insert_rule_version(merchant, &new).await?;
-        self.compiled.insert((merchant, version.version), compiled.rule);
+        self.compiled.insert((merchant, version.version), compiled.rule.clone());
         Ok((version, created))
     }
 

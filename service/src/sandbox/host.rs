@@ -120,6 +120,7 @@ impl Marks {
 /// Defines the interface's imports in `linker`.
 pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     bindings::pricing::policy::types::add_to_linker::<_, HasSelf<_>>(linker, |state| state)?;
+    bindings::params_interface::add_to_linker::<_, HasSelf<_>>(linker, |state| state)?;
     let mut root = linker.root();
     root.func_wrap(LOG_IMPORT, |mut store: StoreContextMut<'_, HostState>, (message,): (String,)| {
         log(store.data_mut(), &message)
@@ -132,6 +133,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
 
 /// The `types` interface has only types; its host trait is empty.
 impl bindings::pricing::policy::types::Host for HostState {}
+impl bindings::params_interface::Host for HostState {}
 
 fn log(state: &mut HostState, message: &str) -> wasmtime::Result<()> {
     let needed = state.log.len() + message.len() + usize::from(!state.log.is_empty());

@@ -15,6 +15,7 @@ mod context;
 mod host;
 mod outcome;
 mod run;
+mod schema;
 mod upload;
 
 use std::sync::Arc;

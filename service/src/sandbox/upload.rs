@@ -12,8 +12,10 @@ use super::Sandbox;
 use super::bindings::PolicyPre;
 use super::host::{BEGIN_IMPORT, HostState, LOG_IMPORT};
 
-/// The interface's own type definitions, which a component imports as an (empty) instance.
-const TYPES_IMPORT: &str = "pricing:policy/types@1.0.0";
+/// The interface's own type definitions, which a component imports as (empty) instances: the
+/// types of 1.0.0 and 1.1.0 (the same), and the declared parameters' types of 1.1.0.
+const TYPE_IMPORTS: [&str; 3] =
+    ["pricing:policy/types@1.0.0", "pricing:policy/types@1.1.0", "pricing:policy/params@1.1.0"];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UploadError {
@@ -25,10 +27,12 @@ pub enum UploadError {
         "the module imports `{0}`; rules may import only the interface's `log` and `begin-context` (no WASI, clock, network or files)"
     )]
     ForbiddenImport(String),
-    #[error("the module does not implement the pricing:policy@1.0.0 interface: {0}")]
+    #[error("the module does not implement the pricing:policy interface (1.0.0 or 1.1.0): {0}")]
     NoInterface(String),
     #[error("the module is not valid WebAssembly: {0}")]
     Invalid(String),
+    #[error("the rule's declared parameters cannot be used: {0}")]
+    BadParams(String),
 }
 
 impl UploadError {
@@ -40,6 +44,7 @@ impl UploadError {
             UploadError::ForbiddenImport(_) => "forbidden_import",
             UploadError::NoInterface(_) => "no_interface",
             UploadError::Invalid(_) => "invalid",
+            UploadError::BadParams(_) => "bad_params_schema",
         }
     }
 }
@@ -77,6 +82,8 @@ pub struct CompiledRule {
     pub artifact: Vec<u8>,
     pub compile_time: Duration,
     pub rule: PreparedRule,
+    /// The parameters the rule declares (1.1.0), if it declares them.
+    pub schema: Option<crate::domain::params::ParamsSchema>,
 }
 
 impl Sandbox {
@@ -100,8 +107,9 @@ impl Sandbox {
         let component =
             Component::new(&self.engine, &component_bytes).map_err(|e| UploadError::Invalid(format!("{e:#}")))?;
         let rule = self.prepare(&component)?;
+        let schema = self.read_schema(&component, &rule)?;
         let artifact = component.serialize().map_err(|e| UploadError::Invalid(format!("{e:#}")))?;
-        Ok(CompiledRule { component: component_bytes, artifact, compile_time: started.elapsed(), rule })
+        Ok(CompiledRule { component: component_bytes, artifact, compile_time: started.elapsed(), rule, schema })
     }
 
     /// Loads a stored rule: from its artifact when this engine can run it, else by compiling
@@ -138,7 +146,7 @@ impl Sandbox {
         let imports: Vec<String> =
             component.component_type().imports(&self.engine).map(|(name, _)| name.to_owned()).collect();
         if let Some(name) =
-            imports.iter().find(|name| ![LOG_IMPORT, BEGIN_IMPORT, TYPES_IMPORT].contains(&name.as_str()))
+            imports.iter().find(|name| !(is_function_import(name) || TYPE_IMPORTS.contains(&name.as_str())))
         {
             return Err(UploadError::ForbiddenImport(name.clone()));
         }
@@ -148,6 +156,10 @@ impl Sandbox {
         let pre = PolicyPre::new(instance_pre).map_err(|e| UploadError::NoInterface(format!("{e:#}")))?;
         Ok(PreparedRule { pre, marks_contexts, batch_unusable: Default::default() })
     }
+}
+
+fn is_function_import(name: &str) -> bool {
+    name == LOG_IMPORT || name == BEGIN_IMPORT
 }
 
 /// A core module may import only the world's functions (which wit-bindgen puts under `$root`).

@@ -30,6 +30,7 @@ pub mod rules;
 pub mod safety;
 pub mod signals;
 mod tenants;
+pub mod trials;
 pub mod webhooks;
 pub mod work;
 

@@ -156,6 +156,8 @@ pub(super) struct RuleVersionRow {
     params: String,
     created_at: i64,
     params_updated_at: i64,
+    params_schema: Option<String>,
+    stock: Option<String>,
 }
 
 impl TryFrom<RuleVersionRow> for RuleVersion {
@@ -169,6 +171,11 @@ impl TryFrom<RuleVersionRow> for RuleVersion {
             params: serde_json::from_str(&row.params).map_err(|e| corrupt("rule parameters", e))?,
             created_at: from_micros(row.created_at),
             params_updated_at: from_micros(row.params_updated_at),
+            params_schema: row
+                .params_schema
+                .map(|json| serde_json::from_str(&json).map_err(|e| corrupt("declared rule parameters", e)))
+                .transpose()?,
+            stock: row.stock,
         })
     }
 }

@@ -10,6 +10,14 @@ use serde_json::{Map, Value};
 use super::rows::{ActivationRow, RuleCodeRow, RuleVersionRow, convert_all};
 use super::{Store, StoreError, Tx, now};
 use crate::domain::MerchantId;
+use crate::domain::params::ParamsSchema;
+
+/// The columns of a [`RuleVersion`], in [`RuleVersionRow`]'s order.
+macro_rules! version_columns {
+    () => {
+        "version, sha256, size_bytes, compile_ms, params, created_at, params_updated_at, params_schema, stock"
+    };
+}
 
 /// A rule version's metadata (its code is fetched separately, only when it is loaded).
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +31,10 @@ pub struct RuleVersion {
     pub params: Map<String, Value>,
     pub created_at: DateTime<Utc>,
     pub params_updated_at: DateTime<Utc>,
+    /// The parameters the rule declares (1.1.0); `None` takes an untyped object.
+    pub params_schema: Option<ParamsSchema>,
+    /// The stock policy this version was made from, if it was.
+    pub stock: Option<String>,
 }
 
 pub struct NewRuleVersion<'a> {
@@ -31,6 +43,8 @@ pub struct NewRuleVersion<'a> {
     pub component: &'a [u8],
     pub artifact: &'a [u8],
     pub compile_ms: i64,
+    pub params_schema: Option<&'a ParamsSchema>,
+    pub stock: Option<&'a str>,
 }
 
 /// What the sandbox needs to load a version.
@@ -56,11 +70,12 @@ pub async fn set_params(
     params: &Map<String, Value>,
 ) -> Result<Option<RuleVersion>, StoreError> {
     let params = serde_json::to_string(params).expect("parameters serialize");
-    sqlx::query_as::<_, RuleVersionRow>(
+    sqlx::query_as::<_, RuleVersionRow>(concat!(
         "UPDATE rule_versions SET params = $3, params_updated_at = $4
          WHERE merchant_id = $1 AND version = $2
-         RETURNING version, sha256, size_bytes, compile_ms, params, created_at, params_updated_at",
-    )
+         RETURNING ",
+        version_columns!()
+    ))
     .bind(merchant.to_string())
     .bind(version)
     .bind(params)
@@ -168,14 +183,16 @@ impl Store {
         let merchant_id = merchant.to_string();
         // Two different uploads at once may pick the same number: try again.
         for _ in 0..5 {
-            let inserted = sqlx::query_as::<_, RuleVersionRow>(
+            let inserted = sqlx::query_as::<_, RuleVersionRow>(concat!(
                 "INSERT INTO rule_versions (merchant_id, version, sha256, size_bytes, wasm, component,
-                                            artifact, compile_ms, params, created_at, params_updated_at)
-                 SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4, $5, $6, $7, '{}', $8, $8
+                                            artifact, compile_ms, params, created_at, params_updated_at,
+                                            params_schema, stock)
+                 SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4, $5, $6, $7, $9, $8, $8, $10, $11
                  FROM rule_versions WHERE merchant_id = $1
                  ON CONFLICT (merchant_id, sha256) DO NOTHING
-                 RETURNING version, sha256, size_bytes, compile_ms, params, created_at, params_updated_at",
-            )
+                 RETURNING ",
+                version_columns!()
+            ))
             .bind(&merchant_id)
             .bind(new.sha256)
             .bind(new.wasm.len() as i64)
@@ -184,15 +201,24 @@ impl Store {
             .bind(new.artifact)
             .bind(new.compile_ms)
             .bind(now().timestamp_micros())
+            // A new version starts with its declared defaults (none for an untyped rule).
+            .bind(
+                serde_json::to_string(&new.params_schema.map(ParamsSchema::defaults).unwrap_or_default())
+                    .expect("parameters serialize"),
+            )
+            .bind(new.params_schema.map(|schema| serde_json::to_string(schema).expect("a schema serializes")))
+            .bind(new.stock)
             .fetch_optional(&self.pool)
             .await;
             match inserted {
                 Ok(Some(row)) => return Ok((RuleVersion::try_from(row)?, true)),
                 Ok(None) => {
-                    let existing = sqlx::query_as::<_, RuleVersionRow>(
-                        "SELECT version, sha256, size_bytes, compile_ms, params, created_at, params_updated_at
-                         FROM rule_versions WHERE merchant_id = $1 AND sha256 = $2",
-                    )
+                    let existing = sqlx::query_as::<_, RuleVersionRow>(concat!(
+                        "SELECT ",
+                        version_columns!(),
+                        "
+                         FROM rule_versions WHERE merchant_id = $1 AND sha256 = $2"
+                    ))
                     .bind(&merchant_id)
                     .bind(new.sha256)
                     .fetch_one(&self.pool)
@@ -254,10 +280,12 @@ impl Store {
     }
 
     pub async fn rule_version(&self, merchant: MerchantId, version: i64) -> Result<Option<RuleVersion>, StoreError> {
-        sqlx::query_as::<_, RuleVersionRow>(
-            "SELECT version, sha256, size_bytes, compile_ms, params, created_at, params_updated_at
-             FROM rule_versions WHERE merchant_id = $1 AND version = $2",
-        )
+        sqlx::query_as::<_, RuleVersionRow>(concat!(
+            "SELECT ",
+            version_columns!(),
+            "
+             FROM rule_versions WHERE merchant_id = $1 AND version = $2"
+        ))
         .bind(merchant.to_string())
         .bind(version)
         .fetch_optional(&self.pool)
@@ -267,10 +295,12 @@ impl Store {
     }
 
     pub async fn rule_versions(&self, merchant: MerchantId) -> Result<Vec<RuleVersion>, StoreError> {
-        let rows = sqlx::query_as::<_, RuleVersionRow>(
-            "SELECT version, sha256, size_bytes, compile_ms, params, created_at, params_updated_at
-             FROM rule_versions WHERE merchant_id = $1 ORDER BY version",
-        )
+        let rows = sqlx::query_as::<_, RuleVersionRow>(concat!(
+            "SELECT ",
+            version_columns!(),
+            "
+             FROM rule_versions WHERE merchant_id = $1 ORDER BY version"
+        ))
         .bind(merchant.to_string())
         .fetch_all(&self.pool)
         .await?;

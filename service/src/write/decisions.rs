@@ -56,6 +56,8 @@ pub struct Applied {
     pub held: Vec<HoldReason>,
     /// The limit that tripped the breaker in this batch.
     pub tripped: Option<Trip>,
+    /// The sequence number of each decision appended, by SKU.
+    pub decided: Vec<(Sku, i64)>,
     /// The recorded evaluations that failed: each failure's kind, SKU and message.
     pub failed: Vec<(&'static str, Sku, String)>,
 }
@@ -115,7 +117,7 @@ pub(super) async fn apply(
         holds.push(keeper.judge(&mut tx, merchant, j).await?);
     }
     keeper.save(&mut tx, merchant).await?;
-    applied.moved = append(&mut tx, store, &mut head, merchant, version, &fresh, &holds).await?;
+    (applied.moved, applied.decided) = append(&mut tx, store, &mut head, merchant, version, &fresh, &holds).await?;
     tx.commit().await?;
     applied.recorded = fresh.len();
     applied.held = holds.iter().flatten().map(|h| h.reason).collect();
@@ -159,7 +161,7 @@ fn classify<'a>(
 
 /// Appends the decisions (held ones as `held`, their proposals written, and the pending
 /// proposals they supersede closed) and moves the prices that changed; returns the moved
-/// prices.
+/// prices, and each decision's sequence number.
 #[allow(clippy::too_many_arguments)]
 async fn append(
     tx: &mut Tx,
@@ -169,7 +171,7 @@ async fn append(
     version: &RuleVersion,
     fresh: &[&Judged],
     holds: &[Option<Hold>],
-) -> Result<Vec<CurrentPrice>, StoreError> {
+) -> Result<(Vec<CurrentPrice>, Vec<(Sku, i64)>), StoreError> {
     let decisions: Vec<_> =
         fresh.iter().zip(holds).map(|(j, h)| j.new_decision(merchant, version, h.as_ref())).collect();
     let stored = chain::append(tx, store.backend(), head, &decisions).await?;
@@ -202,5 +204,6 @@ async fn append(
         let prior_minor = if show_prior { prior_price(&mut **tx, merchant, &j.product.sku, at).await? } else { None };
         moving.push(MovedPrice { sku: &j.product.sku, price_minor: j.decided.new_price_minor, prior_minor });
     }
-    prices::move_prices(tx, merchant, at, &moving).await
+    let moved = prices::move_prices(tx, merchant, at, &moving).await?;
+    Ok((moved, fresh.iter().zip(&stored).map(|(j, d)| (j.product.sku.clone(), d.seq)).collect()))
 }

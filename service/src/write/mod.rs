@@ -52,7 +52,7 @@ pub struct Recorded {
 
 use crate::cache::PriceCache;
 use crate::domain::overrides::OverrideDraft;
-use crate::domain::{Attributes, MerchantId, Product, ProductDraft, Sku, Trigger};
+use crate::domain::{Attributes, Invalid, MerchantId, Product, ProductDraft, Sku, Trigger};
 use crate::metrics::Metrics;
 use crate::pricing::Judged;
 use crate::replication::{Change, Replication};
@@ -357,7 +357,15 @@ impl Prices {
         version: i64,
         params: Map<String, Value>,
     ) -> Result<(RuleVersion, Option<i64>), RuleError> {
-        Attributes::check_named("params", &params).map_err(RuleError::Invalid)?;
+        // A rule that declares its parameters gets only values that pass its declaration,
+        // with the defaults of those left out; an untyped one, any flat object.
+        let params = match self.inner.rules.version(merchant, version).await?.params_schema {
+            Some(schema) => schema.validate(&params).map_err(RuleError::Invalid)?,
+            None => {
+                Attributes::check_named("params", &params).map_err(RuleError::Invalid)?;
+                params
+            }
+        };
         let this = self.clone();
         let updated = self
             .detached(move |gate| async move {
@@ -373,6 +381,16 @@ impl Prices {
     pub async fn activate_rule(&self, merchant: MerchantId, version: i64) -> Result<Activation, RuleError> {
         // Loading first means a version that cannot run is never made active.
         self.inner.rules.prepared(merchant, version).await?;
+        let stored = self.inner.rules.version(merchant, version).await?;
+        if let Some(schema) = &stored.params_schema {
+            let mut invalid = Invalid::new();
+            for name in schema.missing(&stored.params) {
+                invalid.push(format!("params.{name}"), "required by the rule and not set (PUT /v1/rules/{v}/params)");
+            }
+            if !invalid.is_empty() {
+                return Err(RuleError::Invalid(invalid));
+            }
+        }
         self.change_activation(merchant, Some(version)).await
     }
 

@@ -54,7 +54,8 @@ const ERROR_RESPONSES: &[(&str, &str, &str)] = &[
         "409",
         "Conflict",
         "The request conflicts with the state of the resource: `currency_mismatch`, `nothing_to_roll_back`, \
-         `chain_broken`, `not_a_rule_decision`, `unreadable_record` or `last_admin_key`.",
+         `chain_broken`, `not_a_rule_decision`, `unreadable_record`, `last_admin_key`, `trial_running` or \
+         `trial_not_running`.",
     ),
     ("413", "PayloadTooLarge", "`payload_too_large`: the body is over the limit (`details.limit_bytes`)."),
     (
