@@ -1,6 +1,7 @@
 //! The `pricing` command line: `serve`, `migrate`, `import`, `rule run` and `audit rotate-key`.
 
 mod import;
+pub mod new_rule;
 
 use std::path::PathBuf;
 
@@ -74,6 +75,33 @@ pub enum RuleCommand {
         #[arg(long)]
         params: Option<PathBuf>,
     },
+    /// Scaffold a rule crate (its policy, tests, README and build settings) anywhere.
+    New {
+        /// The crate's name (lower-case, digits and `-`).
+        name: String,
+        /// The folder to create it in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The rule SDK's folder (default: the one this binary was built beside).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Replay a local build over decisions exported from the service
+    /// (`GET /v1/decisions/export?format=ndjson`) and print the decisions that differ.
+    Replay {
+        /// The rule: a component, or a core module built with wit-bindgen.
+        #[arg(long)]
+        wasm: PathBuf,
+        /// The exported decisions, one per line.
+        #[arg(long)]
+        decisions: PathBuf,
+        /// Parameters to use instead of each record's own, as a JSON object.
+        #[arg(long)]
+        params: Option<PathBuf>,
+        /// Exit with status 1 when any decision differs (for CI).
+        #[arg(long)]
+        fail_on_diff: bool,
+    },
 }
 
 /// How `pricing rule run` ended, for its exit code.
@@ -124,6 +152,31 @@ pub async fn run(command: Command, settings: Settings) -> Result<Outcome, Box<dy
             let report = runner::run(&settings.sandbox, &wasm, &input, params.as_deref(), window).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             if report.error.is_some() {
+                return Ok(Outcome::Failed);
+            }
+        }
+        Command::Rule(RuleCommand::New { name, dir, sdk }) => {
+            let sdk = sdk.or_else(new_rule::default_sdk).ok_or("no rule SDK found: give --sdk PATH")?;
+            let made = new_rule::scaffold(&name, &dir, &sdk)?;
+            println!(
+                "created {}: `cargo test` there tests it natively; `scripts/build-rules {}` builds it to wasm",
+                made.display(),
+                made.display()
+            );
+        }
+        Command::Rule(RuleCommand::Replay { wasm, decisions, params, fail_on_diff }) => {
+            let summary = runner::replay::replay(&settings.sandbox, &wasm, &decisions, params.as_deref()).await?;
+            for difference in &summary.differences {
+                println!("{}", runner::replay::describe(difference));
+            }
+            println!(
+                "replayed {} decisions: {} differ, {} the same; {} passed over (not a rule's evaluation)",
+                summary.replayed,
+                summary.differences.len(),
+                summary.same,
+                summary.passed_over
+            );
+            if fail_on_diff && !summary.differences.is_empty() {
                 return Ok(Outcome::Failed);
             }
         }

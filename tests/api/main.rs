@@ -20,6 +20,7 @@ mod merchants;
 mod noisy;
 mod outage;
 mod overrides;
+mod own_rule;
 mod pipeline;
 mod policies;
 mod prices;

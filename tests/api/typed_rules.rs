@@ -219,3 +219,15 @@ async fn every_stock_policy_prices_by_name_and_replays(backend: Backend) {
         }
     }
 }
+
+/// The stock policies the service ships are the builds of `rules/` as they are now (the build
+/// is reproducible): a changed example rule whose stock build was not made again
+/// (`scripts/build-rules --stock`) fails here.
+#[test]
+fn the_shipped_stock_policies_are_the_builds_of_their_sources() {
+    for name in ["cost-plus", "competitor-match", "competitor-position", "demand-based", "markdown"] {
+        let shipped =
+            std::fs::read(crate::common::rules::workspace().join(format!("service/stock/{name}.wasm"))).unwrap();
+        assert!(built_rule(name) == shipped, "service/stock/{name}.wasm is not the build of rules/{name}");
+    }
+}

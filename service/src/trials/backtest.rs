@@ -13,7 +13,7 @@ use super::{Inner, TrialError, pace};
 use crate::domain::{Guardrails, Outcome};
 use crate::pricing::{Decided, DecisionRecord, Situation, decide};
 use crate::rules::{Mode, evaluate};
-use crate::sandbox::RuleContext;
+use crate::sandbox::{Evaluation, RuleContext};
 use crate::store::history::DecisionFilter;
 use crate::store::trials::{Trial, TrialState};
 
@@ -32,15 +32,35 @@ pub(super) async fn run(inner: &Inner, trial: &Trial) {
 }
 
 /// One decision to compare: its record's inputs, guardrails and situation, and what it did.
-struct Recorded {
-    seq: i64,
-    ctx: RuleContext,
-    guardrails: Guardrails,
-    situation: Situation,
-    live: Side,
+pub struct Recorded {
+    pub seq: i64,
+    pub ctx: RuleContext,
+    pub params: serde_json::Map<String, serde_json::Value>,
+    pub guardrails: Guardrails,
+    pub situation: Situation,
+    pub live: Side,
 }
 
-fn recorded(seq: i64, json: &str) -> Result<Option<Recorded>, TrialError> {
+impl Recorded {
+    /// The comparison of this decision with a candidate's evaluation of its inputs, decided
+    /// through its recorded guardrails in its recorded situation.
+    pub fn compare(self, evaluation: &Evaluation) -> Comparison {
+        let decided: Decided = decide(&evaluation.result, &self.guardrails, self.situation);
+        Comparison {
+            seq: self.seq,
+            sku: self.ctx.sku.clone(),
+            currency: self.ctx.currency.clone(),
+            cost_minor: self.situation.cost_minor,
+            current_minor: self.situation.current_minor,
+            live: self.live,
+            candidate: Side::of(evaluation, &decided),
+        }
+    }
+}
+
+/// A rule decision's record as a [`Recorded`]; `None` for a record that is no rule's
+/// evaluation (a catalogue event, an approval, an override) or has no guardrails recorded.
+pub fn recorded(seq: i64, json: &str) -> Result<Option<Recorded>, TrialError> {
     let record: DecisionRecord = serde_json::from_str(json)
         .map_err(|e| crate::store::StoreError::Corrupt(format!("decision {seq}'s record: {e}")))?;
     if record.resolution.is_some() || record.override_note.is_some() {
@@ -65,7 +85,7 @@ fn recorded(seq: i64, json: &str) -> Result<Option<Recorded>, TrialError> {
         explanation: record.explanation,
         error: record.error,
     };
-    Ok(Some(Recorded { seq, ctx, guardrails, situation, live }))
+    Ok(Some(Recorded { seq, ctx, params: record.params, guardrails, situation, live }))
 }
 
 async fn pages(inner: &Inner, trial: &Trial) -> Result<(), TrialError> {
@@ -110,16 +130,7 @@ async fn compare(inner: &Inner, trial: &Trial, batch: Vec<Recorded>) -> Result<V
         .into_iter()
         .zip(evaluations)
         .map(|(r, evaluation)| {
-            let decided: Decided = decide(&evaluation.result, &r.guardrails, r.situation);
-            let comparison = Comparison {
-                seq: r.seq,
-                sku: r.ctx.sku.clone(),
-                currency: r.ctx.currency.clone(),
-                cost_minor: r.situation.cost_minor,
-                current_minor: r.situation.current_minor,
-                live: r.live,
-                candidate: Side::of(&evaluation, &decided),
-            };
+            let comparison = r.compare(&evaluation);
             (comparison.seq, serde_json::to_string(&comparison).expect("a comparison serializes"))
         })
         .collect())

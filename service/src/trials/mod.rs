@@ -189,8 +189,8 @@ impl Trials {
         let running = self.inner.shadows.lock().expect("never poisoned").get(&merchant).copied();
         let Some(running) = running else { return };
         let seqs: HashMap<&Sku, i64> = recorded.iter().map(|(sku, seq)| (sku, *seq)).collect();
-        let items: Vec<shadow::Item> =
-            judged.iter().filter_map(|j| Some(shadow::Item::of(j, *seqs.get(&j.product.sku)?))).collect();
+        let items: Vec<backtest::Recorded> =
+            judged.iter().filter_map(|j| Some(shadow::item(j, *seqs.get(&j.product.sku)?))).collect();
         let count = items.len() as u64;
         let offered = shadow::Offered { merchant, trial: running.id, version: running.version, items };
         if let Err(tokio::sync::mpsc::error::TrySendError::Full(offered)) = self.inner.queue.try_send(offered) {

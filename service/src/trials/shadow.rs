@@ -5,36 +5,28 @@
 use std::sync::Weak;
 use std::time::Instant;
 
-use super::report::{Comparison, Side};
+use super::backtest::Recorded;
+use super::report::Side;
 use super::{Inner, pace};
-use crate::domain::{Guardrails, MerchantId};
-use crate::pricing::{Judged, Situation, decide};
+use crate::domain::MerchantId;
+use crate::pricing::{Judged, Situation};
 use crate::rules::{Mode, evaluate};
 use crate::sandbox::{EvalError, Evaluation, RuleContext};
 
-/// One live decision, as the shadow needs it.
-pub(super) struct Item {
-    seq: i64,
-    ctx: RuleContext,
-    guardrails: Guardrails,
-    situation: Situation,
-    live: Side,
-}
-
-impl Item {
-    pub(super) fn of(judged: &Judged, seq: i64) -> Self {
-        Item {
-            seq,
-            ctx: judged.ctx.clone(),
-            guardrails: judged.product.guardrails.clone(),
-            situation: Situation {
-                current_minor: judged.current.price.minor(),
-                cost_minor: judged.product.cost.minor(),
-                effective_at: judged.current.effective_at,
-                now: judged.ctx.now,
-            },
-            live: Side::of(&judged.evaluation, &judged.decided),
-        }
+/// One live decision, as the shadow needs it (the live rule's parameters play no part).
+pub(super) fn item(judged: &Judged, seq: i64) -> Recorded {
+    Recorded {
+        seq,
+        ctx: judged.ctx.clone(),
+        params: Default::default(),
+        guardrails: judged.product.guardrails.clone(),
+        situation: Situation {
+            current_minor: judged.current.price.minor(),
+            cost_minor: judged.product.cost.minor(),
+            effective_at: judged.current.effective_at,
+            now: judged.ctx.now,
+        },
+        live: Side::of(&judged.evaluation, &judged.decided),
     }
 }
 
@@ -43,7 +35,7 @@ pub(super) struct Offered {
     pub(super) merchant: MerchantId,
     pub(super) trial: i64,
     pub(super) version: i64,
-    pub(super) items: Vec<Item>,
+    pub(super) items: Vec<Recorded>,
 }
 
 /// Counts a batch the full queue turned away.
@@ -86,16 +78,7 @@ async fn shadow(inner: &Inner, batch: Offered) -> Result<(), super::TrialError> 
     };
     let mut comparisons = Vec::with_capacity(items.len());
     for (item, evaluation) in items.into_iter().zip(evaluations) {
-        let decided = decide(&evaluation.result, &item.guardrails, item.situation);
-        let comparison = Comparison {
-            seq: item.seq,
-            sku: item.ctx.sku.clone(),
-            currency: item.ctx.currency.clone(),
-            cost_minor: item.situation.cost_minor,
-            current_minor: item.situation.current_minor,
-            live: item.live,
-            candidate: Side::of(&evaluation, &decided),
-        };
+        let comparison = item.compare(&evaluation);
         let json = serde_json::to_string(&comparison).expect("a comparison serializes");
         comparisons.push((comparison.seq, json));
     }

@@ -3,6 +3,8 @@
 //! limits (from the same settings), and the report shows the decision or the failure with its
 //! kind, the fuel used, peak memory, wall time and the rule's log.
 
+pub mod replay;
+
 use std::path::Path;
 
 use serde::Serialize;
