@@ -163,6 +163,12 @@ pub struct PricingSettings {
     pub max_competitors_per_sku: u64,
     /// Most SKUs that may have signals but no product.
     pub max_skus_without_product: u64,
+    /// Products an activation dry-runs the version on first (a random sample of the
+    /// catalogue; 0 skips the check).
+    pub activation_sample: usize,
+    /// The share of the sample, in basis points, that may fail before an activation is
+    /// refused (unless forced).
+    pub activation_max_failed_bps: u32,
 }
 
 impl PricingSettings {
@@ -341,6 +347,8 @@ lease_secs = 30
 poll_ms = 250
 max_competitors_per_sku = 100
 max_skus_without_product = 100000
+activation_sample = 200
+activation_max_failed_bps = 1000
 
 [audit]
 keys_dir = "data/keys"

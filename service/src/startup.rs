@@ -21,7 +21,7 @@ use crate::events;
 use crate::feeds::jetstream::SignalFeed;
 use crate::metrics::Metrics;
 use crate::replication;
-use crate::rules::{RequestLimits, Rules};
+use crate::rules::{ActivationCheck, RequestLimits, Rules};
 use crate::sandbox::Sandbox;
 use crate::store::{Store, StoreError};
 use crate::trials::Trials;
@@ -76,7 +76,11 @@ impl Application {
             settings.sandbox.instance_pool as usize,
             settings.pricing.worker_count(),
         );
-        let rules = Arc::new(Rules::new(store.clone(), sandbox, settings.pricing.stale_after_secs, limits));
+        let activation = ActivationCheck {
+            sample: settings.pricing.activation_sample,
+            max_failed_bps: settings.pricing.activation_max_failed_bps,
+        };
+        let rules = Arc::new(Rules::new(store.clone(), sandbox, settings.pricing.stale_after_secs, limits, activation));
         let keys = KeyRing::open(&settings.audit.keys_dir, settings.audit.signing_key.as_ref(), &store).await?;
         let signer = Arc::new(CheckpointSigner::new(keys));
         let metrics = Arc::new(Metrics::new());

@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod activation;
 mod audit;
 mod catalogue;
 mod crash;

@@ -72,8 +72,9 @@ async fn wait_for(app: &TestApp, key: &str, path: &str, what: &str, done: impl F
     }
 }
 
-#[tokio::test]
-async fn a_shadow_reports_on_live_traffic_and_a_backtest_of_the_same_decisions_agrees() {
+/// A merchant of [`SKUS`] products with competitor-match (undercut by 1) uploaded; returns the
+/// app, a key and the version.
+async fn catalogue_undercut_by_one() -> (TestApp, String, i64) {
     let app = spawn_app(Backend::Sqlite).await;
     let (_, key) = app.merchant_with_key(&["merchant", "feed", "checkout"]).await;
     for i in 0..SKUS {
@@ -81,6 +82,12 @@ async fn a_shadow_reports_on_live_traffic_and_a_backtest_of_the_same_decisions_a
         expect_status(app.put_product(&key, &format!("sku-{i}"), body).await, StatusCode::CREATED).await;
     }
     let live = stock_version(&app, &key, "competitor-match", json!({"undercut_minor": 1})).await;
+    (app, key, live)
+}
+
+#[tokio::test]
+async fn a_shadow_reports_on_live_traffic_and_a_backtest_of_the_same_decisions_agrees() {
+    let (app, key, live) = catalogue_undercut_by_one().await;
     let candidate = stock_version(&app, &key, "competitor-position", json!({"position": 1, "gap_minor": 2})).await;
     call(&app, &key, Method::POST, &format!("/v1/rules/{live}/activate"), None, StatusCode::OK).await;
     feed(&app, &key, 0, 1900).await;
@@ -157,13 +164,7 @@ async fn a_shadow_reports_on_live_traffic_and_a_backtest_of_the_same_decisions_a
 
 #[tokio::test]
 async fn a_spinning_shadow_leaves_every_live_decision_as_it_would_have_been() {
-    let app = spawn_app(Backend::Sqlite).await;
-    let (_, key) = app.merchant_with_key(&["merchant", "feed", "checkout"]).await;
-    for i in 0..SKUS {
-        let body = json!({"currency": "EUR", "cost_minor": 1000, "base_price_minor": 2500});
-        expect_status(app.put_product(&key, &format!("sku-{i}"), body).await, StatusCode::CREATED).await;
-    }
-    let live = stock_version(&app, &key, "competitor-match", json!({"undercut_minor": 1})).await;
+    let (app, key, live) = catalogue_undercut_by_one().await;
     call(&app, &key, Method::POST, &format!("/v1/rules/{live}/activate"), None, StatusCode::OK).await;
     let hostile = app.rule_version(&key, built_rule("hostile")).await;
     let params = json!({"attack": "spin"});

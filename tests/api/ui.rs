@@ -489,7 +489,7 @@ async fn a_failing_rule_is_a_metric_and_its_log_is_on_the_page() {
     let path = format!("/v1/rules/{version}/params");
     expect_status(app.call(Method::PUT, &path, Some(&key), Some(json!({"attack": "panic"}))).await, StatusCode::OK)
         .await;
-    let path = format!("/v1/rules/{version}/activate");
+    let path = format!("/v1/rules/{version}/activate?force=true");
     expect_status(app.call(Method::POST, &path, Some(&key), None).await, StatusCode::OK).await;
     app.engine.settled().await;
 

@@ -59,6 +59,9 @@ pub enum ApiError {
     /// Over a limit on concurrent work; `scope` says whose.
     #[error("{message}")]
     TooManyRequests { message: String, limit: usize, scope: &'static str },
+    /// An activation whose dry run over a sample of the catalogue failed too often.
+    #[error("{message}")]
+    SampleFailed { message: String, report: Value },
     #[error("the service cannot reach its database")]
     Unavailable,
     #[error("internal error")]
@@ -108,6 +111,7 @@ impl ApiError {
             ApiError::Timeout(_) => ("timeout", StatusCode::SERVICE_UNAVAILABLE),
             ApiError::TooManyRequests { .. } => ("too_many_requests", StatusCode::TOO_MANY_REQUESTS),
             ApiError::OverQuota { .. } => ("over_quota", StatusCode::UNPROCESSABLE_ENTITY),
+            ApiError::SampleFailed { .. } => ("sample_failed", StatusCode::UNPROCESSABLE_ENTITY),
             ApiError::Unavailable => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
             ApiError::Internal => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
         }
@@ -130,6 +134,7 @@ impl ApiError {
             ApiError::RuleRefused(reason) => json!({ "reason": reason.kind() }),
             ApiError::TooManyRequests { limit, scope, .. } => json!({ "limit": limit, "scope": scope }),
             ApiError::OverQuota { what, limit, .. } => json!({ "limit": limit, "quota": what }),
+            ApiError::SampleFailed { report, .. } => report.clone(),
             // Always an object, so that clients can read `details.x` without a null check.
             _ => json!({}),
         }
@@ -246,6 +251,10 @@ impl From<crate::rules::RuleError> for ApiError {
             RuleError::NothingToRollBack => ApiError::Conflict { code: "nothing_to_roll_back", message: e.to_string() },
             RuleError::Throttled { limit, scope } => ApiError::TooManyRequests { message: e.to_string(), limit, scope },
             RuleError::OverQuota { what, limit } => ApiError::OverQuota { message: e.to_string(), what, limit },
+            RuleError::SampleFailed(ref report) => ApiError::SampleFailed {
+                message: e.to_string(),
+                report: serde_json::to_value(report).expect("a sample report serializes"),
+            },
             RuleError::Store(e) => e.into(),
         }
     }

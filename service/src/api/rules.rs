@@ -16,7 +16,7 @@ use super::extract::resource;
 use crate::domain::object::Object;
 use crate::domain::params::ParamsSchema;
 use crate::domain::{Invalid, Sku};
-use crate::rules::{DryRunResult, Rules};
+use crate::rules::{DryRunResult, Rules, SampleReport};
 use crate::sandbox::RuleContext;
 use crate::store::{Activation, RuleVersion, Store};
 use crate::write::Prices;
@@ -94,6 +94,19 @@ pub struct ActivationView {
     #[schema(schema_with = activation_kind)]
     pub kind: String,
     pub activated_at: DateTime<Utc>,
+    /// An activation's dry run over a sample of the catalogue, made first (absent for a
+    /// rollback).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample: Option<SampleReport>,
+}
+
+/// `?force=true` activates even when the sample's failures are over the allowed share.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ActivateQuery {
+    #[serde(default)]
+    pub force: bool,
 }
 
 /// `activate` or `rollback`.
@@ -108,7 +121,13 @@ fn activation_kind() -> utoipa::openapi::schema::Object {
 
 impl From<Activation> for ActivationView {
     fn from(a: Activation) -> Self {
-        Self { active_version: a.version, kind: a.kind, activated_at: a.activated_at }
+        Self { active_version: a.version, kind: a.kind, activated_at: a.activated_at, sample: None }
+    }
+}
+
+impl From<(Activation, SampleReport)> for ActivationView {
+    fn from((activation, sample): (Activation, SampleReport)) -> Self {
+        Self { sample: Some(sample), ..Self::from(activation) }
     }
 }
 
@@ -304,18 +323,25 @@ pub async fn set_params(
     Ok(HttpResponse::Ok().json(RuleVersionView::new(updated, active)))
 }
 
-/// Make a version the active one.
+/// Make a version the active one. It is first dry-run on a sample of the catalogue; when more
+/// of the sample fails than allowed (`pricing.activation_max_failed_bps`), the activation is
+/// refused unless `force=true`.
 #[utoipa::path(post, path = "/v1/rules/{version}/activate", tag = "rules", security(("bearer" = [])),
+    params(ActivateQuery),
     responses((status = 200, description = "Active; the catalogue reprices", body = ActivationView),
-              (status = 422, description = "`rule_refused`: the stored version cannot be loaded")))]
+              (status = 422, description = "`rule_refused`: the stored version cannot be loaded; \
+                                            `sample_failed`: too much of the sample failed (`details`: the sample's \
+                                            report); `validation_failed`: a required parameter is not set")))]
 pub async fn activate(
     access: Access<Write>,
     prices: web::Data<Prices>,
     path: web::Path<String>,
+    query: web::Query<ActivateQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = access.merchant();
-    let activation = prices.activate_rule(merchant, version_from_path(&path)?).await?;
-    tracing::info!(merchant_id = %merchant, version = activation.version, "rule activated");
+    let activation = prices.activate_rule(merchant, version_from_path(&path)?, query.force).await?;
+    tracing::info!(merchant_id = %merchant, version = activation.0.version, forced = query.force,
+                   failed = activation.1.failed, "rule activated");
     Ok(HttpResponse::Ok().json(ActivationView::from(activation)))
 }
 

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use super::ApiError;
 use super::access::{Access, Read, Write};
 use super::extract::resource;
+use super::rules::ActivateQuery;
 use crate::domain::object::Object;
 use crate::store::trials::TrialKind;
 use crate::trials::{TrialError, TrialView, Trials};
@@ -135,20 +136,22 @@ pub async fn stop_shadow(
     Ok(HttpResponse::Ok().json(trials.stop(access.merchant(), number(&path, "shadow")?, TrialKind::Shadow).await?))
 }
 
-/// Activate the shadowed version (the shadow stops: its version is now the live one).
+/// Activate the shadowed version (the shadow stops: its version is now the live one), with
+/// the same sample check as any activation (`force=true` to go past it).
 #[utoipa::path(post, path = "/v1/shadows/{id}/activate", tag = "trials", security(("bearer" = [])),
-    params(("id" = i64, Path, minimum = 1, description = "The shadow's id")),
+    params(("id" = i64, Path, minimum = 1, description = "The shadow's id"), ActivateQuery),
     responses((status = 200, description = "The version is active; the shadow stopped", body = TrialView)))]
 pub async fn activate_shadow(
     access: Access<Write>,
     trials: web::Data<Trials>,
     prices: web::Data<Prices>,
     path: web::Path<String>,
+    query: web::Query<ActivateQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = access.merchant();
     let id = number(&path, "shadow")?;
     let trial = trials.trial(merchant, id, TrialKind::Shadow).await?;
-    prices.activate_rule(merchant, trial.version).await?;
+    prices.activate_rule(merchant, trial.version, query.force).await?;
     tracing::info!(merchant_id = %merchant, version = trial.version, shadow = id, "rule activated from its shadow");
     match trials.stop(merchant, id, TrialKind::Shadow).await {
         Ok(view) => Ok(HttpResponse::Ok().json(view)),

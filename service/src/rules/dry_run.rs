@@ -86,7 +86,8 @@ impl Net {
 pub type DryRunInput = (RuleContext, Option<(Guardrails, chrono::DateTime<Utc>)>);
 
 impl Rules {
-    /// Evaluates `version` on each context, persisting nothing.
+    /// Evaluates `version` on each context, persisting nothing (a request's: within the
+    /// merchant's and the service's limits on rule work at once).
     pub async fn dry_run(
         &self,
         merchant: MerchantId,
@@ -94,6 +95,16 @@ impl Rules {
         inputs: Vec<DryRunInput>,
     ) -> Result<Vec<DryRunResult>, RuleError> {
         let _admitted = self.admit(merchant)?;
+        self.dry_run_admitted(merchant, version, inputs).await
+    }
+
+    /// [`Self::dry_run`] for work already bounded by its caller (an activation's sample).
+    pub(super) async fn dry_run_admitted(
+        &self,
+        merchant: MerchantId,
+        version: i64,
+        inputs: Vec<DryRunInput>,
+    ) -> Result<Vec<DryRunResult>, RuleError> {
         let params = self.version(merchant, version).await?.params;
         let rule = self.prepared(merchant, version).await?;
         let contexts: Vec<RuleContext> = inputs.iter().map(|(ctx, _)| ctx.clone()).collect();

@@ -6,11 +6,13 @@
 mod dry_run;
 mod evaluate;
 mod limits;
+mod sample;
 pub mod stock;
 
 pub use dry_run::DryRunResult;
 pub use evaluate::{Mode, evaluate};
 pub use limits::{Admitted, RequestLimits};
+pub use sample::{ActivationCheck, SampleReport};
 
 use std::sync::Arc;
 
@@ -31,6 +33,12 @@ pub enum RuleError {
     /// Too many dry runs or uploads at once (`scope`: of this merchant, or of the service).
     #[error("too many rule requests at once for this {scope} (limit {limit}); try again shortly")]
     Throttled { limit: usize, scope: &'static str },
+    /// The activation's dry run over a sample of the catalogue failed too often.
+    #[error(
+        "{} of the {} sampled products failed with this version (more than {} bp); fix it, or activate with force=true",
+        .0.failed, .0.sampled, .0.max_failed_bps
+    )]
+    SampleFailed(Box<SampleReport>),
     /// The merchant keeps as many rule versions, or as many bytes of them, as allowed.
     #[error("the merchant's rules are at their quota of {limit} {what}")]
     OverQuota { what: &'static str, limit: u64 },
@@ -53,16 +61,23 @@ pub struct Rules {
     sandbox: Arc<Sandbox>,
     stale_after_secs: u64,
     limits: RequestLimits,
+    activation: ActivationCheck,
     compiled: moka::sync::Cache<(MerchantId, i64), PreparedRule>,
     /// Stock policies compiled once per process: the same build for every merchant.
     stock: moka::sync::Cache<&'static str, Arc<CompiledRule>>,
 }
 
 impl Rules {
-    pub fn new(store: Store, sandbox: Arc<Sandbox>, stale_after_secs: u64, limits: RequestLimits) -> Self {
+    pub fn new(
+        store: Store,
+        sandbox: Arc<Sandbox>,
+        stale_after_secs: u64,
+        limits: RequestLimits,
+        activation: ActivationCheck,
+    ) -> Self {
         let compiled = moka::sync::Cache::builder().max_capacity(1_000).build();
         let stock = moka::sync::Cache::builder().max_capacity(stock::POLICIES.len() as u64).build();
-        Self { store, sandbox, stale_after_secs, limits, compiled, stock }
+        Self { store, sandbox, stale_after_secs, limits, activation, compiled, stock }
     }
 
     /// A place for request-path rule work of the merchant (see [`limits`]), held while it runs.

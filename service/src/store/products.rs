@@ -164,6 +164,17 @@ impl Store {
             .await?)
     }
 
+    /// Up to `size` of the merchant's SKUs, picked at random.
+    pub async fn sample_skus(&self, merchant: MerchantId, size: usize) -> Result<Vec<Sku>, StoreError> {
+        let skus: Vec<String> =
+            sqlx::query_scalar("SELECT sku FROM products WHERE merchant_id = $1 ORDER BY RANDOM() LIMIT $2")
+                .bind(merchant.to_string())
+                .bind(size as i64)
+                .fetch_all(&self.pool)
+                .await?;
+        skus.iter().map(|s| Sku::parse(s).map_err(|e| StoreError::Corrupt(e.to_string()))).collect()
+    }
+
     pub async fn product(&self, merchant: MerchantId, sku: &Sku) -> Result<Option<Product>, StoreError> {
         let sql = format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE merchant_id = $1 AND sku = $2");
         sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql))

@@ -56,7 +56,7 @@ use crate::domain::{Attributes, Invalid, MerchantId, Product, ProductDraft, Sku,
 use crate::metrics::Metrics;
 use crate::pricing::Judged;
 use crate::replication::{Change, Replication};
-use crate::rules::{RuleError, Rules};
+use crate::rules::{RuleError, Rules, SampleReport};
 use crate::store::overrides::StoredOverride;
 use crate::store::{
     self, Activation, CurrentPrice, DemandEvent, Observation, RuleVersion, Store, StoreError, Upserted, chain, now,
@@ -377,8 +377,15 @@ impl Prices {
         Ok(updated)
     }
 
-    /// Makes a version the active one (once it loads) and reprices the catalogue with it.
-    pub async fn activate_rule(&self, merchant: MerchantId, version: i64) -> Result<Activation, RuleError> {
+    /// Makes a version the active one (once it loads, and once its dry run over a sample of
+    /// the catalogue fails no more than allowed, unless `force`) and reprices the catalogue
+    /// with it. Returns the activation and what the sample found.
+    pub async fn activate_rule(
+        &self,
+        merchant: MerchantId,
+        version: i64,
+        force: bool,
+    ) -> Result<(Activation, SampleReport), RuleError> {
         // Loading first means a version that cannot run is never made active.
         self.inner.rules.prepared(merchant, version).await?;
         let stored = self.inner.rules.version(merchant, version).await?;
@@ -391,7 +398,11 @@ impl Prices {
                 return Err(RuleError::Invalid(invalid));
             }
         }
-        self.change_activation(merchant, Some(version)).await
+        let sample = self.inner.rules.sample_run(merchant, version).await?;
+        if sample.too_many() && !force {
+            return Err(RuleError::SampleFailed(Box::new(sample)));
+        }
+        Ok((self.change_activation(merchant, Some(version)).await?, sample))
     }
 
     /// Returns to the version active before the current one, and reprices the catalogue.

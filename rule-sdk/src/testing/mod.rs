@@ -1,6 +1,9 @@
 //! A native test harness: build contexts in a line or two, run a policy on them with plain
 //! `cargo test`, and read what it logged.
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod fixtures;
+
 use crate::{CompetitorOffer, Context, Demand, Money, Value};
 
 /// 2026-01-01T00:00:00Z, the default `now` of a built context.
