@@ -111,7 +111,7 @@ async fn pages(inner: &Inner, trial: &Trial) -> Result<(), TrialError> {
         }
         cursor = last;
         let busy = started.elapsed();
-        inner.metrics.record_trial("backtest", "compared", count, busy);
+        inner.record("backtest", "compared", count, busy);
         pace(busy, inner.settings.share_percent).await;
     }
 }

@@ -106,13 +106,24 @@ pub struct Trials {
 struct Inner {
     store: Store,
     rules: Arc<Rules>,
-    metrics: Arc<Metrics>,
+    /// Weak: the metrics' readings of the engine hold the engine, which holds this (a strong
+    /// reference would keep every stopped service's connection pool open).
+    metrics: std::sync::Weak<Metrics>,
     settings: TrialSettings,
     /// Running shadows by merchant, as last read (every replica reads them every second).
     shadows: Mutex<HashMap<MerchantId, Running>>,
     queue: tokio::sync::mpsc::Sender<shadow::Offered>,
     /// Backtests this process is running.
     backtests: Mutex<std::collections::HashSet<(MerchantId, i64)>>,
+}
+
+impl Inner {
+    /// Meters trial work, apart from live repricing's metrics.
+    fn record(&self, kind: &'static str, result: &'static str, count: u64, busy: Duration) {
+        if let Some(metrics) = self.metrics.upgrade() {
+            metrics.record_trial(kind, result, count, busy);
+        }
+    }
 }
 
 impl Trials {
@@ -127,7 +138,7 @@ impl Trials {
         let inner = Arc::new(Inner {
             store,
             rules,
-            metrics,
+            metrics: Arc::downgrade(&metrics),
             settings,
             shadows: Mutex::new(HashMap::new()),
             queue,
@@ -195,7 +206,7 @@ impl Trials {
         let offered = shadow::Offered { merchant, trial: running.id, version: running.version, items };
         if let Err(tokio::sync::mpsc::error::TrySendError::Full(offered)) = self.inner.queue.try_send(offered) {
             shadow::skip(&self.inner, &offered);
-            self.inner.metrics.record_trial("shadow", "skipped", count, Duration::ZERO);
+            self.inner.record("shadow", "skipped", count, Duration::ZERO);
         }
     }
 

@@ -59,7 +59,7 @@ pub(super) async fn run(inner: Weak<Inner>, mut offered: tokio::sync::mpsc::Rece
             tracing::warn!(error = %e, "a shadow batch could not be evaluated");
         }
         let busy = started.elapsed();
-        inner.metrics.record_trial("shadow", "compared", count, busy);
+        inner.record("shadow", "compared", count, busy);
         pace(busy, inner.settings.share_percent).await;
     }
 }
