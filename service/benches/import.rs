@@ -9,6 +9,9 @@
 //! and, for PostgreSQL, the database). Run with `cargo bench -p pricing-service --bench import`
 //! (IMPORT_BACKENDS=sqlite or postgres for one).
 
+#[path = "report.rs"]
+mod report;
+
 #[path = "../../tests/common/mod.rs"]
 #[allow(unused_imports)]
 mod common;
@@ -113,6 +116,10 @@ async fn run() {
         let verify_secs = verifying.elapsed().as_secs_f64();
         assert_eq!(verified["intact"], true, "the chain verifies after the import: {verified}");
         let rate = products as f64 / seconds;
+        let what = format!("{name}: import of {products} products, seconds");
+        report::figure("import", &what, seconds, "s", None, Some(report::Target::AtMost(TARGET_SECS)));
+        let what = format!("{name}: import rate against concurrent PUTs");
+        report::figure("import", &what, rate, "products/s", Some(("PUTs from 16 clients, same run", put_rate)), None);
         println!(
             "{name:<9} {seconds:>12.1} {rate:>12.0} {put_rate:>14.0} {:>8.1}x {verify_secs:>12.1} {:>10}",
             rate / put_rate,

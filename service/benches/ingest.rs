@@ -14,6 +14,9 @@
 //! The merchant's 10,000 products are loaded with multi-row SQL inserts; no rule is active
 //! while ingest is measured, so the figures are the ingest path's own.
 
+#[path = "report.rs"]
+mod report;
+
 #[path = "../../tests/common/mod.rs"]
 #[allow(unused_imports)]
 mod common;
@@ -128,6 +131,10 @@ async fn run() {
                     rows as f64 / seconds,
                     plain / seconds
                 );
+                let what = format!("{name}: {} by {path}", feed.name());
+                let baseline = Some(("plain multi-row insert, same run", rows as f64 / plain));
+                let target = (!path.starts_with("plain")).then_some(report::Target::AtLeast(100_000.0));
+                report::figure("ingest", &what, rows as f64 / seconds, "rows/s", baseline, target);
             };
             report("plain multi-row insert", plain);
             report("HTTP JSON, batches of 5000", http.send_all(feed, "json", rows, JSON_BATCH).await);
@@ -388,6 +395,9 @@ async fn hot_and_cold(http: &Http<'_>, store: &Store, engine: &pricing::engine::
         percentile(cold_times, 0.99),
         hot_p50 / cold_p50
     );
+    let what = format!("sale event to repriced, a SKU with {history} views in its window (p50)");
+    let cold = Some(("a SKU with no history, same run", cold_p50));
+    report::figure("ingest", &what, hot_p50, "ms", cold, Some(report::Target::RatioAtMost(2.0)));
 }
 
 /// The merchant and its 10,000 products (multi-row SQL inserts, at their base price).

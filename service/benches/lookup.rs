@@ -6,6 +6,9 @@
 //! one thread's event loop, one request in flight on each, as `redis-benchmark` drives Redis.
 //! Run with `cargo bench -p pricing-service --bench lookup`.
 
+#[path = "report.rs"]
+mod report;
+
 #[path = "../../tests/common/mod.rs"]
 #[allow(unused_imports)]
 mod common;
@@ -169,18 +172,37 @@ async fn load(port: u16, requests: Requests) -> Vec<u64> {
     all
 }
 
-/// Requests per second of `redis-benchmark -t get` against the local Redis, when both are
-/// there (the design's baseline for checkout lookups).
-fn redis_get_rate() -> Option<f64> {
-    let output = std::process::Command::new("timeout")
-        .args(["60", "redis-benchmark", "-t", "get", "-c", &CONNECTIONS.to_string(), "-n", "300000", "-q"])
-        .output()
-        .ok()?;
+/// Requests per second of `redis-benchmark` running `command` against the local Redis, when
+/// both are there (the design's baseline for checkout lookups): `-t get` for single lookups,
+/// and a 100-key MGET (keys set first) for batch lookups.
+fn redis_rate(command: &[String], label: &str) -> Option<f64> {
+    let mut args = vec!["60".to_owned(), "redis-benchmark".into(), "-c".into(), CONNECTIONS.to_string()];
+    args.extend(["-n".into(), "300000".into(), "-q".into()]);
+    args.extend(command.iter().cloned());
+    let output = std::process::Command::new("timeout").args(&args).output().ok()?;
     let text = String::from_utf8_lossy(&output.stdout);
     // "GET: 90579.71 requests per second, p50=0.183 msec"
     // Progress lines ("GET: rps=...") come first, separated by carriage returns: take the last.
-    let rate = text.rsplit("GET:").next()?.split_whitespace().next()?.parse().ok()?;
+    let rate = text.rsplit(&format!("{label}:")).next()?.split_whitespace().next()?.parse().ok()?;
     Some(rate)
+}
+
+/// Keys per second that Redis serves as 100-key MGETs (each key holding a price's JSON).
+fn redis_mget_keys_rate() -> Option<f64> {
+    let keys: Vec<String> = (0..100).map(|i| format!("bench-price-{i}")).collect();
+    let mut mset = vec!["timeout".to_owned(), "10".into(), "redis-cli".into(), "MSET".into()];
+    for key in &keys {
+        mset.extend([key.clone(), r#"{"price_minor":2001,"currency":"EUR","version":1}"#.into()]);
+    }
+    let set = std::process::Command::new(&mset[0]).args(&mset[1..]).output().ok()?;
+    if !set.status.success() {
+        return None;
+    }
+    let mut command = vec!["MGET".to_owned()];
+    command.extend(keys);
+    // The label redis-benchmark prints for a custom command is the command line itself.
+    let rate = redis_rate(&command, &command.join(" "))?;
+    Some(rate * 100.0)
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -300,10 +322,45 @@ async fn run() {
         percentile(&at_70, 0.50),
         percentile(&at_70, 0.99)
     );
-    if let Some(redis) = redis_get_rate() {
+    let redis = redis_rate(&["-t".into(), "get".into()], "GET");
+    if let Some(redis) = redis {
         println!(
             "redis GET baseline (redis-benchmark -t get -c {CONNECTIONS}): {redis:.0} requests/s; lookups are {:.3} of it",
             lookups.len() as f64 / seconds / redis
+        );
+    }
+    let redis_mget = redis_mget_keys_rate();
+    if let Some(keys) = redis_mget {
+        println!("redis MGET baseline (100 keys, -c {CONNECTIONS}): {keys:.0} keys/s");
+    }
+    {
+        use report::{Target, figure};
+        let group = "lookup";
+        let constant = Some(("GET /healthz, constant response", constant_rate));
+        figure(group, "GET /healthz (constant response)", constant_rate, "requests/s", None, None);
+        let redis_get = redis.map(|r| ("redis GET (redis-benchmark -t get -c 32)", r));
+        figure(
+            group,
+            "single lookup GET /v1/prices/{sku}",
+            peak,
+            "requests/s",
+            redis_get,
+            Some(Target::RatioAtLeast(1.0)),
+        );
+        figure(group, "single lookup against the constant endpoint", peak, "requests/s", constant, None);
+        let paced_p50 = percentile(&at_70, 0.50) as f64;
+        figure(group, "single lookup p50 paced at 70% of peak", paced_p50, "µs", None, None);
+        let paced_p99 = percentile(&at_70, 0.99) as f64;
+        figure(group, "single lookup p99 paced at 70% of peak", paced_p99, "µs", None, Some(Target::AtMost(1000.0)));
+        let batch_rate = batches.len() as f64 * 100.0 / seconds;
+        let mget = redis_mget.map(|r| ("redis MGET of 100 keys, keys/s", r));
+        figure(
+            group,
+            "batch lookup, 100 SKUs per request",
+            batch_rate,
+            "SKU prices/s",
+            mget,
+            Some(Target::AtLeast(2e6)),
         );
     }
 
@@ -346,5 +403,17 @@ async fn run() {
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
         latencies.len()
+    );
+    let group = "lookup";
+    let p50 = percentile(&latencies, 0.5) as f64;
+    report::figure(group, "signal to visible price p50 (SQLite)", p50, "µs", None, None);
+    let p99 = percentile(&latencies, 0.99) as f64;
+    report::figure(
+        group,
+        "signal to visible price p99 (SQLite)",
+        p99,
+        "µs",
+        None,
+        Some(report::Target::AtMost(5000.0)),
     );
 }

@@ -11,6 +11,9 @@
 //! creation records), since loading a million products one request at a time is the catalogue
 //! issue's subject, not this one's.
 
+#[path = "report.rs"]
+mod report;
+
 #[path = "../../tests/common/mod.rs"]
 #[allow(unused_imports)]
 mod common;
@@ -44,6 +47,7 @@ async fn run() {
         let db = common::fresh_database(backend).await;
         let (a, b) = load(&db.url, skus).await;
         let mut keys = None;
+        let mut one_worker = None;
         for (run, workers) in [1usize, 2].into_iter().enumerate() {
             let mut settings = Settings::defaults();
             settings.listen = "127.0.0.1:0".into();
@@ -81,6 +85,17 @@ async fn run() {
                 skus as f64 / seconds,
                 seconds * workers as f64,
             );
+            let group = "reprice";
+            let what = format!("{name}: full reprice of {skus} SKUs, {workers} worker(s)");
+            report::figure(group, &what, seconds, "s", None, Some(report::Target::AtMost(30.0)));
+            if workers == 1 {
+                one_worker = Some(seconds);
+            } else if let Some(one) = one_worker {
+                // Speed-up: the one-worker time over this one's (a rate ratio).
+                let what = format!("{name}: reprice speed-up, 2 workers over 1");
+                let target = (name == "postgres").then_some(report::Target::RatioAtLeast(1.5));
+                report::figure(group, &what, one / seconds, "x", Some(("1 worker", 1.0)), target);
+            }
 
             if workers == 2 {
                 // B's changes and checkout's lookups, idle and then during another full reprice.
@@ -113,6 +128,15 @@ async fn run() {
                     percentile(&during_lookups, 0.99),
                     percentile(&during_lookups, 0.99) / percentile(&lookups_idle, 0.99),
                 );
+                let group = "reprice";
+                let idle = Some(("B idle, same run", percentile(&b_idle, 0.99)));
+                let what = format!("{name}: B change to visible p99 while A reprices");
+                let during = percentile(&during_b, 0.99);
+                report::figure(group, &what, during, "ms", idle, Some(report::Target::AtMost(50.0)));
+                let idle = Some(("lookup p99 idle, same run", percentile(&lookups_idle, 0.99)));
+                let what = format!("{name}: checkout lookup p99 during the reprice");
+                let during = percentile(&during_lookups, 0.99);
+                report::figure(group, &what, during, "ms", idle, Some(report::Target::RatioAtMost(2.0)));
             }
             keys = Some((key_a, key_b, version_a));
             handle.stop(true).await;

@@ -19,6 +19,9 @@
 #[allow(dead_code)]
 mod wat_rules;
 
+#[path = "report.rs"]
+mod report;
+
 use std::hint::black_box;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -162,4 +165,21 @@ fn main() {
         attributed_rate / batch_rate,
         attributed_rate / many_rate
     );
+    // Rates are per process, and the bench runs on one thread: per core.
+    let group = "rule_eval";
+    let native = Some(("native policy, same contexts", native_rate));
+    use report::{Target, figure};
+    figure(
+        group,
+        "wasm batch, evaluations per second per core",
+        batch_rate,
+        "evals/s",
+        native,
+        Some(Target::AtLeast(1e6)),
+    );
+    figure(group, "wasm batch against native", batch_rate, "evals/s", native, Some(Target::RatioAtLeast(0.25)));
+    figure(group, "wasm attributed batch (what repricing runs)", attributed_rate, "evals/s", native, None);
+    let fresh_us = 1e6 / keep_fresh_rate - 1e6 / keep_many_rate;
+    figure(group, "fresh instance, its cost over a reused one", fresh_us, "µs", None, Some(Target::AtMost(5.0)));
+    figure(group, "fresh pooled instance per evaluation (competitor-match)", 1e6 / fresh_rate, "µs", None, None);
 }

@@ -6,6 +6,9 @@
 //! SQLite, in-process service with real HTTP on loopback. Run with
 //! `cargo bench -p pricing-service --bench shadow` (SHADOW_SIGNALS, default 200).
 
+#[path = "report.rs"]
+mod report;
+
 #[path = "../../tests/common/mod.rs"]
 #[allow(unused_imports)]
 mod common;
@@ -142,6 +145,11 @@ async fn run() {
             p99 as f64 / b99 as f64,
             right
         );
+        if shadowed.is_some() {
+            let what = format!("signal to visible p99 with a shadow: {name}");
+            let none = Some(("no shadow, same run", b99 as f64));
+            report::figure("shadow", &what, p99 as f64, "µs", none, None);
+        }
         if let Some(shadow) = shadow {
             let id = shadow["id"].as_i64().unwrap();
             let seen = http.call(reqwest::Method::POST, &format!("/v1/shadows/{id}/stop"), None).await;

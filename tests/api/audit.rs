@@ -36,7 +36,14 @@ fn query_time(t: DateTime<Utc>) -> String {
 
 /// Runs statements as someone with direct database access, after removing the append-only
 /// guard.
+/// Runs `statements` on the database behind the service's back, on records kept as plain text
+/// (see `plain_records`), so that SQL's text functions edit them.
 async fn tamper(db: &TestDb, statements: &[String]) {
+    tamper_as_stored(db, &[crate::common::plain_records(db).await, statements.to_vec()].concat()).await;
+}
+
+/// Runs `statements` on the database behind the service's back, with the append-only guards off.
+async fn tamper_as_stored(db: &TestDb, statements: &[String]) {
     match db.backend {
         Backend::Sqlite => {
             let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
@@ -784,4 +791,33 @@ async fn what_a_checkpoint_covers_is_in_the_database_file_itself() {
         .unwrap();
     pool.close().await;
     assert_eq!(covered, seq, "every record the checkpoint covers is in the file, not only in the log");
+}
+
+both_backends! {
+    damaged_packed_record => a_damaged_packed_record_is_found_where_it_is_and_the_rest_stays_readable;
+}
+async fn a_damaged_packed_record_is_found_where_it_is_and_the_rest_stays_readable(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, key) = app.merchant_with_key(&["merchant", "auditor"]).await;
+    for i in 0..4 {
+        let body = json!({"currency": "EUR", "cost_minor": 100, "base_price_minor": 200 + i});
+        put(&app, &key, &format!("sku-{i}"), body).await;
+    }
+    // Every record is kept packed, its text column empty, and reads back as the chain hashed it.
+    let packed = "SELECT COUNT(*) FROM decisions WHERE packed IS NOT NULL AND record = ''";
+    assert_eq!(crate::common::scalar(&app.db, packed).await, 4);
+    assert_eq!(verification(&app, &key).await["intact"], true);
+    let before = history(&app, &key, "sku-3").await;
+    assert!(before[0]["record"]["explanation"].as_str().unwrap().contains("created"), "{before:?}");
+
+    let cut = match backend {
+        Backend::Sqlite => "UPDATE decisions SET packed = substr(packed, 1, length(packed) - 3) WHERE seq = 2",
+        Backend::Postgres => {
+            "UPDATE decisions SET packed = substring(packed from 1 for length(packed) - 3) WHERE seq = 2"
+        }
+    };
+    tamper_as_stored(&app.db, &[cut.into()]).await;
+    let verified = verification(&app, &key).await;
+    assert_eq!((verified["intact"].as_bool(), verified["first_broken"]["seq"].as_i64()), (Some(false), Some(2)));
+    assert_eq!(history(&app, &key, "sku-3").await, before, "the other records read as before");
 }

@@ -183,6 +183,10 @@ async fn an_edited_or_deleted_record_is_found_by_verification() {
     // Someone with database access removes the append-only guard and edits record 3's price.
     sqlx::query("DROP TRIGGER decisions_no_update").execute(pool).await.unwrap();
     sqlx::query("DROP TRIGGER decisions_no_delete").execute(pool).await.unwrap();
+    // Records as plain text, so that SQL's text functions below can edit them.
+    for statement in crate::common::plain_records(&app.db).await {
+        sqlx::query(sqlx::AssertSqlSafe(statement)).execute(pool).await.unwrap();
+    }
     sqlx::query("UPDATE decisions SET new_price_minor = 1 WHERE seq = 3").execute(pool).await.unwrap();
     let verified = verification(&app, &key).await;
     assert_eq!(verified["intact"], false);

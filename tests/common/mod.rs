@@ -112,3 +112,35 @@ macro_rules! both_backends {
         )+
     };
 }
+
+/// Statements that keep every packed decision record as its plain text instead (what the
+/// service reads back either way, so nothing changes for it), for tests that edit records
+/// with SQL's text functions. Run them with the append-only triggers off.
+pub async fn plain_records(db: &TestDb) -> Vec<String> {
+    let store = pricing::store::connect(&db.url, &pricing::config::Settings::defaults().store).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let merchants: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT merchant_id FROM decisions WHERE packed IS NOT NULL")
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+    tx.rollback().await.unwrap();
+    let mut statements = Vec::new();
+    for merchant in merchants {
+        let mut after = 0;
+        loop {
+            let page = store.chain(merchant.parse().unwrap(), after, 1_000).await.unwrap();
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            statements.extend(page.iter().map(|d| {
+                format!(
+                    "UPDATE decisions SET record = '{}', packed = NULL WHERE merchant_id = '{merchant}' AND seq = {}",
+                    d.record.replace('\'', "''"),
+                    d.seq
+                )
+            }));
+        }
+    }
+    store.close().await;
+    statements
+}

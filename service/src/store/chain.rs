@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 
 use super::bulk::{Cell, Kind, Rows};
+use super::packing;
 use super::{Backend, Store, StoreError, Tx, from_micros, now};
 use crate::domain::chain::{GENESIS_HASH, chain_hash};
 use crate::domain::{MerchantId, Outcome, Sku, Trigger};
@@ -50,10 +51,11 @@ pub struct StoredDecision {
     pub hash: String,
 }
 
-/// The columns of a stored decision, in [`StoredDecision`]'s order.
+/// The columns of a stored decision, in [`StoredDecision`]'s order (with what a packed record
+/// needs to be read back: see [`super::packing`]).
 pub(super) const DECISION_COLUMNS: &str = "seq, sku, trigger_kind, outcome, currency, old_price_minor, \
      new_price_minor, rule_version, rule_sha256, CASE WHEN clipped THEN 1 ELSE 0 END AS clipped, record, \
-     created_at, prev_hash, hash";
+     created_at, prev_hash, hash, merchant_id, packed";
 
 /// A merchant's chain head, locked in a write transaction: where the next record goes.
 pub struct ChainHead {
@@ -106,6 +108,7 @@ const APPENDED_COLUMNS: &[(&str, Kind)] = &[
     ("rule_sha256", Kind::Text),
     ("clipped", Kind::Bool),
     ("record", Kind::Text),
+    ("packed", Kind::Text),
     ("prev_hash", Kind::Text),
     ("hash", Kind::Text),
 ];
@@ -144,9 +147,22 @@ pub async fn append(
             hash,
         });
     }
+    // Records are stored packed (hex on the way: the rows travel as text) where they pack.
+    let packed: Vec<Option<String>> = appended
+        .iter()
+        .map(|d| {
+            let known = packing::Known {
+                rule_sha256: d.rule_sha256.as_deref(),
+                merchant_id: &head.merchant_id,
+                sku: &d.sku,
+                created_at: at,
+            };
+            packing::pack(&d.record, &known).map(hex::encode)
+        })
+        .collect();
     // Many rows per statement (see `bulk`): one round trip per chunk instead of one a decision.
     let mut rows = Rows::new(APPENDED_COLUMNS);
-    for d in &appended {
+    for (d, packed) in appended.iter().zip(&packed) {
         rows.push([
             Cell::BigInt(d.seq),
             Cell::Text(&d.sku),
@@ -158,18 +174,23 @@ pub async fn append(
             Cell::opt_bigint(d.rule_version),
             Cell::opt_text(d.rule_sha256.as_deref()),
             Cell::Bool(d.clipped),
-            Cell::Text(&d.record),
+            Cell::Text(if packed.is_some() { "" } else { &d.record }),
+            Cell::opt_text(packed.as_deref()),
             Cell::Text(&d.prev_hash),
             Cell::Text(&d.hash),
         ]);
     }
+    let unhex = match backend {
+        Backend::Sqlite => "unhex(u.packed)",
+        Backend::Postgres => "decode(u.packed, 'hex')",
+    };
     for chunk in rows.chunks(backend) {
         let sql = format!(
             "INSERT INTO decisions (merchant_id, seq, sku, trigger_kind, outcome, currency, old_price_minor,
-                                    new_price_minor, rule_version, rule_sha256, clipped, record, created_at,
+                                    new_price_minor, rule_version, rule_sha256, clipped, record, packed, created_at,
                                     prev_hash, hash)
              SELECT $1, u.seq, u.sku, u.trigger_kind, u.outcome, u.currency, u.old_price_minor, u.new_price_minor,
-                    u.rule_version, u.rule_sha256, u.clipped, u.record, $2, u.prev_hash, u.hash
+                    u.rule_version, u.rule_sha256, u.clipped, u.record, {unhex}, $2, u.prev_hash, u.hash
              FROM {}",
             chunk.source(3)
         );

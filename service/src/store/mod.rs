@@ -22,6 +22,7 @@ pub mod history;
 pub mod jobs;
 pub mod outbox;
 pub mod overrides;
+mod packing;
 pub mod prices;
 pub mod products;
 pub mod quotas;

@@ -198,9 +198,10 @@ impl Store {
         Ok(moved == 1)
     }
 
-    /// The price changes in the merchant's chain after `after` and up to `through`, at most
-    /// `limit` of them, in order; and the last sequence number they cover (`through` when fewer
-    /// than `limit` were found: the records between are not changes of a price in force).
+    /// The price changes in the merchant's chain after `after` and up to `through`, from at
+    /// most `limit` rows of changed or held decisions, in order; and the last sequence number
+    /// they cover (`through` when fewer than `limit` rows were found: the records between are
+    /// not changes of a price in force).
     pub async fn price_changes(
         &self,
         merchant: MerchantId,
@@ -209,11 +210,10 @@ impl Store {
         limit: usize,
     ) -> Result<(Vec<PriceChange>, i64), StoreError> {
         let rows = sqlx::query(
-            "SELECT seq, sku, trigger_kind, currency, old_price_minor, new_price_minor, rule_version, created_at,
-                    CASE WHEN outcome = 'held' THEN record END AS held_record
+            "SELECT seq, sku, trigger_kind, outcome, currency, old_price_minor, new_price_minor, rule_version,
+                    created_at, merchant_id, rule_sha256, record, packed
              FROM decisions
-             WHERE merchant_id = $1 AND seq > $2 AND seq <= $3
-               AND (outcome = 'changed' OR (outcome = 'held' AND record LIKE '%\"tripped\":{%'))
+             WHERE merchant_id = $1 AND seq > $2 AND seq <= $3 AND outcome IN ('changed', 'held')
              ORDER BY seq LIMIT $4",
         )
         .bind(merchant.to_string())
@@ -222,35 +222,41 @@ impl Store {
         .bind(limit as i64)
         .fetch_all(self.pool())
         .await?;
-        let changes = rows
-            .iter()
-            .map(|row| {
-                let sku: String = row.try_get("sku")?;
-                let trigger: String = row.try_get("trigger_kind")?;
-                let held: Option<String> = row.try_get("held_record")?;
-                let breaker_trip = match held {
-                    Some(record) => {
-                        let record: serde_json::Value =
-                            serde_json::from_str(&record).map_err(|e| corrupt("decision record", e))?;
-                        Some(record["hold"]["tripped"].clone()).filter(|trip| trip.is_object())
-                    }
-                    None => None,
-                };
-                Ok(PriceChange {
-                    merchant,
-                    seq: row.try_get("seq")?,
-                    sku: Sku::parse(&sku).map_err(|e| corrupt("decision sku", e))?,
-                    trigger: trigger.parse().map_err(|e| corrupt("decision trigger", e))?,
-                    currency: row.try_get("currency")?,
-                    old_price_minor: row.try_get("old_price_minor")?,
-                    new_price_minor: row.try_get("new_price_minor")?,
-                    rule_version: row.try_get("rule_version")?,
-                    at: from_micros(row.try_get("created_at")?),
-                    breaker_trip,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let covered = if changes.len() == limit { changes.last().map_or(through, |c| c.seq) } else { through };
+        let mut changes = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let sku: String = row.try_get("sku")?;
+            let trigger: String = row.try_get("trigger_kind")?;
+            let outcome: String = row.try_get("outcome")?;
+            // A held decision is an event only when it tripped the breaker (its record says).
+            let breaker_trip = if outcome == "held" {
+                let record = super::rows::record_of(row)?;
+                let record: serde_json::Value =
+                    serde_json::from_str(&record).map_err(|e| corrupt("decision record", e))?;
+                match Some(record["hold"]["tripped"].clone()).filter(|trip| trip.is_object()) {
+                    Some(trip) => Some(trip),
+                    None => continue,
+                }
+            } else {
+                None
+            };
+            changes.push(PriceChange {
+                merchant,
+                seq: row.try_get("seq")?,
+                sku: Sku::parse(&sku).map_err(|e| corrupt("decision sku", e))?,
+                trigger: trigger.parse().map_err(|e| corrupt("decision trigger", e))?,
+                currency: row.try_get("currency")?,
+                old_price_minor: row.try_get("old_price_minor")?,
+                new_price_minor: row.try_get("new_price_minor")?,
+                rule_version: row.try_get("rule_version")?,
+                at: from_micros(row.try_get("created_at")?),
+                breaker_trip,
+            });
+        }
+        // A full page covers up to its last row (held rows that are no event included).
+        let covered = match rows.last() {
+            Some(last) if rows.len() == limit => last.try_get("seq")?,
+            _ => through,
+        };
         Ok((changes, covered))
     }
 }

@@ -233,10 +233,32 @@ impl FromRow<'_, AnyRow> for StoredDecision {
             rule_version: row.try_get("rule_version")?,
             rule_sha256: row.try_get("rule_sha256")?,
             clipped: row.try_get::<i64, _>("clipped")? != 0,
-            record: row.try_get("record")?,
+            record: record_of(row)?,
             created_at: from_micros(row.try_get("created_at")?),
             prev_hash: row.try_get("prev_hash")?,
             hash: row.try_get("hash")?,
         })
     }
+}
+
+/// A decision row's canonical record: its `record` text, or, when that is empty, its
+/// `packed` form unpacked with the row's own columns (`merchant_id`, `sku`, `rule_sha256`,
+/// `created_at`). A packed form that does not unpack reads as a text saying so, which no
+/// hash matches: verification reports the record where it is, and the rest stays readable.
+pub(super) fn record_of(row: &AnyRow) -> Result<String, sqlx::Error> {
+    let record: String = row.try_get("record")?;
+    let packed = match row.try_get::<Option<Vec<u8>>, _>("packed")? {
+        Some(packed) if record.is_empty() => packed,
+        _ => return Ok(record),
+    };
+    let merchant_id: String = row.try_get("merchant_id")?;
+    let sku: String = row.try_get("sku")?;
+    let rule_sha256: Option<String> = row.try_get("rule_sha256")?;
+    let known = super::packing::Known {
+        rule_sha256: rule_sha256.as_deref(),
+        merchant_id: &merchant_id,
+        sku: &sku,
+        created_at: from_micros(row.try_get("created_at")?),
+    };
+    Ok(super::packing::unpack(&packed, &known).unwrap_or_else(|e| format!("unreadable packed record: {e}")))
 }
