@@ -6,7 +6,7 @@
 //! What is counted: the process's resident set after filling minus before, over the number
 //! of prices. SKUs are 12 characters (`SKU-00000000`), spread over 10 merchants.
 
-#[path = "report.rs"]
+#[path = "support/report.rs"]
 mod report;
 
 use std::process::Command;

@@ -6,7 +6,7 @@
 //! chain must verify at the end. Run with `cargo bench -p pricing-service --bench history_size`
 //! (the sizes do not depend on the build profile; `--profile dev` gives the same figures).
 
-#[path = "report.rs"]
+#[path = "support/report.rs"]
 mod report;
 
 #[path = "../../tests/common/mod.rs"]

@@ -9,7 +9,7 @@
 //! and, for PostgreSQL, the database). Run with `cargo bench -p pricing-service --bench import`
 //! (IMPORT_BACKENDS=sqlite or postgres for one).
 
-#[path = "report.rs"]
+#[path = "support/report.rs"]
 mod report;
 
 #[path = "../../tests/common/mod.rs"]

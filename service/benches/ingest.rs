@@ -14,7 +14,7 @@
 //! The merchant's 10,000 products are loaded with multi-row SQL inserts; no rule is active
 //! while ingest is measured, so the figures are the ingest path's own.
 
-#[path = "report.rs"]
+#[path = "support/report.rs"]
 mod report;
 
 #[path = "../../tests/common/mod.rs"]

@@ -6,7 +6,7 @@
 //! one thread's event loop, one request in flight on each, as `redis-benchmark` drives Redis.
 //! Run with `cargo bench -p pricing-service --bench lookup`.
 
-#[path = "report.rs"]
+#[path = "support/report.rs"]
 mod report;
 
 #[path = "../../tests/common/mod.rs"]

@@ -11,7 +11,7 @@
 //! creation records), since loading a million products one request at a time is the catalogue
 //! issue's subject, not this one's.
 
-#[path = "report.rs"]
+#[path = "support/report.rs"]
 mod report;
 
 #[path = "../../tests/common/mod.rs"]

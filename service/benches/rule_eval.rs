@@ -19,7 +19,7 @@
 #[allow(dead_code)]
 mod wat_rules;
 
-#[path = "report.rs"]
+#[path = "support/report.rs"]
 mod report;
 
 use std::hint::black_box;

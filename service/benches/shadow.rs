@@ -6,7 +6,7 @@
 //! SQLite, in-process service with real HTTP on loopback. Run with
 //! `cargo bench -p pricing-service --bench shadow` (SHADOW_SIGNALS, default 200).
 
-#[path = "report.rs"]
+#[path = "support/report.rs"]
 mod report;
 
 #[path = "../../tests/common/mod.rs"]
