@@ -51,11 +51,32 @@ pub struct StoredDecision {
     pub hash: String,
 }
 
+/// A decision row's rule hash: rows written since records are packed leave it to the rule
+/// version they name (versions are immutable, and never deleted), rows before hold it.
+pub(super) const RULE_SHA256_COLUMN: &str = "COALESCE(rule_sha256, (SELECT r.sha256 FROM rule_versions r \
+     WHERE r.merchant_id = decisions.merchant_id AND r.version = decisions.rule_version)) AS rule_sha256";
+
+/// A decision row's previous hash: rows written since records are packed leave it empty, as it
+/// is the hash of the record before (the genesis hash for the first). A missing record before
+/// makes it empty, which nothing matches: verification reports the gap where it is.
+fn prev_hash_column() -> String {
+    format!(
+        "CASE WHEN prev_hash <> '' THEN prev_hash WHEN seq = 1 THEN '{GENESIS_HASH}' \
+         ELSE COALESCE((SELECT p.hash FROM decisions p WHERE p.merchant_id = decisions.merchant_id \
+                        AND p.seq = decisions.seq - 1), '') END AS prev_hash"
+    )
+}
+
 /// The columns of a stored decision, in [`StoredDecision`]'s order (with what a packed record
-/// needs to be read back: see [`super::packing`]).
-pub(super) const DECISION_COLUMNS: &str = "seq, sku, trigger_kind, outcome, currency, old_price_minor, \
-     new_price_minor, rule_version, rule_sha256, CASE WHEN clipped THEN 1 ELSE 0 END AS clipped, record, \
-     created_at, prev_hash, hash, merchant_id, packed";
+/// needs to be read back: see [`super::packing`]), for a query `FROM decisions`.
+pub(super) static DECISION_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "seq, sku, trigger_kind, outcome, currency, old_price_minor, new_price_minor, rule_version, \
+         {RULE_SHA256_COLUMN}, CASE WHEN clipped THEN 1 ELSE 0 END AS clipped, record, created_at, \
+         {}, hash, merchant_id, packed",
+        prev_hash_column()
+    )
+});
 
 /// A merchant's chain head, locked in a write transaction: where the next record goes.
 pub struct ChainHead {
@@ -172,11 +193,13 @@ pub async fn append(
             Cell::opt_bigint(d.old_price_minor),
             Cell::opt_bigint(d.new_price_minor),
             Cell::opt_bigint(d.rule_version),
-            Cell::opt_text(d.rule_sha256.as_deref()),
+            // The version's own hash stands for it (see RULE_SHA256_COLUMN).
+            Cell::opt_text(if d.rule_version.is_some() { None } else { d.rule_sha256.as_deref() }),
             Cell::Bool(d.clipped),
             Cell::Text(if packed.is_some() { "" } else { &d.record }),
             Cell::opt_text(packed.as_deref()),
-            Cell::Text(&d.prev_hash),
+            // The record before's hash stands for it (see PREV_HASH_COLUMN).
+            Cell::Text(""),
             Cell::Text(&d.hash),
         ]);
     }
@@ -216,7 +239,8 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<StoredDecision>, StoreError> {
         let sql = format!(
-            "SELECT {DECISION_COLUMNS} FROM decisions WHERE merchant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+            "SELECT {columns} FROM decisions WHERE merchant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            columns = *DECISION_COLUMNS
         );
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(merchant.to_string())

@@ -69,12 +69,13 @@ impl Store {
             Some(OutcomeFilter::Clipped) | None => "",
         };
         let sql = format!(
-            "SELECT {DECISION_COLUMNS} FROM decisions
+            "SELECT {columns} FROM decisions
              WHERE merchant_id = $1 AND ($2 = '' OR sku = $2) AND created_at >= $3 AND created_at < $4
                AND ($5 = '' OR trigger_kind = $5) AND ($6 = -1 OR rule_version = $6)
                AND ($7 = '' OR outcome = $7) AND ($8 = 0 OR clipped = TRUE)
                AND seq > $9 AND seq < $10
-             ORDER BY seq {order} LIMIT $11"
+             ORDER BY seq {order} LIMIT $11",
+            columns = *DECISION_COLUMNS
         );
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(merchant.to_string())
@@ -93,7 +94,7 @@ impl Store {
     }
 
     pub async fn decision(&self, merchant: MerchantId, seq: i64) -> Result<Option<StoredDecision>, StoreError> {
-        let sql = format!("SELECT {DECISION_COLUMNS} FROM decisions WHERE merchant_id = $1 AND seq = $2");
+        let sql = format!("SELECT {} FROM decisions WHERE merchant_id = $1 AND seq = $2", *DECISION_COLUMNS);
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(merchant.to_string())
             .bind(seq)
@@ -110,9 +111,10 @@ impl Store {
         at: DateTime<Utc>,
     ) -> Result<Option<StoredDecision>, StoreError> {
         let sql = format!(
-            "SELECT {DECISION_COLUMNS} FROM decisions
+            "SELECT {columns} FROM decisions
              WHERE merchant_id = $1 AND sku = $2 AND outcome = 'changed' AND created_at <= $3
-             ORDER BY created_at DESC, seq DESC LIMIT 1"
+             ORDER BY created_at DESC, seq DESC LIMIT 1",
+            columns = *DECISION_COLUMNS
         );
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(merchant.to_string())

@@ -13,6 +13,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
+use super::chain::RULE_SHA256_COLUMN;
 use super::{Store, StoreError, from_micros, now};
 use crate::domain::{MerchantId, Sku, Trigger};
 
@@ -209,19 +210,20 @@ impl Store {
         through: i64,
         limit: usize,
     ) -> Result<(Vec<PriceChange>, i64), StoreError> {
-        let rows = sqlx::query(
+        let sql = format!(
             "SELECT seq, sku, trigger_kind, outcome, currency, old_price_minor, new_price_minor, rule_version,
-                    created_at, merchant_id, rule_sha256, record, packed
+                    created_at, merchant_id, {RULE_SHA256_COLUMN}, record, packed
              FROM decisions
              WHERE merchant_id = $1 AND seq > $2 AND seq <= $3 AND outcome IN ('changed', 'held')
-             ORDER BY seq LIMIT $4",
-        )
-        .bind(merchant.to_string())
-        .bind(after)
-        .bind(through)
-        .bind(limit as i64)
-        .fetch_all(self.pool())
-        .await?;
+             ORDER BY seq LIMIT $4"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(merchant.to_string())
+            .bind(after)
+            .bind(through)
+            .bind(limit as i64)
+            .fetch_all(self.pool())
+            .await?;
         let mut changes = Vec::with_capacity(rows.len());
         for row in &rows {
             let sku: String = row.try_get("sku")?;
