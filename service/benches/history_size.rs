@@ -8,41 +8,24 @@
 
 #[path = "support/report.rs"]
 mod report;
+#[path = "support/service.rs"]
+mod service;
 
 #[path = "../../tests/common/mod.rs"]
 #[allow(unused_imports)]
 mod common;
 
-use pricing::config::{Secret, Settings};
 use pricing::domain::MerchantId;
 use pricing::startup::Application;
 use pricing::store::Store;
 use serde_json::{Value, json};
+use service::{ADMIN_KEY, Http};
 
-const ADMIN: &str = "bench-admin-key-0123456789";
 const TARGET_BYTES: f64 = 500.0;
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(run());
-}
-
-struct Http {
-    client: reqwest::Client,
-    base: String,
-    key: String,
-}
-
-impl Http {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut request = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(&self.key);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        assert!(response.status().is_success(), "{path}: {}", response.status());
-        response.json().await.unwrap_or(Value::Null)
-    }
 }
 
 fn env(name: &str, default: usize) -> usize {
@@ -108,18 +91,13 @@ async fn run() {
             continue;
         }
         let db = common::fresh_database(backend).await;
-        let mut settings = Settings::defaults();
-        settings.listen = "127.0.0.1:0".into();
-        settings.database_url = db.url.clone();
-        settings.audit.keys_dir = db.dir.join("keys");
-        settings.admin_key = Some(Secret::new(ADMIN));
-        let app = Application::build(settings).await.unwrap();
+        let app = Application::build(service::settings(&db.url, &db.dir)).await.unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());
         let store = app.store();
         let engine = app.engine();
         let handle = app.handle();
         let server = tokio::spawn(app.run_until_stopped());
-        let admin = Http { client: reqwest::Client::new(), base: base.clone(), key: ADMIN.into() };
+        let admin = Http { client: reqwest::Client::new(), base: base.clone(), key: ADMIN_KEY.into() };
         let merchant = admin.call(reqwest::Method::POST, "/v1/merchants", Some(json!({"name": "History"}))).await;
         let merchant_id = MerchantId::parse(merchant["id"].as_str().unwrap()).unwrap();
         let keys = format!("/v1/merchants/{merchant_id}/keys");

@@ -11,6 +11,8 @@
 
 #[path = "support/report.rs"]
 mod report;
+#[path = "support/service.rs"]
+mod service;
 
 #[path = "../../tests/common/mod.rs"]
 #[allow(unused_imports)]
@@ -20,11 +22,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use pricing::config::{Secret, Settings};
 use pricing::startup::Application;
 use serde_json::{Value, json};
+use service::ADMIN_KEY;
 
-const ADMIN_KEY: &str = "bench-admin-key-0123456789";
 const CLIENTS: usize = 16;
 const TARGET_SECS: f64 = 60.0;
 
@@ -72,11 +73,7 @@ async fn run() {
             continue;
         }
         let db = common::fresh_database(backend).await;
-        let mut settings = Settings::defaults();
-        settings.listen = "127.0.0.1:0".into();
-        settings.database_url = db.url.clone();
-        settings.audit.keys_dir = db.dir.join("keys");
-        settings.admin_key = Some(Secret::new(ADMIN_KEY));
+        let mut settings = service::settings(&db.url, &db.dir);
         settings.http.workers = 2;
         settings.http.request_timeout_ms = 600_000;
         let app = Application::build(settings).await.unwrap();

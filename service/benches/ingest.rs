@@ -16,6 +16,8 @@
 
 #[path = "support/report.rs"]
 mod report;
+#[path = "support/service.rs"]
+mod service;
 
 #[path = "../../tests/common/mod.rs"]
 #[allow(unused_imports)]
@@ -24,13 +26,13 @@ mod common;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use pricing::config::{Secret, Settings};
+use pricing::config::Settings;
 use pricing::domain::{MerchantId, Sku};
 use pricing::startup::Application;
 use pricing::store::{self, DemandEvent, DemandKind, Store};
 use serde_json::{Value, json};
+use service::ADMIN_KEY;
 
-const ADMIN_KEY: &str = "bench-admin-key-0123456789";
 const SKUS: usize = 10_000;
 const JSON_BATCH: usize = 5_000;
 const NDJSON_BODY: usize = 50_000;
@@ -93,12 +95,8 @@ async fn run() {
         let db = common::fresh_database(backend).await;
         let merchant = load(&db.url).await;
         let nats = common::nats::PrivateNats::start();
-        let mut settings = Settings::defaults();
+        let mut settings = service::settings(&db.url, &db.dir);
         settings.nats.url = Some(nats.url());
-        settings.listen = "127.0.0.1:0".into();
-        settings.database_url = db.url.clone();
-        settings.audit.keys_dir = db.dir.join("keys");
-        settings.admin_key = Some(Secret::new(ADMIN_KEY));
         settings.http.workers = 2;
         settings.http.request_timeout_ms = 120_000;
         let app = Application::build(settings).await.unwrap();

@@ -8,6 +8,8 @@
 
 #[path = "support/report.rs"]
 mod report;
+#[path = "support/service.rs"]
+mod service;
 
 #[path = "../../tests/common/mod.rs"]
 #[allow(unused_imports)]
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 use pricing::config::{Secret, Settings};
 use pricing::startup::Application;
 use serde_json::{Value, json};
+use service::Http;
 
 const ADMIN: &str = "bench-admin-key-0123456789";
 const SKUS: usize = 20;
@@ -25,24 +28,6 @@ const SKUS: usize = 20;
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(run());
-}
-
-struct Http {
-    client: reqwest::Client,
-    base: String,
-    key: String,
-}
-
-impl Http {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut request = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(&self.key);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        assert!(response.status().is_success(), "{path}: {}", response.status());
-        response.json().await.unwrap_or(Value::Null)
-    }
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
