@@ -179,7 +179,11 @@ fn main() {
     );
     figure(group, "wasm batch against native", batch_rate, "evals/s", native, Some(Target::RatioAtLeast(0.25)));
     figure(group, "wasm attributed batch (what repricing runs)", attributed_rate, "evals/s", native, None);
-    let fresh_us = 1e6 / keep_fresh_rate - 1e6 / keep_many_rate;
-    figure(group, "fresh instance, its cost over a reused one", fresh_us, "µs", None, Some(Target::AtMost(5.0)));
-    figure(group, "fresh pooled instance per evaluation (competitor-match)", 1e6 / fresh_rate, "µs", None, None);
+    // A fresh instance's cost: a fresh instance per evaluation over a reused one's calls.
+    let fresh_us = 1e6 / fresh_rate - 1e6 / many_rate;
+    let what = "fresh instance, competitor-match (Rust guest): cost over a reused one";
+    figure(group, what, fresh_us, "µs", None, Some(Target::AtMost(5.0)));
+    let keep_fresh_us = 1e6 / keep_fresh_rate - 1e6 / keep_many_rate;
+    let what = "fresh instance, a WAT rule that keeps (the host's share): cost over a reused one";
+    figure(group, what, keep_fresh_us, "µs", None, None);
 }
