@@ -193,12 +193,12 @@ pub async fn append(
             Cell::opt_bigint(d.old_price_minor),
             Cell::opt_bigint(d.new_price_minor),
             Cell::opt_bigint(d.rule_version),
-            // The version's own hash stands for it (see RULE_SHA256_COLUMN).
+            // The version's own hash stands for it (see `RULE_SHA256_COLUMN`).
             Cell::opt_text(if d.rule_version.is_some() { None } else { d.rule_sha256.as_deref() }),
             Cell::Bool(d.clipped),
             Cell::Text(if packed.is_some() { "" } else { &d.record }),
             Cell::opt_text(packed.as_deref()),
-            // The record before's hash stands for it (see PREV_HASH_COLUMN).
+            // The record before's hash stands for it (see `prev_hash_column`).
             Cell::Text(""),
             Cell::Text(&d.hash),
         ]);
