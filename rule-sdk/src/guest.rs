@@ -1,9 +1,9 @@
 //! The WebAssembly side of the SDK: bindings generated from `wit/policy.wit` (the
-//! `typed-policy` world of `pricing:policy@1.1.0`), and the conversions between them and the
+//! `encoded-policy` world of `pricing:policy@1.2.0`), and the conversions between them and the
 //! SDK's own types. Policies never see this module; the [`crate::export_rule!`] macro does.
 
 wit_bindgen::generate!({
-    world: "typed-policy",
+    world: "encoded-policy",
     path: "wit",
     pub_export_macro: true,
     default_bindings_module: "pricing_rule_sdk::guest",
@@ -32,6 +32,30 @@ pub fn evaluate_batch(
 ) -> Vec<GuestDecision> {
     install_panic_hook();
     crate::batch::each_context(ctxs, begin_context, |ctx| evaluate_one(ctx, &policy))
+}
+
+/// The `evaluate-encoded` export (1.2.0): the batch decoded context by context into one
+/// reused [`crate::Context`] (see `crate::encoding`), each decoded inside its own span, so a
+/// context is charged for its own decoding, as it is when it comes alone (the host sends a
+/// 1.2.0 rule every context this way). A buffer that does not decode traps the call.
+pub fn evaluate_encoded(batch: Vec<u8>, policy: impl Fn(&crate::Context) -> crate::Decision) -> Vec<GuestDecision> {
+    install_panic_hook();
+    let mut contexts = crate::encoding::Batch::new(&batch).unwrap_or_else(|e| panic!("{e}"));
+    let count = contexts.remaining();
+    let mut ctx = crate::encoding::empty_context();
+    // Room for every decision up front, as in `crate::batch`.
+    let mut decisions = Vec::with_capacity(count as usize);
+    for index in 0..count {
+        begin_context(index);
+        contexts.next_into(&mut ctx).unwrap_or_else(|e| panic!("{e}"));
+        let decision = policy(&ctx);
+        decisions.push(to_guest(decision, ctx.currency.clone()));
+    }
+    begin_context(count);
+    if let Err(e) = contexts.next_into(&mut ctx) {
+        panic!("{e}");
+    }
+    decisions
 }
 
 /// A typed policy as an untyped one: its parameters read from each context. The service

@@ -18,7 +18,8 @@
 //! ```
 //!
 //! Built for `wasm32-unknown-unknown`, the crate becomes a module that implements the
-//! `pricing:policy@1.1.0` interface (`wit/policy.wit`; its `typed-policy` world); built natively, the same code runs in
+//! `pricing:policy@1.2.0` interface (`wit/policy.wit`; its `encoded-policy` world, which takes
+//! a batch of contexts in one buffer: [`encoding`]); built natively, the same code runs in
 //! plain `cargo test` with the builders of [`testing`]. The interface's generated types never
 //! appear in a policy: the SDK converts them.
 //!
@@ -58,6 +59,7 @@ extern crate self as pricing_rule_sdk;
 pub mod batch;
 mod context;
 mod decision;
+pub mod encoding;
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
 pub mod guest;
@@ -79,8 +81,8 @@ pub type Policy = fn(&Context) -> Decision;
 /// A policy with declared parameters, `P` (see [`params`]).
 pub type TypedPolicy<P> = fn(&Context, &P) -> Decision;
 
-/// Exports a policy as the rule's entry points: `evaluate`, and `evaluate-batch`, which maps
-/// the policy over the contexts in order. Both tell the host, through the interface's
+/// Exports a policy as the rule's entry points: `evaluate`, and `evaluate-batch` and
+/// `evaluate-encoded`, which map the policy over the contexts in order. Both tell the host, through the interface's
 /// `begin-context`, which context they are on, so each context in a batch gets its own fuel,
 /// deadline and log (natively, [`testing::run_batch`] shows the same split).
 ///
@@ -133,6 +135,10 @@ macro_rules! export_rule {
                         ctxs: ::std::vec::Vec<$crate::guest::GuestContext>,
                     ) -> ::std::vec::Vec<$crate::guest::GuestDecision> {
                         $crate::guest::evaluate_batch(ctxs, ($untyped)(POLICY))
+                    }
+
+                    fn evaluate_encoded(batch: ::std::vec::Vec<u8>) -> ::std::vec::Vec<$crate::guest::GuestDecision> {
+                        $crate::guest::evaluate_encoded(batch, ($untyped)(POLICY))
                     }
 
                     fn params_schema() -> ::core::option::Option<::std::vec::Vec<$crate::guest::GuestParamSpec>> {

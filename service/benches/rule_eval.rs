@@ -3,7 +3,9 @@
 //!
 //! - native: `competitor_match` called directly (the baseline);
 //! - batch: the wasm rule's batch entry point, one instance and one call per 1000 contexts,
-//!   as one evaluation (no per-context fuel or log);
+//!   as one evaluation (no per-context fuel or log): `evaluate-encoded`, the contexts in one
+//!   buffer (`pricing:policy@1.2.0`), and, for comparison, the same rule through the 1.1.0
+//!   entry point `evaluate-batch` (contexts lowered as records);
 //! - attributed batch: the same call split at the rule's `begin-context` marks, each context
 //!   with its own fuel, deadline and log (what the repricer runs);
 //! - many: one instance per 1000 contexts, one call each (per-context fuel, time and log; the
@@ -117,6 +119,12 @@ fn main() {
         let (result, _) = sandbox.evaluate_batch(&rule, black_box(&batch));
         assert_eq!(result.unwrap().len(), BATCH);
     });
+    let lowered = rule.lowered();
+    assert!(rule.takes_encoded_batches() && !lowered.takes_encoded_batches());
+    let lowered_rate = rate(BATCH, || {
+        let (result, _) = sandbox.evaluate_batch(&lowered, black_box(&batch));
+        assert_eq!(result.unwrap().len(), BATCH);
+    });
     assert!(rule.marks_contexts(), "the SDK's rules mark their contexts");
     let attributed_rate = rate(BATCH, || {
         let evaluations = sandbox.evaluate_attributed(&rule, black_box(&batch));
@@ -152,6 +160,7 @@ fn main() {
     for (mode, r) in [
         ("native (baseline)", native_rate),
         ("wasm, batch entry point, 1000 per call", batch_rate),
+        ("wasm, 1.1.0 batch entry (lowered records)", lowered_rate),
         ("wasm, attributed batch, 1000 per call", attributed_rate),
         ("wasm, reused instance, 1000 calls", many_rate),
         ("wasm, fresh pooled instance per eval", fresh_rate),
@@ -179,6 +188,8 @@ fn main() {
     );
     figure(group, "wasm batch against native", batch_rate, "evals/s", native, Some(Target::RatioAtLeast(0.25)));
     figure(group, "wasm attributed batch (what repricing runs)", attributed_rate, "evals/s", native, None);
+    let lowered_baseline = Some(("the same rule through the 1.1.0 entry point (lowered records)", lowered_rate));
+    figure(group, "wasm batch, contexts in one buffer (1.2.0)", batch_rate, "evals/s", lowered_baseline, None);
     // A fresh instance's cost: a fresh instance per evaluation over a reused one's calls.
     let fresh_us = 1e6 / fresh_rate - 1e6 / many_rate;
     let what = "fresh instance, competitor-match (Rust guest): cost over a reused one";

@@ -13,6 +13,8 @@ use crate::helpers::{TestApp, expect_error, expect_status, product, spawn_app};
 
 /// `rules/cost-plus` as built for `pricing:policy@1.0.0` (tests/fixtures/rules/README.md).
 const COST_PLUS_1_0_0: &[u8] = include_bytes!("../fixtures/rules/cost-plus-1.0.0.wasm");
+/// `rules/cost-plus` as built for `pricing:policy@1.1.0`, before `evaluate-encoded`.
+const COST_PLUS_1_1_0: &[u8] = include_bytes!("../fixtures/rules/cost-plus-1.1.0.wasm");
 
 impl TestApp {
     pub async fn use_stock(&self, key: &str, name: &str) -> reqwest::Response {
@@ -121,6 +123,44 @@ async fn a_rule_built_for_1_0_0_before_declared_parameters_still_uploads_and_run
     assert_eq!(app.price_of(&key, "tee").await, 1500, "1200 × 1.25");
     let ran = expect_status(app.dry_run(&key, version, json!({"skus": ["tee"]})).await, StatusCode::OK).await;
     assert_eq!(ran["results"][0]["decision"]["price_minor"], 1500, "{ran}");
+}
+
+/// A rule built for 1.1.0 (lowered contexts) and the same source built for 1.2.0 (contexts in
+/// one buffer) declare the same parameters and decide the same, alone (a dry run) and in the
+/// batches of a catalogue reprice, for two merchants with the same catalogue.
+#[tokio::test]
+async fn a_rule_built_for_1_1_0_decides_as_the_same_rule_built_for_1_2_0() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let mut outcomes = Vec::new();
+    for wasm in [COST_PLUS_1_1_0.to_vec(), built_rule("cost-plus")] {
+        let (_, key) = app.merchant_with_key(&["merchant", "checkout"]).await;
+        let created = expect_status(app.upload_rule(&key, wasm).await, StatusCode::CREATED).await;
+        let version = created["version"].as_i64().unwrap();
+        let mut skus = Vec::new();
+        for (i, cost) in [1200, 999, 1, 45_000, 777].into_iter().enumerate() {
+            let sku = format!("sku-{i}");
+            expect_status(app.put_product(&key, &sku, product("EUR", cost, 1)).await, StatusCode::CREATED).await;
+            skus.push(sku);
+        }
+        expect_status(app.set_params(&key, version, json!({"margin_bps": 4200, "ending": 99})).await, StatusCode::OK)
+            .await;
+        let ran = expect_status(app.dry_run(&key, version, json!({"skus": skus})).await, StatusCode::OK).await;
+        let decisions: Vec<Value> = ran["results"].as_array().unwrap().iter().map(|r| r["decision"].clone()).collect();
+        assert_eq!(decisions.len(), skus.len(), "{ran}");
+        expect_status(
+            app.call(Method::POST, &format!("/v1/rules/{version}/activate"), Some(&key), None).await,
+            StatusCode::OK,
+        )
+        .await;
+        app.engine.settled().await;
+        let mut prices = Vec::new();
+        for sku in &skus {
+            prices.push(app.price_of(&key, sku).await);
+        }
+        outcomes.push((created["params_schema"].clone(), decisions, prices));
+    }
+    assert_eq!(outcomes[0], outcomes[1]);
+    assert_eq!(outcomes[1].2[0], 1699, "1200 × 1.42 = 1704, to the nearest x.99: {:?}", outcomes[1]);
 }
 
 #[tokio::test]

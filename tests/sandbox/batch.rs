@@ -78,10 +78,43 @@ fn a_batch_gives_each_context_the_decision_log_and_fuel_it_gets_alone() {
         batch_fuel += b_fuel;
         alone_fuel += a_fuel;
     }
-    assert!(batch_fuel.abs_diff(alone_fuel) <= alone_fuel / 20, "{batch_fuel} in the batch, {alone_fuel} alone");
+    // Over the batch, contexts cost less than alone, never more: each is decoded into the room
+    // the context before it left (a 1.2.0 rule's `evaluate-encoded`), where alone it allocates.
+    assert!(
+        batch_fuel <= alone_fuel && batch_fuel >= alone_fuel * 3 / 4,
+        "{batch_fuel} in the batch, {alone_fuel} alone"
+    );
     // The contexts really differ, so the split is not trivially right.
     assert!(batch.iter().any(|e| e.stats.log.is_empty()) && batch.iter().any(|e| e.stats.log.contains("cheapest")));
     assert!(batch.iter().map(|e| e.stats.fuel_used).collect::<std::collections::HashSet<_>>().len() > 2);
+}
+
+/// A rule built for 1.2.0 takes its contexts in one buffer; called through the 1.1.0 entry
+/// points instead (which it still exports), it decides and logs exactly the same, alone and
+/// in batches, and a whole call costs it less fuel the new way (the host no longer calls its
+/// allocator for every string and list).
+#[test]
+fn the_encoded_entry_point_decides_as_the_lowered_one() {
+    let sandbox = Sandbox::new(&settings()).unwrap();
+    let encoded = sandbox.compile(&built_rule("competitor-match")).unwrap().rule;
+    assert!(encoded.takes_encoded_batches());
+    let lowered = encoded.lowered();
+    assert!(!lowered.takes_encoded_batches());
+    let ctxs = market(40);
+    let (new, old) = (sandbox.evaluate_attributed(&encoded, &ctxs), sandbox.evaluate_attributed(&lowered, &ctxs));
+    assert_eq!(new.len(), ctxs.len());
+    for (i, (n, o)) in new.iter().zip(&old).enumerate() {
+        assert_eq!((&n.result, &n.stats.log), (&o.result, &o.stats.log), "context {i}");
+        let alone = sandbox.evaluate(&encoded, &ctxs[i]);
+        assert_eq!((&alone.result, &alone.stats.log), (&n.result, &n.stats.log), "context {i} alone");
+    }
+    assert!(new.iter().any(|e| e.result.as_ref().is_ok_and(|d| d.price_minor.is_some())), "some contexts set a price");
+    // The unattributed batch, whose fuel is the whole call's.
+    let (batch_new, new_stats) = sandbox.evaluate_batch(&encoded, &ctxs);
+    let (batch_old, old_stats) = sandbox.evaluate_batch(&lowered, &ctxs);
+    assert_eq!(batch_new.unwrap(), batch_old.unwrap());
+    let (new_fuel, old_fuel) = (new_stats.fuel_used, old_stats.fuel_used);
+    assert!(new_fuel < old_fuel, "{new_fuel} encoded, {old_fuel} lowered");
 }
 
 #[test]

@@ -89,7 +89,7 @@ impl Sandbox {
         store.set_epoch_deadline(outside.ticks);
         store.data_mut().marks = Some(Marks::new(ctxs.len(), self.allowance(1), outside));
         let deadline_ms = self.settings.deadline_ms;
-        let decisions = match policy.call_evaluate_batch(&mut store, ctxs) {
+        let decisions = match policy.call_batch(&mut store, ctxs) {
             Ok(decisions) => decisions,
             Err(e) => {
                 let error = classify(e, &store, self.settings.fuel_per_evaluation, deadline_ms, Phase::Call);
@@ -142,7 +142,7 @@ impl Sandbox {
         store.set_epoch_deadline(allowance.ticks);
         store.data_mut().log_limit = self.settings.log_bytes.saturating_mul(n as usize);
         let limits = self.output_limits();
-        let result = match policy.call_evaluate_batch(&mut store, ctxs) {
+        let result = match policy.call_batch(&mut store, ctxs) {
             Err(e) => Err(classify(e, &store, allowance.fuel, deadline_ms, Phase::Call)),
             Ok(decisions) if decisions.len() != ctxs.len() => {
                 Err(EvalError::InvalidOutput(format!("{} decisions for {} contexts", decisions.len(), ctxs.len())))

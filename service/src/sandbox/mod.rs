@@ -12,6 +12,7 @@
 mod batch;
 mod bindings;
 mod context;
+mod encoding;
 mod host;
 mod outcome;
 mod run;

@@ -39,8 +39,9 @@ use std::time::Instant;
 
 use wasmtime::{PoolConcurrencyLimitError, Store, Trap};
 
-use super::bindings::{self, Policy};
+use super::bindings::{self, EncodedPolicy, Policy};
 use super::context::check_decision;
+use super::encoding::encode;
 use super::host::{Allowance, HostState, Marks, RuleLimiter};
 use super::outcome::{EvalError, EvalStats, Evaluation};
 use super::{PreparedRule, Sandbox};
@@ -61,7 +62,7 @@ impl Sandbox {
     /// fresh one. (A rule that keeps state between calls can tell the contexts apart; replay
     /// on a fresh instance is what exposes that.)
     pub fn evaluate_many(&self, rule: &PreparedRule, ctxs: &[bindings::Context]) -> Vec<Evaluation> {
-        let mut live: Option<(Store<HostState>, Policy)> = None;
+        let mut live: Option<(Store<HostState>, Instance)> = None;
         let mut evaluations = Vec::with_capacity(ctxs.len());
         for ctx in ctxs {
             let started = Instant::now();
@@ -87,7 +88,7 @@ impl Sandbox {
         &self,
         rule: &PreparedRule,
         store: &mut Store<HostState>,
-        policy: &Policy,
+        policy: &Instance,
         ctx: &bindings::Context,
         started: Instant,
     ) -> (Evaluation, bool) {
@@ -100,7 +101,7 @@ impl Sandbox {
         state.log_overflowed = false;
         state.log_limit = settings.log_bytes;
         state.marks = rule.marks_contexts.then(|| Marks::new(1, allowance, allowance));
-        let outcome = policy.call_evaluate(&mut *store, ctx);
+        let outcome = policy.call_one(&mut *store, ctx);
         let remaining = store.get_fuel().unwrap_or(0);
         let whole_call = |state: &mut HostState| EvalStats {
             fuel_used: allowance.fuel - remaining,
@@ -140,14 +141,18 @@ impl Sandbox {
         &self,
         rule: &PreparedRule,
         evaluations: u64,
-    ) -> Result<(Store<HostState>, Policy), (EvalError, EvalStats)> {
+    ) -> Result<(Store<HostState>, Instance), (EvalError, EvalStats)> {
         let started = Instant::now();
         let allowance = self.allowance(evaluations);
         let mut store = self.new_store(self.settings.log_bytes);
         store.set_fuel(allowance.fuel).expect("fuel is enabled on the engine");
         store.set_epoch_deadline(allowance.ticks);
-        match rule.pre.instantiate(&mut store) {
-            Ok(policy) => Ok((store, policy)),
+        let instance = match &rule.encoded {
+            Some(pre) => pre.instantiate(&mut store).map(Instance::Encoded),
+            None => rule.pre.instantiate(&mut store).map(Instance::Lowered),
+        };
+        match instance {
+            Ok(instance) => Ok((store, instance)),
             Err(e) => {
                 let deadline_ms = self.settings.deadline_ms.saturating_mul(evaluations);
                 let error = classify(e, &store, allowance.fuel, deadline_ms, Phase::Instantiate);
@@ -189,6 +194,46 @@ impl Sandbox {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         store
+    }
+}
+
+/// A rule's instance, and the entry point the host hands it contexts through.
+pub(super) enum Instance {
+    /// A rule built for 1.0.0 or 1.1.0: contexts lowered as the interface's records
+    /// (`evaluate`, `evaluate-batch`).
+    Lowered(Policy),
+    /// A rule built for 1.2.0: contexts in one buffer (`evaluate-encoded`, see `encoding.rs`),
+    /// for one context as for many, so a context costs the rule the same either way.
+    Encoded(EncodedPolicy),
+}
+
+impl Instance {
+    pub(super) fn call_one(
+        &self,
+        store: &mut Store<HostState>,
+        ctx: &bindings::Context,
+    ) -> wasmtime::Result<bindings::Decision> {
+        match self {
+            Instance::Lowered(policy) => policy.call_evaluate(store, ctx),
+            Instance::Encoded(_) => {
+                let mut decisions = self.call_batch(store, std::slice::from_ref(ctx))?;
+                match (decisions.pop(), decisions.is_empty()) {
+                    (Some(decision), true) => Ok(decision),
+                    _ => Err(wasmtime::Error::msg(format!("{} decisions for 1 context", decisions.len() + 1))),
+                }
+            }
+        }
+    }
+
+    pub(super) fn call_batch(
+        &self,
+        store: &mut Store<HostState>,
+        ctxs: &[bindings::Context],
+    ) -> wasmtime::Result<Vec<bindings::Decision>> {
+        match self {
+            Instance::Lowered(policy) => policy.call_evaluate_batch(store, ctxs),
+            Instance::Encoded(policy) => policy.call_evaluate_encoded(store, &encode(ctxs)),
+        }
     }
 }
 

@@ -9,13 +9,19 @@ use wasmparser::Parser;
 use wasmtime::component::Component;
 
 use super::Sandbox;
-use super::bindings::PolicyPre;
+use super::bindings::{EncodedPolicyPre, PolicyPre};
 use super::host::{BEGIN_IMPORT, HostState, LOG_IMPORT};
 
 /// The interface's own type definitions, which a component imports as (empty) instances: the
-/// types of 1.0.0 and 1.1.0 (the same), and the declared parameters' types of 1.1.0.
-const TYPE_IMPORTS: [&str; 3] =
-    ["pricing:policy/types@1.0.0", "pricing:policy/types@1.1.0", "pricing:policy/params@1.1.0"];
+/// types of 1.0.0, 1.1.0 and 1.2.0 (the same), and the declared parameters' types of 1.1.0
+/// and 1.2.0 (the same).
+const TYPE_IMPORTS: [&str; 5] = [
+    "pricing:policy/types@1.0.0",
+    "pricing:policy/types@1.1.0",
+    "pricing:policy/types@1.2.0",
+    "pricing:policy/params@1.1.0",
+    "pricing:policy/params@1.2.0",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UploadError {
@@ -27,7 +33,7 @@ pub enum UploadError {
         "the module imports `{0}`; rules may import only the interface's `log` and `begin-context` (no WASI, clock, network or files)"
     )]
     ForbiddenImport(String),
-    #[error("the module does not implement the pricing:policy interface (1.0.0 or 1.1.0): {0}")]
+    #[error("the module does not implement the pricing:policy interface (1.0.0, 1.1.0 or 1.2.0): {0}")]
     NoInterface(String),
     #[error("the module is not valid WebAssembly: {0}")]
     Invalid(String),
@@ -53,6 +59,9 @@ impl UploadError {
 #[derive(Clone)]
 pub struct PreparedRule {
     pub(super) pre: PolicyPre<HostState>,
+    /// The batch-in-one-buffer entry point, when the rule exports it (1.2.0): every context
+    /// goes through it then.
+    pub(super) encoded: Option<EncodedPolicyPre<HostState>>,
     /// Whether the rule imports `begin-context`, so a batch call can be split by context.
     pub(super) marks_contexts: bool,
     /// Set once a batch call of this rule failed outside any context (bad marks, a trap or
@@ -66,6 +75,17 @@ impl PreparedRule {
     /// not, and are evaluated one context per call).
     pub fn marks_contexts(&self) -> bool {
         self.marks_contexts
+    }
+
+    /// Whether contexts reach it in one buffer (`evaluate-encoded`, a rule built for 1.2.0).
+    pub fn takes_encoded_batches(&self) -> bool {
+        self.encoded.is_some()
+    }
+
+    /// The same rule called as a 1.1.0 rule is (`evaluate`, `evaluate-batch`), for the
+    /// benchmark and the tests that hold the two entry points to each other.
+    pub fn lowered(&self) -> PreparedRule {
+        PreparedRule { encoded: None, batch_unusable: Default::default(), ..self.clone() }
     }
 
     /// Whether its batch calls are still tried (see `sandbox::batch`).
@@ -153,9 +173,22 @@ impl Sandbox {
         let marks_contexts = imports.iter().any(|name| name == BEGIN_IMPORT);
         let instance_pre =
             self.linker.instantiate_pre(component).map_err(|e| UploadError::NoInterface(format!("{e:#}")))?;
-        let pre = PolicyPre::new(instance_pre).map_err(|e| UploadError::NoInterface(format!("{e:#}")))?;
-        Ok(PreparedRule { pre, marks_contexts, batch_unusable: Default::default() })
+        let pre = PolicyPre::new(instance_pre.clone()).map_err(|e| UploadError::NoInterface(format!("{e:#}")))?;
+        // A rule without the export is one of 1.0.0 or 1.1.0; one whose export has another
+        // type is refused rather than silently run the old way.
+        let encoded = match exports_encoded(component, &self.engine) {
+            false => None,
+            true => Some(EncodedPolicyPre::new(instance_pre).map_err(|e| UploadError::NoInterface(format!("{e:#}")))?),
+        };
+        Ok(PreparedRule { pre, encoded, marks_contexts, batch_unusable: Default::default() })
     }
+}
+
+/// The export that makes a component a 1.2.0 rule.
+const ENCODED_EXPORT: &str = "evaluate-encoded";
+
+fn exports_encoded(component: &Component, engine: &wasmtime::Engine) -> bool {
+    component.component_type().exports(engine).any(|(name, _)| name == ENCODED_EXPORT)
 }
 
 fn is_function_import(name: &str) -> bool {
