@@ -7,7 +7,7 @@
 //! the version now in force (0 for a deletion), or a SKU range (a page of a catalogue
 //! reprice), or the whole merchant. Notes go through an outbox task, so a write never waits
 //! on it; notes queued together share payloads, each kept under PostgreSQL's 8000-byte limit,
-//! and a very long SKU list becomes a whole-merchant note. Every replica, the writer included,
+//! and a very long SKU list (over 20,000) becomes a note of its range. Every replica, the writer included,
 //! listens on the channel and *re-reads* what a note names from the store, then puts it in
 //! its cache or removes it: a note carries no price, so a late, duplicated or reordered note
 //! can only cause a redundant read, never a wrong price. Guarantees:

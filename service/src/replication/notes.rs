@@ -9,8 +9,13 @@ use crate::domain::{MerchantId, Sku};
 
 /// Payload bytes per note, below PostgreSQL's 8000 with room for the envelope.
 const PAYLOAD_BUDGET: usize = 7_000;
-/// Above this many changed SKUs of one merchant in one send, a whole-merchant note is cheaper.
-const LARGE_LIST: usize = 2_000;
+/// Above this many changed SKUs of one merchant in one send, one note for the range from the
+/// first to the last of them replaces their list. SKU notes cost a listener only the SKUs
+/// whose version it lacks (the writer's own process has them all, and skips them); a range
+/// note makes every listener read the range. Up to here that is at most some 150 notes. (A
+/// whole-merchant note here, at 2,000, made every piece of a large import re-read the
+/// merchant's whole catalogue, so an import's cost grew with the square of its size.)
+const LARGE_LIST: usize = 20_000;
 
 /// What changed, as a note names it.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,7 +53,7 @@ pub(super) fn decode(payload: &str) -> Option<Change> {
 
 /// Turns queued changes into as few payloads as fit: SKU lists merged per merchant (a
 /// deletion's 0 wins, else the highest version), split by size; long lists of changed (not
-/// deleted) SKUs become a whole-merchant note.
+/// deleted) SKUs become a note of their range.
 pub(super) fn encode(changes: Vec<Change>) -> Vec<String> {
     let mut lists: BTreeMap<MerchantId, BTreeMap<Sku, i64>> = BTreeMap::new();
     let mut notes = Vec::new();
@@ -70,8 +75,10 @@ pub(super) fn encode(changes: Vec<Change>) -> Vec<String> {
     for (merchant, mut list) in lists {
         let m = merchant.to_string();
         if list.len() > LARGE_LIST {
+            let first = list.keys().next().expect("a long list").to_string();
+            let last = list.keys().next_back().expect("a long list").to_string();
             list.retain(|_, version| *version == 0);
-            notes.push(Note { m: m.clone(), s: vec![], r: None });
+            notes.push(Note { m: m.clone(), s: vec![], r: Some((first, last)) });
         }
         let mut note = Note { m: m.clone(), s: vec![], r: None };
         let mut size = 0;
@@ -113,10 +120,18 @@ mod tests {
         assert_eq!(back.len(), 300);
         assert!(back.contains(&(sku(7), 0)), "a deletion wins over a version");
 
-        let huge: Vec<(Sku, i64)> = (0..LARGE_LIST + 1).map(|i| (sku(i), if i == 5 { 0 } else { 1 })).collect();
+        // A piece of an import (some thousands of SKUs) still goes by SKU, never as the whole
+        // merchant, which every listener would re-read for every piece.
+        let piece: Vec<(Sku, i64)> = (0..5_000).map(|i| (sku(i), 1)).collect();
+        let payloads = encode(vec![Change::Skus(m, piece)]);
+        let decoded: Vec<Change> = payloads.iter().map(|p| decode(p).unwrap()).collect();
+        assert!(decoded.iter().all(|c| matches!(c, Change::Skus(..))), "{decoded:?}");
+        assert_eq!(decoded.iter().map(|c| if let Change::Skus(_, s) = c { s.len() } else { 0 }).sum::<usize>(), 5_000);
+
+        let huge: Vec<(Sku, i64)> = (1..=LARGE_LIST + 1).map(|i| (sku(i), if i == 5 { 0 } else { 1 })).collect();
         let payloads = encode(vec![Change::Skus(m, huge), Change::Range(m, sku(1), sku(2))]);
         let decoded: Vec<Change> = payloads.iter().map(|p| decode(p).unwrap()).collect();
-        assert!(decoded.contains(&Change::Merchant(m)));
+        assert!(decoded.contains(&Change::Range(m, sku(1), sku(LARGE_LIST + 1))), "the long list's range");
         assert!(decoded.contains(&Change::Skus(m, vec![(sku(5), 0)])), "deletions stay by SKU");
         assert!(decoded.contains(&Change::Range(m, sku(1), sku(2))));
     }
