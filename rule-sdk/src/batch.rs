@@ -4,13 +4,18 @@
 //! decision record's figures do not depend on how the repricer grouped its work.
 
 /// Evaluates `contexts` in order, calling `begin(i)` before context `i` and `begin(n)` after
-/// the last one (n contexts), the sequence the host expects.
-pub fn each_context<C, D>(contexts: Vec<C>, mut begin: impl FnMut(u32), mut evaluate: impl FnMut(C) -> D) -> Vec<D> {
+/// the last one (n contexts), the sequence the host expects. The contexts may be values
+/// (`evaluate-batch`) or indices into a buffer each is decoded from (`evaluate-encoded`).
+pub fn each_context<C, D>(
+    contexts: impl ExactSizeIterator<Item = C>,
+    mut begin: impl FnMut(u32),
+    mut evaluate: impl FnMut(C) -> D,
+) -> Vec<D> {
     let count = contexts.len();
     // Room for every decision up front: growing the vector inside a context's span would
     // charge that one context for the copy.
     let mut decisions = Vec::with_capacity(count);
-    for (index, context) in contexts.into_iter().enumerate() {
+    for (index, context) in contexts.enumerate() {
         begin(index as u32);
         decisions.push(evaluate(context));
     }
@@ -27,7 +32,7 @@ mod tests {
         let marks = std::cell::RefCell::new(Vec::new());
         let mut seen = Vec::new();
         let out = each_context(
-            vec!["a", "b", "c"],
+            vec!["a", "b", "c"].into_iter(),
             |i| marks.borrow_mut().push(i),
             |c| {
                 seen.push((c, marks.borrow().len()));
@@ -43,7 +48,7 @@ mod tests {
     #[test]
     fn no_contexts_is_one_closing_mark() {
         let mut marks = Vec::new();
-        let out: Vec<()> = each_context(Vec::<()>::new(), |i| marks.push(i), |_| ());
+        let out: Vec<()> = each_context(Vec::<()>::new().into_iter(), |i| marks.push(i), |_| ());
         assert!(out.is_empty());
         assert_eq!(marks, [0]);
     }

@@ -31,7 +31,7 @@ pub fn evaluate_batch(
     policy: impl Fn(&crate::Context) -> crate::Decision,
 ) -> Vec<GuestDecision> {
     install_panic_hook();
-    crate::batch::each_context(ctxs, begin_context, |ctx| evaluate_one(ctx, &policy))
+    crate::batch::each_context(ctxs.into_iter(), begin_context, |ctx| evaluate_one(ctx, &policy))
 }
 
 /// The `evaluate-encoded` export (1.2.0): the batch decoded context by context into one
@@ -41,17 +41,11 @@ pub fn evaluate_batch(
 pub fn evaluate_encoded(batch: Vec<u8>, policy: impl Fn(&crate::Context) -> crate::Decision) -> Vec<GuestDecision> {
     install_panic_hook();
     let mut contexts = crate::encoding::Batch::new(&batch).unwrap_or_else(|e| panic!("{e}"));
-    let count = contexts.remaining();
     let mut ctx = crate::encoding::empty_context();
-    // Room for every decision up front, as in `crate::batch`.
-    let mut decisions = Vec::with_capacity(count as usize);
-    for index in 0..count {
-        begin_context(index);
+    let decisions = crate::batch::each_context(0..contexts.remaining(), begin_context, |_| {
         contexts.next_into(&mut ctx).unwrap_or_else(|e| panic!("{e}"));
-        let decision = policy(&ctx);
-        decisions.push(to_guest(decision, ctx.currency.clone()));
-    }
-    begin_context(count);
+        to_guest(policy(&ctx), ctx.currency.clone())
+    });
     if let Err(e) = contexts.next_into(&mut ctx) {
         panic!("{e}");
     }

@@ -163,7 +163,7 @@ pub fn run_batch(policy: crate::Policy, ctxs: &[Context]) -> Vec<(crate::Decisio
     let mut logs: Vec<Vec<String>> = Vec::with_capacity(ctxs.len());
     // Each mark closes the previous context's log; the first closes whatever came before.
     let decisions = crate::batch::each_context(
-        ctxs.iter().collect(),
+        ctxs.iter(),
         |index| {
             let lines = take_log();
             if index > 0 {
