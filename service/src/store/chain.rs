@@ -169,18 +169,11 @@ pub async fn append(
         });
     }
     // Records are stored packed (hex on the way: the rows travel as text) where they pack.
-    let packed: Vec<Option<String>> = appended
+    let to_pack = appended
         .iter()
-        .map(|d| {
-            let known = packing::Known {
-                rule_sha256: d.rule_sha256.as_deref(),
-                merchant_id: &head.merchant_id,
-                sku: &d.sku,
-                created_at: at,
-            };
-            packing::pack(&d.record, &known).map(hex::encode)
-        })
+        .map(|d| packing::ToPack { record: d.record.clone(), sku: d.sku.clone(), rule_sha256: d.rule_sha256.clone() })
         .collect();
+    let packed = packing::pack_many(to_pack, &head.merchant_id, at).await;
     // Many rows per statement (see `bulk`): one round trip per chunk instead of one a decision.
     let mut rows = Rows::new(APPENDED_COLUMNS);
     for (d, packed) in appended.iter().zip(&packed) {
