@@ -276,6 +276,66 @@ async fn an_import_resumes_after_a_restart(backend: Backend) {
     assert_eq!(exported.iter().filter(|b| **b == b'\n').count(), 3_001);
 }
 
+/// A running import, cancelled: it stops after the piece it is writing, what it applied stays
+/// applied (each product whole, with its creation record), the chain verifies, and the job
+/// stays to be read; its progress (rate, time left) was shown while it ran.
+async fn a_cancelled_import_keeps_what_it_applied(backend: Backend) {
+    let db = crate::common::fresh_database(backend).await;
+    let mut settings = test_settings(&db);
+    settings.imports.piece_bytes = 2_000;
+    let app = spawn_app_with(settings, db).await;
+    let (_, key) = app.merchant_with_key(&["merchant", "auditor"]).await;
+    const LINES: i64 = 20_000;
+    let job = import(&app, &key, "", "text/csv", catalogue_csv(LINES as usize, 100)).await;
+    let path = format!("/v1/jobs/{}", job["id"].as_str().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let running = loop {
+        let now = expect_status(app.call(Method::GET, &path, Some(&key), None).await, StatusCode::OK).await;
+        if now["state"] == "running" && now["applied"].as_i64().unwrap() > 0 && now.get("eta_seconds").is_some() {
+            break now;
+        }
+        assert_ne!(now["state"], "completed", "the import is cancelled before it ends: {now}");
+        assert!(Instant::now() < deadline, "the import starts: {now}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(running["lines_total"].as_i64(), Some(LINES), "{running}");
+    assert!(running["lines_per_second"].as_f64().unwrap() > 0.0, "{running}");
+    assert!(running["eta_seconds"].as_f64().unwrap() >= 0.0, "{running}");
+
+    let cancelled = expect_status(app.call(Method::DELETE, &path, Some(&key), None).await, StatusCode::OK).await;
+    assert_eq!(cancelled["cancel_requested"], true, "{cancelled}");
+    let ended = finished(&app, &key, &job).await;
+    assert_eq!(ended["state"], "cancelled", "{ended}");
+    let applied = ended["applied"].as_i64().unwrap();
+    assert!(applied > 0 && applied < LINES, "it stopped part of the way: {ended}");
+
+    // What was applied stays, whole: each applied line is a product, exported with its price,
+    // and each product's creation is in the chain, which verifies.
+    let exported = export(&app, &key, "ndjson").await;
+    assert_eq!(exported.iter().filter(|b| **b == b'\n').count() as i64, applied);
+    let mut created = 0;
+    let mut cursor = String::new();
+    for _ in 0..(LINES / 1_000 + 2) {
+        let page = expect_status(
+            app.call(Method::GET, &format!("/v1/decisions?limit=1000{cursor}"), Some(&key), None).await,
+            StatusCode::OK,
+        )
+        .await;
+        created += page["items"].as_array().unwrap().len() as i64;
+        match page["next_cursor"].as_i64() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(created, applied, "one creation record per applied product");
+    assert_eq!(verification(&app, &key).await["intact"], true);
+    assert_eq!(orphans(&app).await, [0; 3]);
+
+    // An ended job is left as it is, and can still be read.
+    let again = expect_status(app.call(Method::DELETE, &path, Some(&key), None).await, StatusCode::OK).await;
+    assert_eq!((again["state"].as_str(), again["applied"].as_i64()), (Some("cancelled"), Some(applied)), "{again}");
+}
+
 /// While merchant A's large import runs (hundreds of pieces), merchant B's lookups answer and
 /// B's product changes are repriced: B does not wait for A's import to end.
 async fn another_merchant_is_served_during_a_large_import(backend: Backend) {
@@ -323,6 +383,7 @@ both_backends! {
     atomic_import => atomic_imports_write_all_or_nothing;
     replace_import => replace_deletes_what_the_file_leaves_out_and_can_be_undone;
     import_resumes_after_restart => an_import_resumes_after_a_restart;
+    cancelled_import => a_cancelled_import_keeps_what_it_applied;
 }
 
 /// `pricing import FILE` as an operator runs it: the real binary against the running service.
