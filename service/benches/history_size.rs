@@ -52,16 +52,26 @@ async fn stored(store: &Store, backend: common::Backend) -> (f64, f64) {
     (bytes as f64, count as f64)
 }
 
-/// Bytes per table or index of the decisions table, largest first (SQLite).
-async fn breakdown(store: &Store) -> Vec<(String, i64)> {
+/// Bytes per table or index of the decisions table, largest first.
+async fn breakdown(store: &Store, backend: common::Backend) -> Vec<(String, i64)> {
     let mut tx = store.begin().await.unwrap();
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT name, SUM(pgsize) AS size FROM dbstat
-         WHERE name IN (SELECT name FROM sqlite_master WHERE tbl_name = 'decisions') GROUP BY name ORDER BY size DESC",
-    )
-    .fetch_all(&mut *tx)
-    .await
-    .unwrap();
+    let sql = match backend {
+        common::Backend::Sqlite => {
+            "SELECT name, SUM(pgsize) AS size FROM dbstat
+             WHERE name IN (SELECT name FROM sqlite_master WHERE tbl_name = 'decisions') GROUP BY name ORDER BY size DESC"
+        }
+        // The table alone (its TOAST apart), and each index.
+        common::Backend::Postgres => {
+            "SELECT c.relname::TEXT, pg_relation_size(c.oid)::BIGINT AS size FROM pg_class c
+             WHERE c.oid = 'decisions'::regclass
+                OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = 'decisions'::regclass)
+             UNION ALL
+             SELECT 'toast', COALESCE(pg_total_relation_size(NULLIF(reltoastrelid, 0)), 0)::BIGINT
+             FROM pg_class WHERE oid = 'decisions'::regclass
+             ORDER BY size DESC"
+        }
+    };
+    let rows: Vec<(String, i64)> = sqlx::query_as(sql).fetch_all(&mut *tx).await.unwrap();
     tx.rollback().await.unwrap();
     rows
 }
@@ -166,10 +176,8 @@ async fn run() {
             per_decision / canonical,
             bytes_after / count_after
         );
-        if backend == common::Backend::Sqlite {
-            for (object, bytes) in breakdown(&store).await {
-                println!("  {object:<32} {:>8.0} bytes per decision", bytes as f64 / count_after);
-            }
+        for (object, bytes) in breakdown(&store, backend).await {
+            println!("  {object:<32} {:>8.0} bytes per decision", bytes as f64 / count_after);
         }
         let what = format!("{name}: stored bytes per repricing decision, chain verifying");
         let baseline = Some(("the canonical record (JSON the chain hashes)", canonical));

@@ -79,9 +79,16 @@ async fn consistent_rewrite_of_record_2(app: &TestApp, merchant: &str) -> Vec<St
         let record =
             if decision.seq == 2 { decision.record.replace("was created", "was CREATED") } else { decision.record };
         let hash = pricing::domain::chain::chain_hash(&prev, &record);
+        // Hashes are stored as their bytes.
+        let bytes = |hex: &str| match app.db.backend {
+            Backend::Sqlite => format!("unhex('{hex}')"),
+            Backend::Postgres => format!("decode('{hex}', 'hex')"),
+        };
         statements.push(format!(
-            "UPDATE decisions SET record = '{}', prev_hash = '{prev}', hash = '{hash}' WHERE seq = {}",
+            "UPDATE decisions SET record = '{}', prev_hash = {}, hash = {} WHERE seq = {}",
             record.replace('\'', "''"),
+            bytes(&prev),
+            bytes(&hash),
             decision.seq
         ));
         prev = hash;
@@ -783,12 +790,15 @@ async fn what_a_checkpoint_covers_is_in_the_database_file_itself() {
     let copy = app.db.dir.join("after-power-loss.db");
     std::fs::copy(&file, &copy).unwrap();
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", copy.display())).await.unwrap();
-    let covered: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM decisions WHERE merchant_id = $1 AND seq <= $2")
-        .bind(&merchant)
-        .bind(seq)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let covered: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM decisions
+         WHERE merchant_number = (SELECT number FROM merchants WHERE id = $1) AND seq <= $2",
+    )
+    .bind(&merchant)
+    .bind(seq)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     pool.close().await;
     assert_eq!(covered, seq, "every record the checkpoint covers is in the file, not only in the log");
 }

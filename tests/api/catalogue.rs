@@ -211,7 +211,7 @@ async fn orphans(app: &TestApp) -> [i64; 3] {
         "SELECT COUNT(*) FROM current_prices c WHERE NOT EXISTS
            (SELECT 1 FROM products p WHERE p.merchant_id = c.merchant_id AND p.sku = c.sku)",
         "SELECT COUNT(*) FROM products p WHERE NOT EXISTS (SELECT 1 FROM merchants m WHERE m.id = p.merchant_id)",
-        "SELECT COUNT(*) FROM decisions d WHERE NOT EXISTS (SELECT 1 FROM merchants m WHERE m.id = d.merchant_id)",
+        "SELECT COUNT(*) FROM decisions d WHERE NOT EXISTS (SELECT 1 FROM merchants m WHERE m.number = d.merchant_number)",
     ]) {
         *count = sqlx::query_scalar(sql).fetch_one(&mut *tx).await.unwrap();
     }

@@ -119,11 +119,13 @@ macro_rules! both_backends {
 pub async fn plain_records(db: &TestDb) -> Vec<String> {
     let store = pricing::store::connect(&db.url, &pricing::config::Settings::defaults().store).await.unwrap();
     let mut tx = store.begin().await.unwrap();
-    let merchants: Vec<String> =
-        sqlx::query_scalar("SELECT DISTINCT merchant_id FROM decisions WHERE packed IS NOT NULL")
-            .fetch_all(&mut *tx)
-            .await
-            .unwrap();
+    let merchants: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT m.id FROM decisions d JOIN merchants m ON m.number = d.merchant_number
+             WHERE d.packed IS NOT NULL",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
     tx.rollback().await.unwrap();
     let mut statements = Vec::new();
     for merchant in merchants {
@@ -134,7 +136,8 @@ pub async fn plain_records(db: &TestDb) -> Vec<String> {
             after = last.seq;
             statements.extend(page.iter().map(|d| {
                 format!(
-                    "UPDATE decisions SET record = '{}', packed = NULL WHERE merchant_id = '{merchant}' AND seq = {}",
+                    "UPDATE decisions SET record = '{}', packed = NULL
+                     WHERE merchant_number = (SELECT number FROM merchants WHERE id = '{merchant}') AND seq = {}",
                     d.record.replace('\'', "''"),
                     d.seq
                 )

@@ -776,18 +776,18 @@ async fn the_prior_price_and_the_price_at_an_instant_match_a_brute_force_scan(ba
             seq += 1;
             let price = price.map_or("NULL".to_owned(), |p| p.to_string());
             statements.push(format!(
-                "INSERT INTO decisions (merchant_id, seq, sku, trigger_kind, outcome, currency, old_price_minor,
+                "INSERT INTO decisions (merchant_number, seq, sku, trigger_kind, outcome, currency, old_price_minor,
                                         new_price_minor, clipped, record, created_at, prev_hash, hash)
-                 VALUES ('{merchant}', {seq}, '{sku}', 'schedule', 'changed', 'EUR', NULL, {price}, FALSE, '{{}}', {}, '', '')",
+                 VALUES ((SELECT number FROM merchants WHERE id = '{merchant}'), {seq}, '{sku}', 'schedule', 'changed', 'EUR', NULL, {price}, FALSE, '{{}}', {}, '', '')",
                 hour(*h).timestamp_micros()
             ));
         }
         // A decision that kept the price never counts as a change.
         seq += 1;
         statements.push(format!(
-            "INSERT INTO decisions (merchant_id, seq, sku, trigger_kind, outcome, currency, old_price_minor,
+            "INSERT INTO decisions (merchant_number, seq, sku, trigger_kind, outcome, currency, old_price_minor,
                                     new_price_minor, clipped, record, created_at, prev_hash, hash)
-             VALUES ('{merchant}', {seq}, '{sku}', 'schedule', 'kept', 'EUR', 1, 1, FALSE, '{{}}', {}, '', '')",
+             VALUES ((SELECT number FROM merchants WHERE id = '{merchant}'), {seq}, '{sku}', 'schedule', 'kept', 'EUR', 1, 1, FALSE, '{{}}', {}, '', '')",
             hour(45 * 24).timestamp_micros()
         ));
         histories.push((sku, changes));

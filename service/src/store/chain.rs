@@ -51,21 +51,27 @@ pub struct StoredDecision {
     pub hash: String,
 }
 
+/// The merchant's number, which decision rows carry instead of its id (migration 0020), for a
+/// query whose `$1` is the merchant id.
+pub(super) const MERCHANT_NUMBER: &str = "(SELECT m.number FROM merchants m WHERE m.id = $1)";
+
+/// A decision row's merchant id, from the number it carries.
+const MERCHANT_ID_COLUMN: &str =
+    "(SELECT m.id FROM merchants m WHERE m.number = decisions.merchant_number) AS merchant_id";
+
 /// A decision row's rule hash: rows written since records are packed leave it to the rule
 /// version they name (versions are immutable, and never deleted), rows before hold it.
 pub(super) const RULE_SHA256_COLUMN: &str = "COALESCE(rule_sha256, (SELECT r.sha256 FROM rule_versions r \
-     WHERE r.merchant_id = decisions.merchant_id AND r.version = decisions.rule_version)) AS rule_sha256";
+     JOIN merchants m ON m.id = r.merchant_id \
+     WHERE m.number = decisions.merchant_number AND r.version = decisions.rule_version)) AS rule_sha256";
 
-/// A decision row's previous hash: rows written since records are packed leave it empty, as it
-/// is the hash of the record before (the genesis hash for the first). A missing record before
-/// makes it empty, which nothing matches: verification reports the gap where it is.
-fn prev_hash_column() -> String {
-    format!(
-        "CASE WHEN prev_hash <> '' THEN prev_hash WHEN seq = 1 THEN '{GENESIS_HASH}' \
-         ELSE COALESCE((SELECT p.hash FROM decisions p WHERE p.merchant_id = decisions.merchant_id \
-                        AND p.seq = decisions.seq - 1), '') END AS prev_hash"
-    )
-}
+/// A decision row's previous hash (bytes; see [`super::rows::hash_of`]): rows written since
+/// records are packed leave it empty, as it is the hash of the record before; NULL for the
+/// first record, whose previous hash is the genesis hash. A missing record before leaves it
+/// empty, which nothing matches: verification reports the gap where it is.
+const PREV_HASH_COLUMN: &str = "CASE WHEN length(prev_hash) > 0 THEN prev_hash WHEN seq = 1 THEN NULL \
+     ELSE COALESCE((SELECT p.hash FROM decisions p WHERE p.merchant_number = decisions.merchant_number \
+                    AND p.seq = decisions.seq - 1), prev_hash) END AS prev_hash";
 
 /// The columns of a stored decision, in [`StoredDecision`]'s order (with what a packed record
 /// needs to be read back: see [`super::packing`]), for a query `FROM decisions`.
@@ -73,14 +79,15 @@ pub(super) static DECISION_COLUMNS: std::sync::LazyLock<String> = std::sync::Laz
     format!(
         "seq, sku, trigger_kind, outcome, currency, old_price_minor, new_price_minor, rule_version, \
          {RULE_SHA256_COLUMN}, CASE WHEN clipped THEN 1 ELSE 0 END AS clipped, record, created_at, \
-         {}, hash, merchant_id, packed",
-        prev_hash_column()
+         {PREV_HASH_COLUMN}, hash, {MERCHANT_ID_COLUMN}, packed"
     )
 });
 
 /// A merchant's chain head, locked in a write transaction: where the next record goes.
 pub struct ChainHead {
     merchant_id: String,
+    /// The merchant's number, which its decision rows carry.
+    merchant_number: i64,
     seq: i64,
     hash: String,
     /// The time the next records carry: now, but never before the last record's.
@@ -113,7 +120,11 @@ pub async fn lock_head(tx: &mut Tx, merchant: MerchantId) -> Result<ChainHead, S
             .bind(&merchant_id)
             .fetch_one(&mut **tx)
             .await?;
-    Ok(ChainHead { merchant_id, seq, hash, at: now().max(from_micros(last_at)) })
+    let merchant_number: i64 = sqlx::query_scalar("SELECT number FROM merchants WHERE id = $1")
+        .bind(&merchant_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(ChainHead { merchant_id, merchant_number, seq, hash, at: now().max(from_micros(last_at)) })
 }
 
 /// The columns of an appended decision, after the merchant.
@@ -196,21 +207,25 @@ pub async fn append(
             Cell::Text(&d.hash),
         ]);
     }
-    let unhex = match backend {
-        Backend::Sqlite => "unhex(u.packed)",
-        Backend::Postgres => "decode(u.packed, 'hex')",
+    // Bytes travel as hex (the rows are text), and are stored as bytes.
+    let unhex = |column: &str| match backend {
+        Backend::Sqlite => format!("unhex(u.{column})"),
+        Backend::Postgres => format!("decode(u.{column}, 'hex')"),
     };
     for chunk in rows.chunks(backend) {
         let sql = format!(
-            "INSERT INTO decisions (merchant_id, seq, sku, trigger_kind, outcome, currency, old_price_minor,
+            "INSERT INTO decisions (merchant_number, seq, sku, trigger_kind, outcome, currency, old_price_minor,
                                     new_price_minor, rule_version, rule_sha256, clipped, record, packed, created_at,
                                     prev_hash, hash)
              SELECT $1, u.seq, u.sku, u.trigger_kind, u.outcome, u.currency, u.old_price_minor, u.new_price_minor,
-                    u.rule_version, u.rule_sha256, u.clipped, u.record, {unhex}, $2, u.prev_hash, u.hash
-             FROM {}",
-            chunk.source(3)
+                    u.rule_version, u.rule_sha256, u.clipped, u.record, {packed}, $2, {prev_hash}, {hash}
+             FROM {source}",
+            packed = unhex("packed"),
+            prev_hash = unhex("prev_hash"),
+            hash = unhex("hash"),
+            source = chunk.source(3)
         );
-        let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(head.merchant_id.as_str()).bind(at.timestamp_micros());
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(head.merchant_number).bind(at.timestamp_micros());
         chunk.bind(query).execute(&mut **tx).await?;
     }
     sqlx::query("UPDATE chain_heads SET seq = $2, head_hash = $3, last_at = $4 WHERE merchant_id = $1")
@@ -232,7 +247,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<StoredDecision>, StoreError> {
         let sql = format!(
-            "SELECT {columns} FROM decisions WHERE merchant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            "SELECT {columns} FROM decisions WHERE merchant_number = {MERCHANT_NUMBER} AND seq > $2 ORDER BY seq LIMIT $3",
             columns = *DECISION_COLUMNS
         );
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::chain::DECISION_COLUMNS;
+use super::chain::{DECISION_COLUMNS, MERCHANT_NUMBER};
 use super::{Store, StoreError, StoredDecision};
 use crate::domain::prior::PriceChange;
 use crate::domain::{MerchantId, Outcome, Sku, Trigger};
@@ -80,7 +80,7 @@ impl Store {
         };
         let sql = format!(
             "SELECT {columns} FROM decisions
-             WHERE merchant_id = $1 AND {sku} AND created_at >= $3 AND created_at < $4
+             WHERE merchant_number = {MERCHANT_NUMBER} AND {sku} AND created_at >= $3 AND created_at < $4
                AND ($5 = '' OR trigger_kind = $5) AND ($6 = -1 OR rule_version = $6)
                AND ($7 = '' OR outcome = $7) AND ($8 = 0 OR clipped = TRUE)
                AND seq > $9 AND seq < $10
@@ -104,7 +104,10 @@ impl Store {
     }
 
     pub async fn decision(&self, merchant: MerchantId, seq: i64) -> Result<Option<StoredDecision>, StoreError> {
-        let sql = format!("SELECT {} FROM decisions WHERE merchant_id = $1 AND seq = $2", *DECISION_COLUMNS);
+        let sql = format!(
+            "SELECT {} FROM decisions WHERE merchant_number = {MERCHANT_NUMBER} AND seq = $2",
+            *DECISION_COLUMNS
+        );
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(merchant.to_string())
             .bind(seq)
@@ -122,7 +125,7 @@ impl Store {
     ) -> Result<Option<StoredDecision>, StoreError> {
         let sql = format!(
             "SELECT {columns} FROM decisions
-             WHERE merchant_id = $1 AND sku = $2 AND outcome = 'changed' AND created_at <= $3
+             WHERE merchant_number = {MERCHANT_NUMBER} AND sku = $2 AND outcome = 'changed' AND created_at <= $3
              ORDER BY created_at DESC, seq DESC LIMIT 1",
             columns = *DECISION_COLUMNS
         );
@@ -167,19 +170,20 @@ pub async fn price_changes<'c>(
     window_start: DateTime<Utc>,
     at: DateTime<Utc>,
 ) -> Result<Vec<PriceChange>, StoreError> {
-    let rows: Vec<(i64, Option<i64>)> = sqlx::query_as(
+    let sql = format!(
         "SELECT created_at, new_price_minor FROM decisions
-         WHERE merchant_id = $1 AND sku = $2 AND outcome = 'changed' AND created_at < $4
+         WHERE merchant_number = {MERCHANT_NUMBER} AND sku = $2 AND outcome = 'changed' AND created_at < $4
            AND created_at >= COALESCE((SELECT MAX(created_at) FROM decisions
-                                       WHERE merchant_id = $1 AND sku = $2 AND outcome = 'changed'
-                                         AND created_at <= $3), $3)
-         ORDER BY created_at, seq",
-    )
-    .bind(merchant.to_string())
-    .bind(sku.as_str())
-    .bind(window_start.timestamp_micros())
-    .bind(at.timestamp_micros())
-    .fetch_all(executor)
-    .await?;
+                                       WHERE merchant_number = {MERCHANT_NUMBER} AND sku = $2
+                                         AND outcome = 'changed' AND created_at <= $3), $3)
+         ORDER BY created_at, seq"
+    );
+    let rows: Vec<(i64, Option<i64>)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(merchant.to_string())
+        .bind(sku.as_str())
+        .bind(window_start.timestamp_micros())
+        .bind(at.timestamp_micros())
+        .fetch_all(executor)
+        .await?;
     Ok(rows.into_iter().map(|(at, price_minor)| PriceChange { at: super::from_micros(at), price_minor }).collect())
 }

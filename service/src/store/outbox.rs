@@ -13,7 +13,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::chain::RULE_SHA256_COLUMN;
+use super::chain::{MERCHANT_NUMBER, RULE_SHA256_COLUMN};
 use super::{Store, StoreError, from_micros, now};
 use crate::domain::{MerchantId, Sku, Trigger};
 
@@ -212,9 +212,9 @@ impl Store {
     ) -> Result<(Vec<PriceChange>, i64), StoreError> {
         let sql = format!(
             "SELECT seq, sku, trigger_kind, outcome, currency, old_price_minor, new_price_minor, rule_version,
-                    created_at, merchant_id, {RULE_SHA256_COLUMN}, record, packed
+                    created_at, $1 AS merchant_id, {RULE_SHA256_COLUMN}, record, packed
              FROM decisions
-             WHERE merchant_id = $1 AND seq > $2 AND seq <= $3 AND outcome IN ('changed', 'held')
+             WHERE merchant_number = {MERCHANT_NUMBER} AND seq > $2 AND seq <= $3 AND outcome IN ('changed', 'held')
              ORDER BY seq LIMIT $4"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))

@@ -7,6 +7,7 @@ use sqlx::{FromRow, Row};
 use super::{
     Activation, CurrentPrice, Merchant, RuleCode, RuleVersion, StoreError, StoredDecision, StoredKey, from_micros,
 };
+use crate::domain::chain::GENESIS_HASH;
 use crate::domain::{Attributes, Currency, Guardrails, KeyId, MerchantId, Money, Product, Roles, Sku};
 
 pub(super) fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
@@ -235,9 +236,19 @@ impl FromRow<'_, AnyRow> for StoredDecision {
             clipped: row.try_get::<i64, _>("clipped")? != 0,
             record: record_of(row)?,
             created_at: from_micros(row.try_get("created_at")?),
-            prev_hash: row.try_get("prev_hash")?,
-            hash: row.try_get("hash")?,
+            prev_hash: hash_of(row, "prev_hash")?.unwrap_or_else(|| GENESIS_HASH.to_owned()),
+            hash: hash_of(row, "hash")?.unwrap_or_default(),
         })
+    }
+}
+
+/// A hash column as hex: the store keeps hashes as their bytes (migration 0020). A value
+/// stored as text (written by hand: the service never does) reads as it is, so that
+/// verification reports it instead of the read failing.
+pub(super) fn hash_of(row: &AnyRow, column: &str) -> Result<Option<String>, sqlx::Error> {
+    match row.try_get::<Option<Vec<u8>>, _>(column) {
+        Ok(bytes) => Ok(bytes.map(hex::encode)),
+        Err(_) => row.try_get::<Option<String>, _>(column),
     }
 }
 

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
+use super::chain::MERCHANT_NUMBER;
 use super::{Store, StoreError, from_micros, now};
 use crate::domain::MerchantId;
 
@@ -159,15 +160,16 @@ impl Store {
         }
         let total: i64 = match range {
             Some((from, to)) => {
-                sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM decisions WHERE merchant_id = $1 AND rule_version IS NOT NULL
-                       AND created_at >= $2 AND created_at < $3",
-                )
-                .bind(&merchant_id)
-                .bind(from.timestamp_micros())
-                .bind(to.timestamp_micros())
-                .fetch_one(&mut *tx)
-                .await?
+                let sql = format!(
+                    "SELECT COUNT(*) FROM decisions WHERE merchant_number = {MERCHANT_NUMBER}
+                       AND rule_version IS NOT NULL AND created_at >= $2 AND created_at < $3"
+                );
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .bind(&merchant_id)
+                    .bind(from.timestamp_micros())
+                    .bind(to.timestamp_micros())
+                    .fetch_one(&mut *tx)
+                    .await?
             }
             None => 0,
         };
