@@ -209,55 +209,41 @@ pub struct MovedPrice<'a> {
     pub prior_minor: Option<i64>,
 }
 
-/// Moved prices per multi-row UPDATE (3 parameters a row, after the merchant and the time).
-const UPDATE_CHUNK: usize = 300;
-
-/// `$1` the merchant, `$2` the time, then (SKU, price, prior price) per row. Casts give
-/// PostgreSQL the parameters' types inside `VALUES`.
-fn move_prices_sql(rows: usize) -> String {
-    let mut sql = String::from("WITH moved (sku, price_minor, prior_price_minor) AS (VALUES ");
-    for row in 0..rows {
-        let first = 3 + row * 3;
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&format!(
-            "(CAST(${first} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS BIGINT))",
-            first + 1,
-            first + 2
-        ));
-    }
-    // A join (PostgreSQL hashes it), restricted by `IN` so that SQLite walks the primary key
-    // for the listed SKUs instead of joining the whole catalogue against the list.
-    sql.push_str(
-        ") UPDATE current_prices SET price_minor = moved.price_minor, prior_price_minor = moved.prior_price_minor, \
-         version = current_prices.version + 1, effective_at = $2, source = 'rule' FROM moved \
-         WHERE current_prices.merchant_id = $1 AND current_prices.sku = moved.sku \
-         AND current_prices.sku IN (SELECT sku FROM moved) \
-         RETURNING current_prices.sku, current_prices.price_minor, current_prices.currency, current_prices.version, \
-         current_prices.effective_at, current_prices.prior_price_minor",
-    );
-    sql
-}
-
-/// Moves the prices a rule set (each SKU at most once), many per statement; returns them as
-/// they now are. A SKU without a price in force (deleted meanwhile) is left out.
+/// Moves the prices a rule set (each SKU at most once), many per statement (see `bulk`);
+/// returns them as they now are. A SKU without a price in force (deleted meanwhile) is left
+/// out.
 pub async fn move_prices(
     tx: &mut Tx,
     merchant: MerchantId,
     at: DateTime<Utc>,
     moving: &[MovedPrice<'_>],
 ) -> Result<Vec<CurrentPrice>, StoreError> {
-    let merchant_id = merchant.to_string();
+    const COLUMNS: &[(&str, Kind)] =
+        &[("sku", Kind::Text), ("price_minor", Kind::BigInt), ("prior_price_minor", Kind::BigInt)];
+    let mut rows = Rows::new(COLUMNS);
+    for row in moving {
+        rows.push([Cell::Text(row.sku.as_str()), Cell::BigInt(row.price_minor), Cell::opt_bigint(row.prior_minor)]);
+    }
     let mut moved = Vec::with_capacity(moving.len());
-    for rows in moving.chunks(UPDATE_CHUNK) {
-        let mut update = sqlx::query_as::<_, PriceRow>(sqlx::AssertSqlSafe(move_prices_sql(rows.len())))
-            .bind(&merchant_id)
+    for chunk in rows.chunks(tx.backend()) {
+        // A join (PostgreSQL walks the primary key for each listed row), restricted by `IN`
+        // so that SQLite walks the primary key for the listed SKUs instead of joining the
+        // whole catalogue against the list.
+        let sql = format!(
+            "WITH moved AS (SELECT u.sku, u.price_minor, u.prior_price_minor FROM {source})
+             UPDATE current_prices SET price_minor = moved.price_minor, prior_price_minor = moved.prior_price_minor,
+                    version = current_prices.version + 1, effective_at = $2, source = 'rule'
+             FROM moved
+             WHERE current_prices.merchant_id = $1 AND current_prices.sku = moved.sku
+               AND current_prices.sku IN (SELECT sku FROM moved)
+             RETURNING current_prices.sku, current_prices.price_minor, current_prices.currency,
+                       current_prices.version, current_prices.effective_at, current_prices.prior_price_minor",
+            source = chunk.source(3)
+        );
+        let query = sqlx::query_as::<_, PriceRow>(sqlx::AssertSqlSafe(sql))
+            .bind(merchant.to_string())
             .bind(at.timestamp_micros());
-        for row in rows {
-            update = update.bind(row.sku.as_str()).bind(row.price_minor).bind(row.prior_minor);
-        }
-        moved.extend(convert_all::<_, CurrentPrice>(update.fetch_all(&mut **tx).await?)?);
+        moved.extend(convert_all::<_, CurrentPrice>(chunk.bind(query).fetch_all(&mut **tx).await?)?);
     }
     Ok(moved)
 }
