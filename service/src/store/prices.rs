@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use super::bulk::{Cell, Kind, Rows};
 use super::rows::{MerchantPriceRow, PriceRow, convert_all};
-use super::{Store, StoreError, Tx};
+use super::{Backend, Store, StoreError, Tx};
 use crate::domain::{MerchantId, Money, Sku};
 
 /// The price in force for a product.
@@ -226,19 +226,22 @@ pub async fn move_prices(
     }
     let mut moved = Vec::with_capacity(moving.len());
     for chunk in rows.chunks(tx.backend()) {
-        // A join (PostgreSQL walks the primary key for each listed row), restricted by `IN`
-        // so that SQLite walks the primary key for the listed SKUs instead of joining the
-        // whole catalogue against the list.
+        // A join: PostgreSQL walks the primary key for each listed row; SQLite needs the `IN`
+        // to do so (it would otherwise join the whole catalogue against the list), which
+        // costs PostgreSQL a hashed copy of the list (a quarter of the statement's time).
+        let listed = match tx.backend() {
+            Backend::Postgres => String::new(),
+            // The same parameter, read a second time.
+            Backend::Sqlite => format!("AND current_prices.sku IN (SELECT u.sku FROM {})", chunk.source(3)),
+        };
+        let from = chunk.source(3);
         let sql = format!(
-            "WITH moved AS (SELECT u.sku, u.price_minor, u.prior_price_minor FROM {source})
-             UPDATE current_prices SET price_minor = moved.price_minor, prior_price_minor = moved.prior_price_minor,
+            "UPDATE current_prices SET price_minor = u.price_minor, prior_price_minor = u.prior_price_minor,
                     version = current_prices.version + 1, effective_at = $2, source = 'rule'
-             FROM moved
-             WHERE current_prices.merchant_id = $1 AND current_prices.sku = moved.sku
-               AND current_prices.sku IN (SELECT sku FROM moved)
+             FROM {from}
+             WHERE current_prices.merchant_id = $1 AND current_prices.sku = u.sku {listed}
              RETURNING current_prices.sku, current_prices.price_minor, current_prices.currency,
-                       current_prices.version, current_prices.effective_at, current_prices.prior_price_minor",
-            source = chunk.source(3)
+                       current_prices.version, current_prices.effective_at, current_prices.prior_price_minor"
         );
         let query = sqlx::query_as::<_, PriceRow>(sqlx::AssertSqlSafe(sql))
             .bind(merchant.to_string())
