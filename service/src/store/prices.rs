@@ -209,6 +209,14 @@ pub struct MovedPrice<'a> {
     pub prior_minor: Option<i64>,
 }
 
+/// What [`move_prices`] sets, from the moved rows `u`, which rows it sets it in, and what it
+/// returns.
+const MOVE: &str = "price_minor = u.price_minor, prior_price_minor = u.prior_price_minor, \
+     version = current_prices.version + 1, effective_at = $2, source = 'rule'";
+const MOVED: &str = "current_prices.merchant_id = $1 AND current_prices.sku = u.sku";
+const MOVED_COLUMNS: &str = "current_prices.sku, current_prices.price_minor, current_prices.currency, \
+     current_prices.version, current_prices.effective_at, current_prices.prior_price_minor";
+
 /// Moves the prices a rule set (each SKU at most once), many per statement (see `bulk`);
 /// returns them as they now are. A SKU without a price in force (deleted meanwhile) is left
 /// out.
@@ -226,23 +234,22 @@ pub async fn move_prices(
     }
     let mut moved = Vec::with_capacity(moving.len());
     for chunk in rows.chunks(tx.backend()) {
-        // A join: PostgreSQL walks the primary key for each listed row; SQLite needs the `IN`
-        // to do so (it would otherwise join the whole catalogue against the list), which
-        // costs PostgreSQL a hashed copy of the list (a quarter of the statement's time).
-        let listed = match tx.backend() {
-            Backend::Postgres => String::new(),
-            // The same parameter, read a second time.
-            Backend::Sqlite => format!("AND current_prices.sku IN (SELECT u.sku FROM {})", chunk.source(3)),
+        // A join that walks the primary key for each listed row. SQLite needs the rows
+        // materialized (a join against `json_each` parses the JSON again for every row it
+        // meets) and the `IN` (or it joins the whole catalogue against the list); PostgreSQL
+        // needs neither, and the `IN` would cost it a hashed copy of the rows.
+        let sql = match tx.backend() {
+            Backend::Postgres => format!(
+                "UPDATE current_prices SET {MOVE} FROM {} WHERE {MOVED} RETURNING {MOVED_COLUMNS}",
+                chunk.source(3)
+            ),
+            Backend::Sqlite => format!(
+                "WITH u AS MATERIALIZED (SELECT u.sku, u.price_minor, u.prior_price_minor FROM {})
+                 UPDATE current_prices SET {MOVE} FROM u WHERE {MOVED} AND current_prices.sku IN (SELECT sku FROM u)
+                 RETURNING {MOVED_COLUMNS}",
+                chunk.source(3)
+            ),
         };
-        let from = chunk.source(3);
-        let sql = format!(
-            "UPDATE current_prices SET price_minor = u.price_minor, prior_price_minor = u.prior_price_minor,
-                    version = current_prices.version + 1, effective_at = $2, source = 'rule'
-             FROM {from}
-             WHERE current_prices.merchant_id = $1 AND current_prices.sku = u.sku {listed}
-             RETURNING current_prices.sku, current_prices.price_minor, current_prices.currency,
-                       current_prices.version, current_prices.effective_at, current_prices.prior_price_minor"
-        );
         let query = sqlx::query_as::<_, PriceRow>(sqlx::AssertSqlSafe(sql))
             .bind(merchant.to_string())
             .bind(at.timestamp_micros());
