@@ -205,8 +205,11 @@ pub async fn propose(
         }
         for chunk in rows.chunks(tx.backend()) {
             let sql = format!(
-                "UPDATE proposals SET state = 'superseded', resolved_seq = u.seq, resolved_at = $2
-                 FROM {} WHERE proposals.merchant_id = $1 AND proposals.sku = u.sku AND proposals.state = 'pending'",
+                // Materialized: SQLite would otherwise parse the rows' JSON again for each
+                // pending proposal it joins (see `prices::move_prices`).
+                "WITH u AS MATERIALIZED (SELECT u.sku, u.seq FROM {})
+                 UPDATE proposals SET state = 'superseded', resolved_seq = u.seq, resolved_at = $2
+                 FROM u WHERE proposals.merchant_id = $1 AND proposals.sku = u.sku AND proposals.state = 'pending'",
                 chunk.source(3)
             );
             let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(merchant.to_string()).bind(at.timestamp_micros());
