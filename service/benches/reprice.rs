@@ -37,7 +37,8 @@ async fn run() {
     let skus: usize = std::env::var("REPRICE_SKUS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let only = std::env::var("REPRICE_BACKENDS").unwrap_or_default();
     let wasm = common::rules::built_rule("cost-plus");
-    println!("catalogue reprice of {skus} SKUs (cost-plus), pages of 500");
+    let batch = std::env::var("REPRICE_BATCH").unwrap_or_else(|_| "the store's default".into());
+    println!("catalogue reprice of {skus} SKUs (cost-plus), pages: {batch}");
     println!("{:<9} {:>7} {:>9} {:>9}", "backend", "workers", "seconds", "SKUs/s");
     for backend in [common::Backend::Sqlite, common::Backend::Postgres] {
         let name = if backend == common::Backend::Sqlite { "sqlite" } else { "postgres" };
@@ -55,6 +56,10 @@ async fn run() {
             settings.admin_key = Some(Secret::new(ADMIN_KEY));
             settings.http.workers = 1;
             settings.pricing.workers = workers;
+            // REPRICE_BATCH: the sweep's page size (`pricing.batch_size`), default the service's.
+            if let Some(size) = std::env::var("REPRICE_BATCH").ok().and_then(|v| v.parse().ok()) {
+                settings.pricing.batch_size = size;
+            }
             let app = Application::build(settings).await.unwrap();
             let address = format!("http://127.0.0.1:{}", app.port());
             let engine = app.engine();

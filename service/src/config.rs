@@ -151,7 +151,8 @@ pub struct PricingSettings {
     pub schedule_secs: u64,
     /// Rule evaluations that run at once (the engine's workers); 0 means one per core.
     pub workers: usize,
-    /// Products per batch: one rule call, one transaction, one step of a catalogue sweep.
+    /// Products per batch: one rule call, one transaction, one step of a catalogue sweep; 0
+    /// means the store's default (200 on SQLite, 500 on PostgreSQL: see the engine).
     pub batch_size: u32,
     /// How long a replica holds claimed work before another may take it over, in seconds
     /// (the bound on how long a dead replica's work waits).
@@ -342,7 +343,7 @@ stale_after_secs = 86400
 max_signal_batch = 10000
 schedule_secs = 0
 workers = 0
-batch_size = 500
+batch_size = 0
 lease_secs = 30
 poll_ms = 250
 max_competitors_per_sku = 100
