@@ -27,8 +27,45 @@ async fn merchant_a_cannot_read_list_change_or_delete_merchant_bs_products(backe
     assert_eq!(a_view["currency"], "USD");
 }
 
+/// Decision rows name their merchant by its number (migration 0020): merchants created at once
+/// each get their own, and each one's history, lookups and chain hold its own records only.
+async fn merchants_created_at_once_keep_their_histories_apart(backend: Backend) {
+    const MERCHANTS: usize = 12;
+    let app = spawn_app(backend).await;
+    let created =
+        futures_util::future::join_all((0..MERCHANTS).map(|_| app.merchant_with_key(&["merchant", "auditor"])));
+    let merchants = created.await;
+    let numbers = "SELECT COUNT(DISTINCT number) FROM merchants WHERE number IS NOT NULL";
+    assert_eq!(crate::common::scalar(&app.db, numbers).await, MERCHANTS as i64);
+    // The same SKU for every merchant, each at a price of its own, all at once.
+    let puts = merchants
+        .iter()
+        .enumerate()
+        .map(|(i, (_, key))| app.put_product(key, "same-sku", product("EUR", 100, 1_000 + i as i64)));
+    for response in futures_util::future::join_all(puts).await {
+        expect_status(response, StatusCode::CREATED).await;
+    }
+    for (i, (merchant, key)) in merchants.iter().enumerate() {
+        let history =
+            expect_status(app.call(Method::GET, "/v1/decisions", Some(key), None).await, StatusCode::OK).await;
+        let items = history["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "{history}");
+        assert_eq!((&items[0]["sku"], &items[0]["new_price_minor"]), (&json!("same-sku"), &json!(1_000 + i as i64)));
+        let record = expect_status(
+            app.call(Method::GET, &format!("/v1/decisions/{}", items[0]["seq"]), Some(key), None).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(record["record"]["merchant_id"], json!(merchant), "{record}");
+        let verified =
+            expect_status(app.call(Method::GET, "/v1/audit/verify", Some(key), None).await, StatusCode::OK).await;
+        assert_eq!((verified["intact"].as_bool(), verified["records"].as_i64()), (Some(true), Some(1)), "{verified}");
+    }
+}
+
 both_backends! {
     tenant_isolation => merchant_a_cannot_read_list_change_or_delete_merchant_bs_products;
+    histories_apart => merchants_created_at_once_keep_their_histories_apart;
 }
 
 /// (method, path, body) of every merchant- and admin-facing endpoint.
